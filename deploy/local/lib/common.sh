@@ -1,0 +1,92 @@
+# shellcheck shell=bash
+# Shared paths and helpers for deploy/local/stack. Sourced, never run.
+#
+# Two directories matter:
+#   STACK_CACHE  downloaded and built artifacts, keyed by version, outside the clone so a fresh
+#                clone (CI) reuses them. Override with SEGMENT_AUTOSCALER_CACHE.
+#   STACK_RUN    what `up` started: pid files, logs, data, generated config. Override with
+#                SEGMENT_AUTOSCALER_RUN_DIR. Defaults to .stack/ in the clone (git-ignored).
+
+STACK_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+STACK_CACHE=${SEGMENT_AUTOSCALER_CACHE:-$HOME/.cache/segment-autoscaler}
+STACK_RUN=${SEGMENT_AUTOSCALER_RUN_DIR:-$STACK_REPO/.stack}
+STACK_HOST=127.0.0.1
+
+log() { printf '%s [stack] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# run_logged NAME CMD...: runs an install step, its output in $STACK_CACHE/logs/NAME.log;
+# on failure prints the log's tail so the reason is on screen.
+run_logged() {
+  local name=$1; shift
+  mkdir -p "$STACK_CACHE/logs"
+  local logf="$STACK_CACHE/logs/$name.log"
+  if ! "$@" >"$logf" 2>&1; then
+    log "$name failed; last lines of $logf:"
+    tail -n 40 "$logf" >&2
+    return 1
+  fi
+}
+
+# port_open PORT: something accepts TCP connections on loopback PORT.
+port_open() { (exec 3<>"/dev/tcp/$STACK_HOST/$1") 2>/dev/null; }
+
+# wait_for SECONDS NAME CMD...: polls CMD every half second until it succeeds; gives up early
+# when the process recorded for NAME (if any) has exited.
+wait_for() {
+  local timeout=$1 what=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if [[ -f $STACK_RUN/pids/$what.pid ]] && ! process_alive "$what"; then
+      log "$what exited while starting"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "$what not ready after ${timeout}s"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# start_process NAME LOGFILE CMD...: starts CMD detached in its own process group, in the
+# log's folder (some components write relative paths), and records its pid in
+# $STACK_RUN/pids/NAME.pid. `down` kills that group, so children die with it.
+start_process() {
+  local name=$1 logf=$2; shift 2
+  local dir
+  dir=$(dirname "$logf")
+  mkdir -p "$STACK_RUN/pids" "$dir"
+  (cd "$dir" && exec setsid "$@") >>"$logf" 2>&1 </dev/null &
+  echo $! >"$STACK_RUN/pids/$name.pid"
+}
+
+# process_alive NAME: the process recorded for NAME is running.
+process_alive() {
+  local pidf="$STACK_RUN/pids/$1.pid"
+  [[ -f $pidf ]] && kill -0 "$(cat "$pidf")" 2>/dev/null
+}
+
+# stop_process NAME: TERM the process group recorded for NAME, KILL it after 15 s.
+stop_process() {
+  local pidf="$STACK_RUN/pids/$1.pid" pid
+  [[ -f $pidf ]] || return 0
+  pid=$(cat "$pidf")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+    local i
+    for ((i = 0; i < 30; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidf"
+}
+
+# fail_with_log COMPONENT LOGFILE: a readiness failure, with the component's log tail.
+fail_with_log() {
+  log "$1 failed to become ready; last lines of $2:"
+  tail -n 40 "$2" >&2 || true
+  return 1
+}

@@ -1,0 +1,203 @@
+# shellcheck shell=bash
+# Flink in reactive mode: a JobManager in standalone application mode running one streaming job,
+# and TaskManagers (one slot each) started and stopped one by one, so job parallelism equals the
+# number of TaskManagers. Binaries from PyPI: apache-flink-libraries (jars) + apache-flink
+# (bin scripts, conf), unpacked into one FLINK_HOME.
+#
+# 1.16.x is the Flink line the released Pravega Flink connector (0.13.0) is built for.
+
+FLINK_VERSION=${FLINK_VERSION:-1.16.3}
+FLINK_HOME_CACHE="$STACK_CACHE/flink-$FLINK_VERSION"
+FLINK_REST_PORT=${FLINK_REST_PORT:-8081}
+FLINK_RPC_PORT=${FLINK_RPC_PORT:-16123}
+FLINK_METRICS_PORT_FIRST=${FLINK_METRICS_PORT_FIRST:-9250}
+FLINK_METRICS_PORT_LAST=${FLINK_METRICS_PORT_LAST:-9269}
+FLINK_TASKMANAGERS=${FLINK_TASKMANAGERS:-1}
+FLINK_MAX_TASKMANAGERS=${FLINK_MAX_TASKMANAGERS:-16}
+# The job the JobManager runs: a jar (built from deploy/flink-job unless given) and its class.
+FLINK_JOB_JAR=${FLINK_JOB_JAR:-$STACK_REPO/deploy/flink-job/target/segment-autoscaler-flink-job.jar}
+FLINK_JOB_CLASS=${FLINK_JOB_CLASS:-io.segmentautoscaler.flink.SmokeJob}
+FLINK_JOB_ARGS=${FLINK_JOB_ARGS:-}
+
+FLINK_RUN="$STACK_RUN/flink"
+FLINK_JAVA17_OPTS="--add-exports=java.base/sun.net.util=ALL-UNNAMED --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED\
+ --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED\
+ --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED\
+ --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/java.lang.reflect=ALL-UNNAMED\
+ --add-opens=java.base/java.text=ALL-UNNAMED --add-opens=java.base/java.time=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED\
+ --add-opens=java.base/java.util.concurrent=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED\
+ --add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED"
+
+flink_installed() { [[ -f $FLINK_HOME_CACHE/lib/flink-dist-$FLINK_VERSION.jar && -x $FLINK_HOME_CACHE/bin/taskmanager.sh ]]; }
+
+flink_install() {
+  flink_install_job
+  flink_installed && return 0
+  command -v pip >/dev/null || command -v pip3 >/dev/null || die "pip is required to fetch Flink from PyPI"
+  local pip dl
+  pip=$(command -v pip || command -v pip3)
+  dl="$STACK_CACHE/downloads/flink-$FLINK_VERSION"
+  mkdir -p "$dl"
+  log "flink: fetching apache-flink-libraries and apache-flink $FLINK_VERSION from PyPI (about 250 MB)"
+  # Only unpacked, never installed: the wheel for any Python version carries the same scripts.
+  run_logged flink-download-libraries "$pip" download --no-deps --no-binary :all: -d "$dl" "apache-flink-libraries==$FLINK_VERSION" ||
+    die "could not download apache-flink-libraries==$FLINK_VERSION"
+  run_logged flink-download-scripts "$pip" download --no-deps --only-binary :all: --python-version 3.9 \
+    --platform manylinux1_x86_64 -d "$dl" "apache-flink==$FLINK_VERSION" ||
+    die "could not download apache-flink==$FLINK_VERSION"
+  local tmp="$FLINK_HOME_CACHE.tmp"
+  rm -rf "$tmp" && mkdir -p "$tmp/unpack"
+  tar -xzf "$dl/apache-flink-libraries-$FLINK_VERSION.tar.gz" -C "$tmp/unpack"
+  unzip -q -o "$dl"/apache_flink-"$FLINK_VERSION"-*.whl 'pyflink/bin/*' 'pyflink/conf/*' -d "$tmp/unpack"
+  local deps="$tmp/unpack/apache-flink-libraries-$FLINK_VERSION/deps"
+  mv "$deps/lib" "$deps/opt" "$deps/plugins" "$tmp/"
+  mv "$tmp/unpack/pyflink/bin" "$tmp/unpack/pyflink/conf" "$tmp/"
+  mv "$deps/bin/bash-java-utils.jar" "$tmp/bin/"
+  chmod +x "$tmp"/bin/*.sh
+  rm -rf "$tmp/unpack" "$FLINK_HOME_CACHE" && mv "$tmp" "$FLINK_HOME_CACHE"
+  flink_installed || die "flink unpacked into $FLINK_HOME_CACHE but flink-dist or the scripts are missing"
+  log "flink: installed in $FLINK_HOME_CACHE"
+}
+
+# The project's own job jar, built with Maven (its dependencies are cached in ~/.m2).
+flink_install_job() {
+  [[ $FLINK_JOB_JAR != "$STACK_REPO/deploy/flink-job/target/"* ]] && return 0
+  local newest_source
+  newest_source=$(find "$STACK_REPO/deploy/flink-job/src" "$STACK_REPO/deploy/flink-job/pom.xml" -newer "$FLINK_JOB_JAR" -print -quit 2>/dev/null)
+  [[ -f $FLINK_JOB_JAR && -z $newest_source ]] && return 0
+  log "flink: building the job jar (deploy/flink-job)"
+  run_logged flink-job-build mvn -B -q -f "$STACK_REPO/deploy/flink-job/pom.xml" package -DskipTests ||
+    die "could not build deploy/flink-job"
+}
+
+flink_endpoint() { echo "http://$STACK_HOST:$FLINK_REST_PORT"; }
+
+# A FLINK_HOME per run: the cached binaries linked in, our own conf/, usrlib/ and log/.
+# Real directories of file links, because Flink's scripts `find` jars below lib/.
+flink_write_home() {
+  local home="$FLINK_RUN/home"
+  mkdir -p "$home/conf" "$home/usrlib" "$home/log"
+  local d
+  for d in bin lib opt plugins; do cp -rs "$FLINK_HOME_CACHE/$d" "$home/$d"; done
+  cp "$FLINK_HOME_CACHE"/conf/log4j-console.properties "$home/conf/"
+  cp "$FLINK_JOB_JAR" "$home/usrlib/"
+  cat >"$home/conf/flink-conf.yaml" <<YAML
+# Generated by deploy/local/stack; edit deploy/local/lib/flink.sh instead.
+jobmanager.rpc.address: $STACK_HOST
+jobmanager.rpc.port: $FLINK_RPC_PORT
+jobmanager.bind-host: $STACK_HOST
+taskmanager.host: $STACK_HOST
+taskmanager.bind-host: $STACK_HOST
+rest.address: $STACK_HOST
+rest.bind-address: $STACK_HOST
+rest.port: $FLINK_REST_PORT
+blob.server.port: 0
+taskmanager.rpc.port: 0
+taskmanager.data.port: 0
+
+scheduler-mode: reactive
+taskmanager.numberOfTaskSlots: 1
+# Use a new TaskManager about a second after it registers (default 10 s).
+jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s
+# A TaskManager that dies hard is noticed after 10 s instead of 50 s.
+heartbeat.interval: 2000
+heartbeat.timeout: 10000
+restart-strategy: fixed-delay
+restart-strategy.fixed-delay.attempts: 2147483647
+restart-strategy.fixed-delay.delay: 1s
+
+# Reactive mode restarts from the latest checkpoint on every rescale.
+execution.checkpointing.interval: 5s
+state.checkpoints.dir: file://$FLINK_RUN/checkpoints
+
+# Small processes: this machine has 2 cores and runs everything else too.
+jobmanager.memory.process.size: 768m
+taskmanager.memory.process.size: 896m
+taskmanager.memory.managed.size: 32m
+taskmanager.memory.network.min: 32m
+taskmanager.memory.network.max: 32m
+
+# Flink 1.16 predates Java 17 support: open the JDK internals it uses (the list Flink 1.18
+# ships by default). Debian 12 has no Java 11 runtime.
+env.java.opts: $FLINK_JAVA17_OPTS
+
+metrics.reporter.prom.factory.class: org.apache.flink.metrics.prometheus.PrometheusReporterFactory
+metrics.reporter.prom.port: $FLINK_METRICS_PORT_FIRST-$FLINK_METRICS_PORT_LAST
+YAML
+}
+
+# Prefix for running a Flink script with the per-run FLINK_HOME (config.sh would otherwise
+# resolve bin/ through its symlink back to the cache).
+FLINK_ENV=(env _FLINK_HOME_DETERMINED=1 "FLINK_HOME=$FLINK_RUN/home" "FLINK_CONF_DIR=$FLINK_RUN/home/conf" "FLINK_LOG_DIR=$FLINK_RUN/home/log")
+
+flink_job_running() {
+  curl -fsS "$(flink_endpoint)/jobs/overview" | grep -q '"state":"RUNNING"'
+}
+
+flink_up() {
+  flink_installed || die "flink is not installed: run '$0 install flink'"
+  [[ -f $FLINK_JOB_JAR ]] || die "flink: job jar $FLINK_JOB_JAR is missing: run '$0 install flink'"
+  if process_alive flink-jobmanager; then log "flink: already running"; return 0; fi
+  for port in "$FLINK_REST_PORT" "$FLINK_RPC_PORT"; do
+    port_open "$port" && die "flink: port $port is already in use by another process"
+  done
+  rm -rf "$FLINK_RUN" && mkdir -p "$FLINK_RUN"
+  flink_write_home
+  log "flink: starting the JobManager ($(flink_endpoint), job $FLINK_JOB_CLASS) and $FLINK_TASKMANAGERS TaskManager(s)"
+  # shellcheck disable=SC2086 # job arguments are split on purpose
+  start_process flink-jobmanager "$FLINK_RUN/jobmanager.log" \
+    "${FLINK_ENV[@]}" "$FLINK_RUN/home/bin/standalone-job.sh" start-foreground --job-classname "$FLINK_JOB_CLASS" $FLINK_JOB_ARGS
+  wait_for 120 flink-jobmanager curl -fsS "$(flink_endpoint)/overview" || fail_with_log flink-jobmanager "$FLINK_RUN/jobmanager.log"
+  flink_scale_taskmanagers "$FLINK_TASKMANAGERS"
+  wait_for 120 flink-jobmanager flink_job_running || fail_with_log "flink job" "$FLINK_RUN/jobmanager.log"
+}
+
+# Ids of the running TaskManagers, one per line, in start order.
+flink_taskmanager_ids() {
+  local f
+  for f in "$STACK_RUN"/pids/flink-taskmanager-*.pid; do
+    [[ -f $f ]] || continue
+    f=${f##*/flink-taskmanager-}
+    process_alive "flink-taskmanager-${f%.pid}" && echo "${f%.pid}"
+  done | sort -n
+}
+
+flink_taskmanager_count() { flink_taskmanager_ids | wc -l; }
+
+# flink_scale_taskmanagers N: starts or stops TaskManagers (newest first) until N run.
+flink_scale_taskmanagers() {
+  local want=$1 ids count next
+  [[ $want =~ ^[0-9]+$ ]] || die "taskmanagers: '$want' is not a whole number"
+  ((want <= FLINK_MAX_TASKMANAGERS)) || die "taskmanagers: $want is above FLINK_MAX_TASKMANAGERS ($FLINK_MAX_TASKMANAGERS)"
+  process_alive flink-jobmanager || die "taskmanagers: the Flink JobManager is not running"
+  mapfile -t ids < <(flink_taskmanager_ids)
+  count=${#ids[@]}
+  next=1
+  ((count > 0)) && next=$((ids[count - 1] + 1))
+  while ((count < want)); do
+    start_process "flink-taskmanager-$next" "$FLINK_RUN/taskmanager-$next.log" \
+      "${FLINK_ENV[@]}" "$FLINK_RUN/home/bin/taskmanager.sh" start-foreground
+    log "flink: started TaskManager $next"
+    next=$((next + 1)) count=$((count + 1))
+  done
+  while ((count > want)); do
+    count=$((count - 1))
+    stop_process "flink-taskmanager-${ids[$count]}"
+    log "flink: stopped TaskManager ${ids[$count]}"
+  done
+}
+
+flink_down() {
+  local id
+  for id in $(flink_taskmanager_ids); do stop_process "flink-taskmanager-$id"; done
+  rm -f "$STACK_RUN"/pids/flink-taskmanager-*.pid
+  stop_process flink-jobmanager
+}
+
+flink_status() {
+  if process_alive flink-jobmanager && curl -fsS -o /dev/null "$(flink_endpoint)/overview"; then
+    echo "flink       up    $(flink_endpoint) ($(flink_taskmanager_count) TaskManager(s))"
+  else
+    echo "flink       down"
+  fi
+}

@@ -1,0 +1,239 @@
+# shellcheck shell=bash
+# kube-apiserver + etcd, built from the Go module proxy, with RBAC enforced.
+#
+# k8s.io/kubernetes replaces its staging modules with local paths, so `go install` refuses it.
+# A small wrapper module requires it and pins every staging module to the matching v0.X.Y;
+# etcd is built from the same module graph (the version Kubernetes itself requires).
+
+KUBE_VERSION=${KUBE_VERSION:-v1.35.4}            # k8s-openapi feature v1_35
+KUBE_HOME="$STACK_CACHE/kubernetes-$KUBE_VERSION"
+KUBE_APISERVER_PORT=${KUBE_APISERVER_PORT:-16443}
+ETCD_CLIENT_PORT=${ETCD_CLIENT_PORT:-12379}
+ETCD_PEER_PORT=${ETCD_PEER_PORT:-12380}
+# The restricted identity's scope: one namespace, one TaskManager Deployment (and StatefulSet).
+KUBE_DEMO_NAMESPACE=${KUBE_DEMO_NAMESPACE:-flink}
+KUBE_DEMO_TARGET=${KUBE_DEMO_TARGET:-flink-taskmanager}
+KUBE_AUTOSCALER_SA=${KUBE_AUTOSCALER_SA:-segment-autoscaler}
+
+kubernetes_installed() {
+  [[ -x $KUBE_HOME/bin/kube-apiserver && -x $KUBE_HOME/bin/etcd && -x $KUBE_HOME/bin/kubectl ]]
+}
+
+kubernetes_install() {
+  kubernetes_installed && return 0
+  command -v go >/dev/null || die "go is required to build kube-apiserver"
+  command -v openssl >/dev/null || die "openssl is required to make the stack's certificates"
+  local minor=${KUBE_VERSION#v1.}
+  local staging_version="v0.$minor"
+  local src="$KUBE_HOME/src"
+  rm -rf "$src" && mkdir -p "$src/etcd" "$KUBE_HOME/bin"
+  log "kubernetes: building kube-apiserver, kubectl and etcd $KUBE_VERSION from the Go module proxy (15-30 min cold)"
+
+  # The staging modules are the `=> ./staging/src/...` replaces of Kubernetes' own go.mod.
+  local gomod
+  gomod=$(cd "$src" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" |
+    sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [[ -f $gomod ]] || die "could not download k8s.io/kubernetes@$KUBE_VERSION"
+  {
+    echo "module segment-autoscaler.local/kube-build"
+    echo
+    echo "go 1.25.0"
+    echo
+    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    echo
+    grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/' "$gomod" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
+  } >"$src/go.mod"
+
+  # etcd's main package lives in the etcd root module; its server module exports etcdmain.Main.
+  cat >"$src/etcd/main.go" <<'GO'
+// Command etcd runs the etcd server from the version Kubernetes requires.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  # Keeps the Kubernetes commands in the module graph for `go mod tidy`.
+  cat >"$src/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  (
+    cd "$src" &&
+      run_logged kube-mod-tidy go mod tidy &&
+      run_logged kube-build-apiserver go build -trimpath -o "$KUBE_HOME/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver &&
+      run_logged kube-build-kubectl go build -trimpath -o "$KUBE_HOME/bin/kubectl" k8s.io/kubernetes/cmd/kubectl &&
+      run_logged kube-build-etcd go build -trimpath -o "$KUBE_HOME/bin/etcd" ./etcd
+  ) || die "kubernetes build failed"
+  log "kubernetes: installed in $KUBE_HOME/bin"
+}
+
+# kube-controller-manager is only needed for the HPA baseline benchmark.
+kubernetes_install_controller_manager() {
+  kubernetes_install
+  [[ -x $KUBE_HOME/bin/kube-controller-manager ]] && return 0
+  (cd "$KUBE_HOME/src" &&
+    run_logged kube-build-controller-manager go build -trimpath -o "$KUBE_HOME/bin/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager) ||
+    die "kube-controller-manager build failed"
+}
+
+KUBE_RUN="$STACK_RUN/kubernetes"
+KUBECONFIG_ADMIN="$KUBE_RUN/admin.kubeconfig"
+KUBECONFIG_AUTOSCALER="$KUBE_RUN/autoscaler.kubeconfig"
+
+kubernetes_endpoint() { echo "https://$STACK_HOST:$KUBE_APISERVER_PORT"; }
+
+# The stack's PKI: a CA, a serving certificate with the SANs rustls checks (127.0.0.1 and
+# localhost) and the ServiceAccount token signing key pair.
+kubernetes_make_pki() {
+  local pki="$KUBE_RUN/pki"
+  mkdir -p "$pki"
+  (
+    cd "$pki" &&
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout ca.key -out ca.crt \
+        -subj "/CN=segment-autoscaler-stack-ca" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+      openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" &&
+      printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc" >apiserver.ext &&
+      openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile apiserver.ext -out apiserver.crt &&
+      openssl genrsa -out sa.key 2048 &&
+      openssl rsa -in sa.key -pubout -out sa.pub
+  ) >"$KUBE_RUN/pki.log" 2>&1 || fail_with_log "kubernetes pki" "$KUBE_RUN/pki.log"
+}
+
+# kubernetes_write_kubeconfig FILE USER TOKEN
+kubernetes_write_kubeconfig() {
+  cat >"$1" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: stack
+  cluster:
+    server: $(kubernetes_endpoint)
+    certificate-authority-data: $(base64 -w0 "$KUBE_RUN/pki/ca.crt")
+users:
+- name: $2
+  user:
+    token: $3
+contexts:
+- name: $2@stack
+  context: {cluster: stack, user: $2, namespace: $KUBE_DEMO_NAMESPACE}
+current-context: $2@stack
+KC
+  chmod 600 "$1"
+}
+
+kubernetes_apiserver_ready() {
+  curl -fsS --cacert "$KUBE_RUN/pki/ca.crt" -H "Authorization: Bearer $(cat "$KUBE_RUN/admin.token")" \
+    "$(kubernetes_endpoint)/readyz" | grep -qx ok
+}
+
+kubectl_admin() { "$KUBE_HOME/bin/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+
+kubernetes_up() {
+  kubernetes_installed || die "kubernetes is not installed: run '$0 install kubernetes'"
+  if process_alive kube-apiserver; then log "kubernetes: already running"; return 0; fi
+  for port in "$KUBE_APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT"; do
+    port_open "$port" && die "kubernetes: port $port is already in use by another process"
+  done
+  rm -rf "$KUBE_RUN" && mkdir -p "$KUBE_RUN"
+  kubernetes_make_pki
+  head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$KUBE_RUN/admin.token"
+  echo "$(cat "$KUBE_RUN/admin.token"),stack-admin,stack-admin,system:masters" >"$KUBE_RUN/tokens.csv"
+  kubernetes_write_kubeconfig "$KUBECONFIG_ADMIN" stack-admin "$(cat "$KUBE_RUN/admin.token")"
+
+  log "kubernetes: starting etcd and kube-apiserver $KUBE_VERSION ($(kubernetes_endpoint))"
+  start_process etcd "$KUBE_RUN/etcd.log" "$KUBE_HOME/bin/etcd" \
+    --name stack --data-dir "$KUBE_RUN/etcd-data" --unsafe-no-fsync \
+    --listen-client-urls "http://$STACK_HOST:$ETCD_CLIENT_PORT" --advertise-client-urls "http://$STACK_HOST:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls "http://$STACK_HOST:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://$STACK_HOST:$ETCD_PEER_PORT" \
+    --initial-cluster "stack=http://$STACK_HOST:$ETCD_PEER_PORT" --log-level warn
+  wait_for 60 etcd curl -fsS "http://$STACK_HOST:$ETCD_CLIENT_PORT/health" || fail_with_log etcd "$KUBE_RUN/etcd.log"
+
+  local pki="$KUBE_RUN/pki"
+  start_process kube-apiserver "$KUBE_RUN/kube-apiserver.log" "$KUBE_HOME/bin/kube-apiserver" \
+    --etcd-servers "http://$STACK_HOST:$ETCD_CLIENT_PORT" \
+    --bind-address "$STACK_HOST" --advertise-address "$STACK_HOST" --secure-port "$KUBE_APISERVER_PORT" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
+    --cert-dir "$KUBE_RUN/cert-dir" \
+    --authorization-mode RBAC --anonymous-auth=false --token-auth-file "$KUBE_RUN/tokens.csv" \
+    --service-account-issuer "$(kubernetes_endpoint)" \
+    --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+    --disable-admission-plugins ServiceAccount --profiling=false
+  wait_for 120 kube-apiserver kubernetes_apiserver_ready || fail_with_log kube-apiserver "$KUBE_RUN/kube-apiserver.log"
+
+  kubernetes_bootstrap_autoscaler_identity || fail_with_log "kubernetes bootstrap" "$KUBE_RUN/bootstrap.log"
+}
+
+# The autoscaler's identity: a real ServiceAccount whose Role allows only what it needs
+# (the scale subresource of one named TaskManager Deployment/StatefulSet, creating Events,
+# Lease-based leader election) and a TokenRequest token for it.
+kubernetes_bootstrap_autoscaler_identity() {
+  local ns=$KUBE_DEMO_NAMESPACE sa=$KUBE_AUTOSCALER_SA target=$KUBE_DEMO_TARGET
+  {
+    kubectl_admin apply -f - <<YAML &&
+apiVersion: v1
+kind: Namespace
+metadata: {name: $ns}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: $sa, namespace: $ns}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: $sa, namespace: $ns}
+rules:
+- apiGroups: [apps]
+  resources: [deployments/scale, statefulsets/scale]
+  resourceNames: [$target]
+  verbs: [get, patch, update]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [create]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  resourceNames: [$sa]
+  verbs: [get, update, patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: $sa, namespace: $ns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: $sa}
+subjects:
+- {kind: ServiceAccount, name: $sa, namespace: $ns}
+YAML
+      kubectl_admin -n "$ns" create token "$sa" --duration 24h >"$KUBE_RUN/autoscaler.token"
+  } >"$KUBE_RUN/bootstrap.log" 2>&1 || return 1
+  kubernetes_write_kubeconfig "$KUBECONFIG_AUTOSCALER" "$sa" "$(cat "$KUBE_RUN/autoscaler.token")"
+}
+
+kubernetes_down() {
+  stop_process kube-apiserver
+  stop_process etcd
+}
+
+kubernetes_status() {
+  if process_alive kube-apiserver && kubernetes_apiserver_ready; then
+    echo "kubernetes  up    $(kubernetes_endpoint) (etcd http://$STACK_HOST:$ETCD_CLIENT_PORT)"
+  else
+    echo "kubernetes  down"
+  fi
+}

@@ -1,0 +1,137 @@
+# shellcheck shell=bash
+# Pravega standalone (embedded ZooKeeper, one controller, one segment store, in-memory storage),
+# from Maven Central, its classpath resolved by Maven into the cache.
+
+PRAVEGA_VERSION=${PRAVEGA_VERSION:-0.13.0}
+PRAVEGA_HOME="$STACK_CACHE/pravega-$PRAVEGA_VERSION"
+PRAVEGA_CONTROLLER_PORT=${PRAVEGA_CONTROLLER_PORT:-9090}
+PRAVEGA_CONTROLLER_REST_PORT=${PRAVEGA_CONTROLLER_REST_PORT:-9091}
+PRAVEGA_SEGMENTSTORE_PORT=${PRAVEGA_SEGMENTSTORE_PORT:-6000}
+PRAVEGA_ZK_PORT=${PRAVEGA_ZK_PORT:-4000}
+PRAVEGA_HEAP=${PRAVEGA_HEAP:-768m}
+# Pravega is built with Gradle, whose conflict resolution takes the highest requested version;
+# Maven takes the nearest, which picks e.g. protobuf-java 2.5.0 (via Hadoop) and breaks the
+# controller. These are the highest versions the 0.13.0 dependency tree asks for wherever Maven
+# would choose a lower one (from `mvn dependency:tree -Dverbose`).
+PRAVEGA_DEPENDENCY_PINS="
+com.fasterxml.jackson.core:jackson-annotations:2.12.7
+com.fasterxml.jackson.module:jackson-module-jaxb-annotations:2.12.7
+com.fasterxml.woodstox:woodstox-core:6.2.4
+com.google.apis:google-api-services-storage:v1-rev20220608-1.32.1
+com.google.cloud:google-cloud-storage:2.8.1
+com.google.errorprone:error_prone_annotations:2.10.0
+com.google.guava:guava:31.1-jre
+com.google.protobuf:protobuf-java:3.21.7
+com.sun.jersey:jersey-json:1.19.4
+commons-logging:commons-logging:1.2
+io.netty:netty-codec-http:4.1.68.Final
+net.java.dev.jna:jna:5.2.0
+org.apache.commons:commons-lang3:3.12.0
+org.checkerframework:checker-qual:3.22.0
+org.codehaus.jackson:jackson-core-asl:1.9.13
+org.codehaus.jackson:jackson-mapper-asl:1.9.13
+org.slf4j:slf4j-api:1.7.36
+org.xerial.snappy:snappy-java:1.1.8.2
+"
+
+pravega_installed() { [[ -f $PRAVEGA_HOME/classpath.txt ]]; }
+
+pravega_managed_dependencies() {
+  local gav g a v
+  for gav in $PRAVEGA_DEPENDENCY_PINS; do
+    IFS=: read -r g a v <<<"$gav"
+    echo "      <dependency><groupId>$g</groupId><artifactId>$a</artifactId><version>$v</version></dependency>"
+  done
+}
+
+pravega_install() {
+  pravega_installed && return 0
+  command -v mvn >/dev/null || die "maven (mvn) is required to fetch Pravega"
+  command -v java >/dev/null || die "a Java runtime is required for Pravega"
+  rm -rf "$PRAVEGA_HOME/lib" && mkdir -p "$PRAVEGA_HOME"
+  log "pravega: resolving io.pravega:pravega-standalone:$PRAVEGA_VERSION from Maven Central"
+  cat >"$PRAVEGA_HOME/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.segment-autoscaler</groupId>
+  <artifactId>pravega-standalone-classpath</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencyManagement>
+    <dependencies>
+$(pravega_managed_dependencies)
+    </dependencies>
+  </dependencyManagement>
+  <dependencies>
+    <dependency>
+      <groupId>io.pravega</groupId>
+      <artifactId>pravega-standalone</artifactId>
+      <version>$PRAVEGA_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+POM
+  run_logged pravega-resolve mvn -B -q -f "$PRAVEGA_HOME/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$PRAVEGA_HOME/lib" -DincludeScope=runtime ||
+    die "could not resolve pravega-standalone $PRAVEGA_VERSION"
+  # Keep Maven's resolution order: the lib folder holds both Jersey 1.x (from Hadoop, with an old
+  # repackaged ASM) and 2.x, and the REST server fails on Java 17 if 1.x is found first.
+  run_logged pravega-classpath mvn -B -q -f "$PRAVEGA_HOME/pom.xml" dependency:build-classpath \
+    -Dmdep.includeScope=runtime -Dmdep.prefix="$PRAVEGA_HOME/lib" \
+    -Dmdep.outputFile="$PRAVEGA_HOME/classpath.txt" || die "could not compute the Pravega classpath"
+  log "pravega: installed in $PRAVEGA_HOME ($(find "$PRAVEGA_HOME/lib" -name '*.jar' | wc -l) jars)"
+}
+
+PRAVEGA_RUN="$STACK_RUN/pravega"
+
+pravega_endpoint() { echo "tcp://$STACK_HOST:$PRAVEGA_CONTROLLER_PORT"; }
+
+pravega_ready() {
+  port_open "$PRAVEGA_CONTROLLER_PORT" &&
+    curl -fsS -o /dev/null "http://$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT/v1/scopes" &&
+    grep -q 'Pravega Sandbox is running locally now' "$PRAVEGA_RUN/pravega.log"
+}
+
+pravega_up() {
+  pravega_installed || die "pravega is not installed: run '$0 install pravega'"
+  if process_alive pravega; then log "pravega: already running"; return 0; fi
+  for port in "$PRAVEGA_CONTROLLER_PORT" "$PRAVEGA_CONTROLLER_REST_PORT" "$PRAVEGA_SEGMENTSTORE_PORT" "$PRAVEGA_ZK_PORT"; do
+    port_open "$port" && die "pravega: port $port is already in use by another process"
+  done
+  rm -rf "$PRAVEGA_RUN" && mkdir -p "$PRAVEGA_RUN"
+  cat >"$PRAVEGA_RUN/standalone-config.properties" <<PROPS
+singlenode.zk.port=$PRAVEGA_ZK_PORT
+singlenode.segmentStore.port=$PRAVEGA_SEGMENTSTORE_PORT
+singlenode.controller.rpc.port=$PRAVEGA_CONTROLLER_PORT
+singlenode.controller.rest.port=$PRAVEGA_CONTROLLER_REST_PORT
+singlenode.admin.gateway.enable=false
+singlenode.metrics.enable=true
+singlenode.metrics.prometheus.enable=true
+singlenode.metrics.reporting.interval=1
+PROPS
+  # The JVM properties reach the segment store's config (and the shared metrics registry):
+  #  - auto-scaling timers shortened from 600 s so natural splits show within a demo,
+  #  - the metrics cache eviction lengthened from 3 min so segment gauges of a stream that has
+  #    not scaled for a while do not vanish mid-demo.
+  log "pravega: starting standalone $PRAVEGA_VERSION (controller $(pravega_endpoint))"
+  start_process pravega "$PRAVEGA_RUN/pravega.log" \
+    java "-Xmx$PRAVEGA_HEAP" -XX:+UseSerialGC -XX:MaxDirectMemorySize=512m \
+    -Dsinglenode.configurationFile="$PRAVEGA_RUN/standalone-config.properties" \
+    -Dmetrics.statistics.enable=true -Dmetrics.prometheus.enable=true \
+    -Dmetrics.dynamicCache.eviction.duration.minutes=600 \
+    -DautoScale.cooldown.time.seconds=30 -DautoScale.mute.time.seconds=30 \
+    -DautoScale.cache.expiry.seconds=120 -DautoScale.cache.cleanUp.interval.seconds=30 \
+    -Dlog.dir="$PRAVEGA_RUN" \
+    -cp "$(cat "$PRAVEGA_HOME/classpath.txt")" io.pravega.local.LocalPravegaEmulator
+  wait_for 180 pravega pravega_ready || fail_with_log pravega "$PRAVEGA_RUN/pravega.log"
+}
+
+pravega_down() { stop_process pravega; }
+
+pravega_status() {
+  if process_alive pravega && pravega_ready; then
+    echo "pravega     up    controller $(pravega_endpoint), rest http://$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT"
+  else
+    echo "pravega     down"
+  fi
+}
