@@ -48,7 +48,7 @@ pravega_install() {
   pravega_installed && return 0
   command -v mvn >/dev/null || die "maven (mvn) is required to fetch Pravega"
   command -v java >/dev/null || die "a Java runtime is required for Pravega"
-  rm -rf "$PRAVEGA_HOME/lib" && mkdir -p "$PRAVEGA_HOME"
+  rm -rf "${PRAVEGA_HOME:?}/lib" && mkdir -p "$PRAVEGA_HOME"
   log "pravega: resolving io.pravega:pravega-standalone:$PRAVEGA_VERSION from Maven Central"
   cat >"$PRAVEGA_HOME/pom.xml" <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0">

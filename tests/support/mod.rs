@@ -1,0 +1,265 @@
+//! Test support: the real components of the local stack (`deploy/local/stack`).
+//!
+//! A test asks for the components it needs with [`Stack::require`]. When the variables printed
+//! by `deploy/local/stack env` are set (the project's test command sets them), the test attaches
+//! to that running stack; otherwise the components are installed and started here, once, and
+//! left running for the next test run (`deploy/local/stack down` stops them).
+//!
+//! Either way every component is checked for readiness with a timeout and a message that says
+//! what did not answer. Keep the returned [`Stack`] alive for the whole test: if the test panics,
+//! dropping it prints the tail of each required component's log and where the full logs are.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A real component of the local stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    /// Pravega standalone: controller gRPC and REST, segment store.
+    Pravega,
+    /// Prometheus scraping every part of the stack.
+    Prometheus,
+    /// Flink in reactive mode: a JobManager running one job, and TaskManagers.
+    Flink,
+    /// kube-apiserver with etcd, RBAC enforced.
+    Kubernetes,
+}
+
+impl Component {
+    /// The name `deploy/local/stack` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Pravega => "pravega",
+            Component::Prometheus => "prometheus",
+            Component::Flink => "flink",
+            Component::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// Endpoints and credentials of a running stack, as printed by `deploy/local/stack env`.
+#[derive(Debug)]
+pub struct Stack {
+    /// `tcp://host:port` of the Pravega controller's gRPC endpoint.
+    pub pravega_controller: String,
+    /// Base URL of the Pravega controller's REST API (also serves `/prometheus`).
+    pub pravega_rest_url: String,
+    /// Base URL of Prometheus.
+    pub prometheus_url: String,
+    /// Base URL of the Flink JobManager's REST API.
+    pub flink_rest_url: String,
+    /// Kubeconfig of the stack's administrator (group system:masters).
+    pub kubeconfig_admin: PathBuf,
+    /// Kubeconfig of the autoscaler's restricted ServiceAccount.
+    pub kubeconfig_restricted: PathBuf,
+    /// The `deploy/local/stack` script, for commands such as `taskmanagers N`.
+    pub stack_script: PathBuf,
+    /// Where the components keep their logs and state.
+    pub run_dir: PathBuf,
+    required: Vec<Component>,
+}
+
+/// How long a component may take to answer before the test gives up.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+impl Stack {
+    /// Attaches to, or starts, the given components and waits until each one answers.
+    pub async fn require(components: &[Component]) -> Stack {
+        let stack = if std::env::var_os("STACK_SCRIPT").is_some() {
+            Stack::from_env(components)
+        } else {
+            Stack::start(components)
+        };
+        for &component in components {
+            stack.wait_ready(component).await;
+        }
+        stack
+    }
+
+    fn from_env(components: &[Component]) -> Stack {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run `eval \"$(deploy/local/stack env)\"` or unset STACK_SCRIPT")
+            })
+        };
+        Stack {
+            pravega_controller: var("PRAVEGA_CONTROLLER"),
+            pravega_rest_url: var("PRAVEGA_REST_URL"),
+            prometheus_url: var("PROMETHEUS_URL"),
+            flink_rest_url: var("FLINK_REST_URL"),
+            kubeconfig_admin: var("KUBECONFIG").into(),
+            kubeconfig_restricted: var("KUBECONFIG_RESTRICTED").into(),
+            stack_script: var("STACK_SCRIPT").into(),
+            run_dir: var("STACK_RUN_DIR").into(),
+            required: components.to_vec(),
+        }
+    }
+
+    /// Installs and starts the components with the stack script. Test binaries run one after
+    /// another but tests inside one run on threads, so an exclusive file lock serializes this.
+    fn start(components: &[Component]) -> Stack {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack");
+        let lock_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/stack-start.lock");
+        std::fs::create_dir_all(lock_path.parent().unwrap()).expect("create target/");
+        let lock: File = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .expect("open the stack start lock");
+        lock.lock().expect("take the stack start lock");
+        let names: Vec<&str> = components.iter().map(|c| c.name()).collect();
+        for action in ["install", "up"] {
+            let status = Command::new(&script)
+                .arg(action)
+                .args(&names)
+                .status()
+                .unwrap_or_else(|e| panic!("could not run {}: {e}", script.display()));
+            assert!(status.success(), "`deploy/local/stack {action} {}` failed ({status})", names.join(" "));
+        }
+        let env = Command::new(&script).arg("env").output().expect("run `stack env`");
+        drop(lock);
+        let text = String::from_utf8(env.stdout).expect("`stack env` prints UTF-8");
+        let value = |name: &str| -> String {
+            text.lines()
+                .find_map(|line| line.strip_prefix(&format!("export {name}=")))
+                .unwrap_or_else(|| panic!("`stack env` printed no {name}"))
+                .to_string()
+        };
+        Stack {
+            pravega_controller: value("PRAVEGA_CONTROLLER"),
+            pravega_rest_url: value("PRAVEGA_REST_URL"),
+            prometheus_url: value("PROMETHEUS_URL"),
+            flink_rest_url: value("FLINK_REST_URL"),
+            kubeconfig_admin: value("KUBECONFIG").into(),
+            kubeconfig_restricted: value("KUBECONFIG_RESTRICTED").into(),
+            stack_script: value("STACK_SCRIPT").into(),
+            run_dir: value("STACK_RUN_DIR").into(),
+            required: components.to_vec(),
+        }
+    }
+
+    async fn wait_ready(&self, component: Component) {
+        if component == Component::Kubernetes {
+            let client = self.kube_client(&self.kubeconfig_admin).await;
+            let what = format!("kube-apiserver ({})", self.kubeconfig_admin.display());
+            eventually(&what, READY_TIMEOUT, || {
+                let client = client.clone();
+                async move { client.apiserver_version().await.map(drop).map_err(|e| e.to_string()) }
+            })
+            .await;
+            return;
+        }
+        let (what, url) = match component {
+            Component::Pravega => ("the Pravega controller REST API", format!("{}/v1/scopes", self.pravega_rest_url)),
+            Component::Prometheus => ("Prometheus", format!("{}/-/ready", self.prometheus_url)),
+            Component::Flink => ("the Flink job", format!("{}/jobs/overview", self.flink_rest_url)),
+            Component::Kubernetes => unreachable!("handled above"),
+        };
+        let http = reqwest::Client::new();
+        eventually(&format!("{what} at {url}"), READY_TIMEOUT, || {
+            let request = http.get(&url).timeout(Duration::from_secs(5));
+            async move {
+                let response = request.send().await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response.text().await.map_err(|e| e.to_string())?;
+                // For Flink the job must run, not just the JobManager answer.
+                if status.is_success() && (component != Component::Flink || body.contains("\"RUNNING\"")) {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP {status}: {body}"))
+                }
+            }
+        })
+        .await;
+    }
+
+    /// A Kubernetes client acting with the identity in `kubeconfig`.
+    pub async fn kube_client(&self, kubeconfig: &Path) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)
+            .unwrap_or_else(|e| panic!("read kubeconfig {}: {e}", kubeconfig.display()));
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is usable");
+        kube::Client::try_from(config).expect("build a Kubernetes client")
+    }
+
+    /// Runs `deploy/local/stack ARGS...` and returns its standard output.
+    pub fn stack_command(&self, args: &[&str]) -> String {
+        let output = Command::new(&self.stack_script)
+            .args(args)
+            .env("SEGMENT_AUTOSCALER_RUN_DIR", &self.run_dir)
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {}: {e}", self.stack_script.display()));
+        assert!(
+            output.status.success(),
+            "`stack {}` failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Every `*.log` file the required components write (each in its own run subdirectory).
+    fn log_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for component in &self.required {
+            let Ok(entries) = std::fs::read_dir(self.run_dir.join(component.name())) else { continue };
+            let mut logs: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+                .collect();
+            logs.sort();
+            files.extend(logs);
+        }
+        files
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        eprintln!("\n=== the test failed; component logs are kept in {} ===", self.run_dir.display());
+        for file in self.log_files() {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("--- last lines of {} ---", file.display());
+            for line in &lines[lines.len().saturating_sub(25)..] {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Polls `probe` every 250 ms until it returns `Some`; panics after `timeout`, naming `what`
+/// and the last value seen.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        let last = match probe().await {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        if start.elapsed() > timeout {
+            panic!("{what}: not reached after {timeout:?}; last seen: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A name unique to this test run, for scopes, streams and Kubernetes objects.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}{}", nanos % 1_000_000_000_000)
+}
