@@ -62,9 +62,10 @@ flink_install() {
 # The project's own job jar, built with Maven (its dependencies are cached in ~/.m2).
 flink_install_job() {
   [[ $FLINK_JOB_JAR != "$STACK_REPO/deploy/flink-job/target/"* ]] && return 0
-  local newest_source
-  newest_source=$(find "$STACK_REPO/deploy/flink-job/src" "$STACK_REPO/deploy/flink-job/pom.xml" -newer "$FLINK_JOB_JAR" -print -quit 2>/dev/null)
-  [[ -f $FLINK_JOB_JAR && -z $newest_source ]] && return 0
+  if [[ -f $FLINK_JOB_JAR ]] &&
+    [[ -z $(find "$STACK_REPO/deploy/flink-job/src" "$STACK_REPO/deploy/flink-job/pom.xml" -newer "$FLINK_JOB_JAR" -print -quit) ]]; then
+    return 0
+  fi
   log "flink: building the job jar (deploy/flink-job)"
   run_logged flink-job-build mvn -B -q -f "$STACK_REPO/deploy/flink-job/pom.xml" package -DskipTests ||
     die "could not build deploy/flink-job"
