@@ -8,14 +8,28 @@ use std::time::Duration;
 use support::{eventually, Component, Stack};
 
 /// State and per-vertex parallelism of the cluster's only job, from `/jobs/:id`.
-async fn job_parallelism(http: &reqwest::Client, flink: &str) -> Result<(String, Vec<u64>), String> {
+async fn job_parallelism(
+    http: &reqwest::Client,
+    flink: &str,
+) -> Result<(String, Vec<u64>), String> {
     let get = |url: String| async move {
-        let response = http.get(&url).send().await.map_err(|e| format!("{url}: {e}"))?;
-        response.json::<serde_json::Value>().await.map_err(|e| format!("{url}: {e}"))
+        let response = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        response
+            .json::<serde_json::Value>()
+            .await
+            .map_err(|e| format!("{url}: {e}"))
     };
     let overview = get(format!("{flink}/jobs/overview")).await?;
-    let jobs = overview["jobs"].as_array().ok_or("no jobs array in /jobs/overview")?;
-    let [job] = jobs.as_slice() else { return Err(format!("expected one job, got {}", jobs.len())) };
+    let jobs = overview["jobs"]
+        .as_array()
+        .ok_or("no jobs array in /jobs/overview")?;
+    let [job] = jobs.as_slice() else {
+        return Err(format!("expected one job, got {}", jobs.len()));
+    };
     let id = job["jid"].as_str().ok_or("job without jid")?;
     let details = get(format!("{flink}/jobs/{id}")).await?;
     let state = details["state"].as_str().unwrap_or("?").to_string();
@@ -30,14 +44,21 @@ async fn job_parallelism(http: &reqwest::Client, flink: &str) -> Result<(String,
 
 /// Waits until the job runs with every vertex at `expected`.
 async fn wait_for_parallelism(http: &reqwest::Client, flink: &str, expected: u64) {
-    eventually(&format!("job RUNNING at parallelism {expected}"), Duration::from_secs(120), || async move {
-        let (state, parallelism) = job_parallelism(http, flink).await?;
-        if state == "RUNNING" && !parallelism.is_empty() && parallelism.iter().all(|&p| p == expected) {
-            Ok(())
-        } else {
-            Err(format!("state {state}, parallelism {parallelism:?}"))
-        }
-    })
+    eventually(
+        &format!("job RUNNING at parallelism {expected}"),
+        Duration::from_secs(120),
+        || async move {
+            let (state, parallelism) = job_parallelism(http, flink).await?;
+            if state == "RUNNING"
+                && !parallelism.is_empty()
+                && parallelism.iter().all(|&p| p == expected)
+            {
+                Ok(())
+            } else {
+                Err(format!("state {state}, parallelism {parallelism:?}"))
+            }
+        },
+    )
     .await;
 }
 

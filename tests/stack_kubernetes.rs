@@ -5,43 +5,17 @@ mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
+use support::kubernetes::{ensure_deployment, NAMESPACE, TASKMANAGERS};
 use support::{unique_name, Component, Stack};
-
-/// The namespace and Deployment the stack's restricted identity is bound to.
-const NAMESPACE: &str = "flink";
-const TASKMANAGERS: &str = "flink-taskmanager";
-
-fn deployment(name: &str) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "taskmanager", "image": "flink:1.16.3"}]}
-            }
-        }
-    }))
-    .expect("a valid Deployment")
-}
-
-/// Creates the Deployment as the administrator, or leaves an existing one in place.
-async fn ensure_deployment(api: &Api<Deployment>, name: &str) {
-    match api.create(&PostParams::default(), &deployment(name)).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(e) => panic!("admin could not create Deployment {name}: {e}"),
-    }
-}
 
 fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
     match result {
-        Err(kube::Error::Api(status)) => assert!(status.is_forbidden(), "{what}: expected 403, got {status:?}"),
+        Err(kube::Error::Api(status)) => assert!(
+            status.is_forbidden(),
+            "{what}: expected 403, got {status:?}"
+        ),
         other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
     }
 }
@@ -59,30 +33,57 @@ async fn restricted_identity_may_scale_only_its_taskmanagers() {
 
     // Allowed: read and patch the scale of the bound Deployment.
     let deployments: Api<Deployment> = Api::namespaced(restricted.clone(), NAMESPACE);
-    let scale = deployments.get_scale(TASKMANAGERS).await.expect("restricted identity reads the scale");
+    let scale = deployments
+        .get_scale(TASKMANAGERS)
+        .await
+        .expect("restricted identity reads the scale");
     let current = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
     let wanted = if current == 3 { 4 } else { 3 };
     deployments
-        .patch_scale(TASKMANAGERS, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": wanted}})))
+        .patch_scale(
+            TASKMANAGERS,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": wanted}})),
+        )
         .await
         .expect("restricted identity patches the scale");
-    let seen = admin_deployments.get(TASKMANAGERS).await.expect("admin reads the Deployment");
-    assert_eq!(seen.spec.and_then(|s| s.replicas), Some(wanted), "the patch reached the Deployment");
+    let seen = admin_deployments
+        .get(TASKMANAGERS)
+        .await
+        .expect("admin reads the Deployment");
+    assert_eq!(
+        seen.spec.and_then(|s| s.replicas),
+        Some(wanted),
+        "the patch reached the Deployment"
+    );
 
     // Denied: another Deployment's scale, the Deployment object itself, pods and secrets.
-    assert_forbidden("get scale of another Deployment", deployments.get_scale(&other).await);
+    assert_forbidden(
+        "get scale of another Deployment",
+        deployments.get_scale(&other).await,
+    );
     assert_forbidden(
         "patch scale of another Deployment",
         deployments
-            .patch_scale(&other, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 5}})))
+            .patch_scale(
+                &other,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": 5}})),
+            )
             .await,
     );
-    assert_forbidden("get the Deployment object", deployments.get(TASKMANAGERS).await);
+    assert_forbidden(
+        "get the Deployment object",
+        deployments.get(TASKMANAGERS).await,
+    );
     let pods: Api<Pod> = Api::namespaced(restricted.clone(), NAMESPACE);
     assert_forbidden("list pods", pods.list(&ListParams::default()).await);
     let secrets: Api<Secret> = Api::namespaced(restricted.clone(), NAMESPACE);
     assert_forbidden("list secrets", secrets.list(&ListParams::default()).await);
     assert_forbidden("get a secret", secrets.get("any").await);
 
-    admin_deployments.delete(&other, &Default::default()).await.expect("admin deletes the other Deployment");
+    admin_deployments
+        .delete(&other, &Default::default())
+        .await
+        .expect("admin deletes the other Deployment");
 }

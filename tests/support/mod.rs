@@ -118,9 +118,16 @@ impl Stack {
                 .args(&names)
                 .status()
                 .unwrap_or_else(|e| panic!("could not run {}: {e}", script.display()));
-            assert!(status.success(), "`deploy/local/stack {action} {}` failed ({status})", names.join(" "));
+            assert!(
+                status.success(),
+                "`deploy/local/stack {action} {}` failed ({status})",
+                names.join(" ")
+            );
         }
-        let env = Command::new(&script).arg("env").output().expect("run `stack env`");
+        let env = Command::new(&script)
+            .arg("env")
+            .output()
+            .expect("run `stack env`");
         drop(lock);
         let text = String::from_utf8(env.stdout).expect("`stack env` prints UTF-8");
         let value = |name: &str| -> String {
@@ -148,15 +155,27 @@ impl Stack {
             let what = format!("kube-apiserver ({})", self.kubeconfig_admin.display());
             eventually(&what, READY_TIMEOUT, || {
                 let client = client.clone();
-                async move { client.apiserver_version().await.map(drop).map_err(|e| e.to_string()) }
+                async move {
+                    client
+                        .apiserver_version()
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
             })
             .await;
             return;
         }
         let (what, url) = match component {
-            Component::Pravega => ("the Pravega controller REST API", format!("{}/v1/scopes", self.pravega_rest_url)),
+            Component::Pravega => (
+                "the Pravega controller REST API",
+                format!("{}/v1/scopes", self.pravega_rest_url),
+            ),
             Component::Prometheus => ("Prometheus", format!("{}/-/ready", self.prometheus_url)),
-            Component::Flink => ("the Flink job", format!("{}/jobs/overview", self.flink_rest_url)),
+            Component::Flink => (
+                "the Flink job",
+                format!("{}/jobs/overview", self.flink_rest_url),
+            ),
             Component::Kubernetes => unreachable!("handled above"),
         };
         let http = reqwest::Client::new();
@@ -167,7 +186,9 @@ impl Stack {
                 let status = response.status();
                 let body = response.text().await.map_err(|e| e.to_string())?;
                 // For Flink the job must run, not just the JobManager answer.
-                if status.is_success() && (component != Component::Flink || body.contains("\"RUNNING\"")) {
+                if status.is_success()
+                    && (component != Component::Flink || body.contains("\"RUNNING\""))
+                {
                     Ok(())
                 } else {
                     Err(format!("HTTP {status}: {body}"))
@@ -181,9 +202,12 @@ impl Stack {
     pub async fn kube_client(&self, kubeconfig: &Path) -> kube::Client {
         let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)
             .unwrap_or_else(|e| panic!("read kubeconfig {}: {e}", kubeconfig.display()));
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig is usable");
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("kubeconfig is usable");
         kube::Client::try_from(config).expect("build a Kubernetes client")
     }
 
@@ -208,7 +232,9 @@ impl Stack {
     fn log_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
         for component in &self.required {
-            let Ok(entries) = std::fs::read_dir(self.run_dir.join(component.name())) else { continue };
+            let Ok(entries) = std::fs::read_dir(self.run_dir.join(component.name())) else {
+                continue;
+            };
             let mut logs: Vec<PathBuf> = entries
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
@@ -226,7 +252,10 @@ impl Drop for Stack {
         if !std::thread::panicking() {
             return;
         }
-        eprintln!("\n=== the test failed; component logs are kept in {} ===", self.run_dir.display());
+        eprintln!(
+            "\n=== the test failed; component logs are kept in {} ===",
+            self.run_dir.display()
+        );
         for file in self.log_files() {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
@@ -260,6 +289,245 @@ where
 
 /// A name unique to this test run, for scopes, streams and Kubernetes objects.
 pub fn unique_name(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}{}", nanos % 1_000_000_000_000)
+}
+
+/// Pravega helpers on the real controller.
+pub mod pravega {
+    use pravega_client_config::ClientConfigBuilder;
+    use pravega_client_shared::{
+        PravegaNodeUri, Retention, ScaleType, Scaling, Scope, ScopedStream, Stream,
+        StreamConfiguration,
+    };
+    use pravega_controller_client::{ControllerClient, ControllerClientImpl};
+
+    /// A controller client for `tcp://host:port`.
+    pub fn controller(endpoint: &str) -> ControllerClientImpl {
+        let config = ClientConfigBuilder::default()
+            .controller_uri(PravegaNodeUri::from(endpoint.trim_start_matches("tcp://")))
+            .build()
+            .expect("client config");
+        ControllerClientImpl::new(config, &tokio::runtime::Handle::current())
+    }
+
+    /// Creates `scope/stream` with one segment and a fixed scaling policy (segments change only
+    /// through [`scale_to`]).
+    pub async fn create_stream(
+        controller: &ControllerClientImpl,
+        scope: &str,
+        stream: &str,
+    ) -> ScopedStream {
+        let scoped = ScopedStream {
+            scope: Scope::from(scope.to_string()),
+            stream: Stream::from(stream.to_string()),
+        };
+        controller
+            .create_scope(&scoped.scope)
+            .await
+            .expect("create scope");
+        controller
+            .create_stream(&StreamConfiguration {
+                scoped_stream: scoped.clone(),
+                scaling: Scaling {
+                    scale_type: ScaleType::FixedNumSegments,
+                    target_rate: 0,
+                    scale_factor: 0,
+                    min_num_segments: 1,
+                },
+                retention: Retention::default(),
+                tags: None,
+            })
+            .await
+            .expect("create stream");
+        scoped
+    }
+
+    /// Active segments, over gRPC.
+    pub async fn segment_count(controller: &ControllerClientImpl, stream: &ScopedStream) -> usize {
+        controller
+            .get_current_segments(stream)
+            .await
+            .expect("current segments")
+            .get_segments()
+            .len()
+    }
+
+    /// Seals every active segment and replaces them with `n` equal key ranges; returns once the
+    /// controller has completed the scale.
+    pub async fn scale_to(controller: &ControllerClientImpl, stream: &ScopedStream, n: usize) {
+        let current = controller
+            .get_current_segments(stream)
+            .await
+            .expect("current segments");
+        let sealed: Vec<_> = current
+            .key_segment_map
+            .values()
+            .map(|s| s.get_segment())
+            .collect();
+        let ranges: Vec<(f64, f64)> = (0..n)
+            .map(|i| (i as f64 / n as f64, (i + 1) as f64 / n as f64))
+            .collect();
+        controller
+            .scale_stream(stream, &sealed, &ranges)
+            .await
+            .expect("scale the stream");
+        assert_eq!(
+            segment_count(controller, stream).await,
+            n,
+            "the stream has {n} segments after the scale"
+        );
+    }
+}
+
+/// A `segment-autoscaler run` child process, killed when dropped.
+pub struct AutoscalerProcess {
+    child: std::process::Child,
+    /// Where it serves `/metrics`.
+    pub metrics_url: String,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl AutoscalerProcess {
+    /// Starts `segment-autoscaler run` with `config` (YAML, without a `telemetry` section: a
+    /// free port is chosen here), logging to a file under `target/`.
+    pub fn start(name: &str, config: &str) -> AutoscalerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-autoscaler");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config_path = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &config_path,
+            format!("{config}\ntelemetry: {{listen: \"127.0.0.1:{port}\"}}\n"),
+        )
+        .unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_segment-autoscaler"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(File::create(&log).unwrap())
+            .stderr(File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .expect("start segment-autoscaler");
+        AutoscalerProcess {
+            child,
+            metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+            log,
+        }
+    }
+
+    /// The value of the first sample whose line starts with `series` (name and labels).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(&self.metrics_url)
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        self.child.wait().expect("wait for segment-autoscaler")
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AutoscalerProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log of segment-autoscaler ({}) ---\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+/// Kubernetes helpers on the real API server.
+pub mod kubernetes {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    use serde_json::json;
+
+    /// The namespace and TaskManager Deployment the restricted identity may scale.
+    pub const NAMESPACE: &str = "flink";
+    /// The TaskManager Deployment's name.
+    pub const TASKMANAGERS: &str = "flink-taskmanager";
+
+    /// A minimal Deployment (no controllers run on the test API server, so no pods appear).
+    pub fn deployment(name: &str, replicas: i32) -> Deployment {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "taskmanager", "image": "flink:1.16.3"}]}
+                }
+            }
+        }))
+        .expect("a valid Deployment")
+    }
+
+    /// Creates the Deployment as the administrator, or leaves an existing one in place.
+    pub async fn ensure_deployment(api: &Api<Deployment>, name: &str) {
+        match api
+            .create(&PostParams::default(), &deployment(name, 1))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(e) => panic!("admin could not create Deployment {name}: {e}"),
+        }
+    }
+
+    /// Sets the Deployment's replicas as the administrator.
+    pub async fn set_replicas(api: &Api<Deployment>, name: &str, replicas: i32) {
+        api.patch_scale(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .expect("admin sets replicas");
+    }
+
+    /// The Deployment's spec.replicas.
+    pub async fn replicas(api: &Api<Deployment>, name: &str) -> i32 {
+        api.get(name)
+            .await
+            .expect("admin reads the Deployment")
+            .spec
+            .and_then(|s| s.replicas)
+            .unwrap_or(0)
+    }
 }

@@ -1,0 +1,398 @@
+//! Actuate: read and set a binding's replica count, through the Kubernetes scale subresource
+//! of a Deployment or StatefulSet, or through external commands.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, PostParams};
+use kube::Resource;
+
+/// Why a target could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActuateError {
+    /// The Kubernetes API refused or failed the request.
+    #[error("{target}: {source}")]
+    Kubernetes {
+        /// The target, e.g. `deployment flink/flink-taskmanager`.
+        target: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Someone else changed the scale between our read and our write; re-read next tick.
+    #[error("{target}: changed by another writer since it was read; will re-read")]
+    Conflict {
+        /// The target.
+        target: String,
+    },
+    /// An external command failed, timed out or printed something that is not a count.
+    #[error("command {command:?}: {message}")]
+    Command {
+        /// The argv, joined.
+        command: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A replica count as read, with what is needed to change it safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replicas {
+    /// Desired replicas of the target (spec, not status).
+    pub count: u32,
+    /// The object's resourceVersion when read (Kubernetes targets), so a write fails instead
+    /// of overwriting a concurrent change.
+    pub version: Option<String>,
+}
+
+/// Something whose replica count the autoscaler sets.
+#[async_trait]
+pub trait ScaleTarget: Send + Sync {
+    /// A description for logs, e.g. `deployment flink/flink-taskmanager`.
+    fn describe(&self) -> String;
+
+    /// Reads the current replica count.
+    async fn current(&self) -> Result<Replicas, ActuateError>;
+
+    /// Changes the count from `current` to `replicas`; `reason` is recorded where the target
+    /// can keep it (a Kubernetes Event).
+    async fn apply(
+        &self,
+        current: &Replicas,
+        replicas: u32,
+        reason: &str,
+    ) -> Result<(), ActuateError>;
+}
+
+/// The scale subresource of a namespaced workload (Deployment or StatefulSet).
+pub struct KubernetesScaleTarget<K> {
+    api: Api<K>,
+    events: Api<Event>,
+    namespace: String,
+    name: String,
+    reporting_instance: String,
+}
+
+impl<K> KubernetesScaleTarget<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + serde::de::DeserializeOwned,
+{
+    /// A target for `namespace/name`, acting with `client`'s identity.
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        name: &str,
+        reporting_instance: &str,
+    ) -> Self {
+        KubernetesScaleTarget {
+            api: Api::namespaced(client.clone(), namespace),
+            events: Api::namespaced(client, namespace),
+            namespace: namespace.into(),
+            name: name.into(),
+            reporting_instance: reporting_instance.into(),
+        }
+    }
+
+    fn error(&self, source: kube::Error) -> ActuateError {
+        match source {
+            kube::Error::Api(status) if status.code == 409 => ActuateError::Conflict {
+                target: self.describe_target(),
+            },
+            source => ActuateError::Kubernetes {
+                target: self.describe_target(),
+                source,
+            },
+        }
+    }
+
+    fn describe_target(&self) -> String {
+        format!(
+            "{} {}/{}",
+            K::kind(&()).to_lowercase(),
+            self.namespace,
+            self.name
+        )
+    }
+
+    /// Records the change as an Event on the workload. Best effort: the scale already happened.
+    async fn record_event(&self, scale: &Scale, from: u32, to: u32, reason: &str) {
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", self.name)),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some(K::api_version(&()).into_owned()),
+                kind: Some(K::kind(&()).into_owned()),
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                uid: scale.metadata.uid.clone(),
+                ..ObjectReference::default()
+            },
+            reason: Some(if to > from { "ScaledUp" } else { "ScaledDown" }.into()),
+            message: Some(format!("replicas {from} -> {to}: {reason}")),
+            type_: Some("Normal".into()),
+            action: Some("Scale".into()),
+            count: Some(1),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            source: Some(EventSource {
+                component: Some("segment-autoscaler".into()),
+                host: None,
+            }),
+            reporting_component: Some("segment-autoscaler".into()),
+            reporting_instance: Some(self.reporting_instance.clone()),
+            ..Event::default()
+        };
+        if let Err(e) = self.events.create(&PostParams::default(), &event).await {
+            tracing::warn!(target = %self.describe_target(), error = %e, "could not record the scale as an Event");
+        }
+    }
+}
+
+#[async_trait]
+impl<K> ScaleTarget for KubernetesScaleTarget<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    fn describe(&self) -> String {
+        self.describe_target()
+    }
+
+    async fn current(&self) -> Result<Replicas, ActuateError> {
+        let scale = self
+            .api
+            .get_scale(&self.name)
+            .await
+            .map_err(|e| self.error(e))?;
+        let count = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        Ok(Replicas {
+            count: u32::try_from(count).unwrap_or(0),
+            version: scale.metadata.resource_version,
+        })
+    }
+
+    async fn apply(
+        &self,
+        current: &Replicas,
+        replicas: u32,
+        reason: &str,
+    ) -> Result<(), ActuateError> {
+        if current.count == replicas {
+            return Ok(());
+        }
+        // A replace carrying the resourceVersion we read: if another writer changed the scale
+        // meanwhile, the API server answers 409 and nothing is overwritten.
+        let scale = Scale {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                resource_version: current.version.clone(),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ScaleSpec {
+                replicas: Some(i32::try_from(replicas).unwrap_or(i32::MAX)),
+            }),
+            status: None,
+        };
+        let written = self
+            .api
+            .replace_scale(&self.name, &PostParams::default(), &scale)
+            .await
+            .map_err(|e| self.error(e))?;
+        self.record_event(&written, current.count, replicas, reason)
+            .await;
+        Ok(())
+    }
+}
+
+/// A Deployment's scale subresource.
+pub type DeploymentTarget = KubernetesScaleTarget<Deployment>;
+/// A StatefulSet's scale subresource.
+pub type StatefulSetTarget = KubernetesScaleTarget<StatefulSet>;
+
+/// External commands: `get` prints the current count; `set` applies one, with `{replicas}` in
+/// its arguments replaced by the count. For bare-metal setups and the local demo.
+pub struct CommandTarget {
+    get: Vec<String>,
+    set: Vec<String>,
+    timeout: Duration,
+}
+
+impl CommandTarget {
+    /// A target running `get` and `set` (argv lists), each within `timeout`.
+    pub fn new(get: Vec<String>, set: Vec<String>, timeout: Duration) -> Self {
+        CommandTarget { get, set, timeout }
+    }
+
+    async fn run(&self, argv: &[String]) -> Result<String, ActuateError> {
+        let failed = |message: String| ActuateError::Command {
+            command: argv.join(" "),
+            message,
+        };
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| failed("empty command".into()))?;
+        let child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(self.timeout, child)
+            .await
+            .map_err(|_| failed(format!("did not finish within {:?}", self.timeout)))?
+            .map_err(|e| failed(format!("could not start: {e}")))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(failed(format!("{}: {}", output.status, stderr.trim())));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+#[async_trait]
+impl ScaleTarget for CommandTarget {
+    fn describe(&self) -> String {
+        format!("command {}", self.set.join(" "))
+    }
+
+    async fn current(&self) -> Result<Replicas, ActuateError> {
+        let stdout = self.run(&self.get).await?;
+        let count = stdout
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| ActuateError::Command {
+                command: self.get.join(" "),
+                message: format!("printed {:?}, not a replica count", stdout.trim()),
+            })?;
+        Ok(Replicas {
+            count,
+            version: None,
+        })
+    }
+
+    async fn apply(
+        &self,
+        current: &Replicas,
+        replicas: u32,
+        _reason: &str,
+    ) -> Result<(), ActuateError> {
+        if current.count == replicas {
+            return Ok(());
+        }
+        let argv: Vec<String> = self
+            .set
+            .iter()
+            .map(|arg| arg.replace("{replicas}", &replicas.to_string()))
+            .collect();
+        self.run(&argv).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    #[tokio::test]
+    async fn command_target_reads_and_sets_through_its_commands() {
+        let dir = std::env::temp_dir().join(format!("sa-command-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("replicas");
+        std::fs::write(&file, "2\n").unwrap();
+        let target = CommandTarget::new(
+            sh(&format!("cat {}", file.display())),
+            vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo $0 > {}", file.display()),
+                "{replicas}".into(),
+            ],
+            Duration::from_secs(10),
+        );
+        let current = target.current().await.unwrap();
+        assert_eq!(current.count, 2);
+        target.apply(&current, 5, "test").await.unwrap();
+        assert_eq!(target.current().await.unwrap().count, 5);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn command_target_reports_failures_and_garbage() {
+        let timeout = Duration::from_secs(10);
+        let garbage = CommandTarget::new(sh("echo lots"), sh("true"), timeout);
+        let error = garbage.current().await.unwrap_err().to_string();
+        assert!(
+            error.contains("printed \"lots\", not a replica count"),
+            "{error}"
+        );
+        let failing = CommandTarget::new(sh("echo broken >&2; exit 3"), sh("exit 1"), timeout);
+        let error = failing.current().await.unwrap_err().to_string();
+        assert!(
+            error.contains("broken") && error.contains("exit status: 3"),
+            "{error}"
+        );
+        let error = failing
+            .apply(
+                &Replicas {
+                    count: 1,
+                    version: None,
+                },
+                2,
+                "r",
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("exit status: 1"), "{error}");
+        let slow = CommandTarget::new(sh("sleep 5"), sh("true"), Duration::from_millis(200));
+        assert!(slow
+            .current()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("did not finish"));
+        let missing = CommandTarget::new(vec!["/nonexistent/tool".into()], sh("true"), timeout);
+        assert!(missing
+            .current()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("could not start"));
+    }
+
+    #[tokio::test]
+    async fn no_write_when_already_at_target() {
+        // `set` would fail, so success proves it was not run.
+        let target = CommandTarget::new(sh("echo 3"), sh("exit 1"), Duration::from_secs(10));
+        target
+            .apply(
+                &Replicas {
+                    count: 3,
+                    version: None,
+                },
+                3,
+                "aligned",
+            )
+            .await
+            .unwrap();
+    }
+}

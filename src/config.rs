@@ -1,0 +1,679 @@
+//! The autoscaler's YAML configuration: parsed strictly (unknown keys are errors), then
+//! validated, so that every mistake is reported at start-up with the field it concerns.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::observe::StreamId;
+
+/// A configuration error, naming the field (`bindings[0].max_replicas`) or the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML does not match the expected shape (unknown key, wrong type, bad value).
+    #[error("{field}: {message}")]
+    Parse {
+        /// Where in the document, e.g. `bindings[0].max_replicas` (`.` for the top level).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The values are well-formed but do not make sense together.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field at fault, e.g. `bindings[0].max_replicas`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Time between two reconciliations.
+    #[serde(default = "defaults::interval", deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Prometheus as a segment-count source.
+    pub prometheus: Option<PrometheusConfig>,
+    /// The Pravega controller as a segment-count source (gRPC `getCurrentSegments`).
+    pub pravega: Option<PravegaConfig>,
+    /// How to reach Kubernetes (for Deployment and StatefulSet targets, Events, leases).
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+    /// The `/metrics`, `/healthz` and `/readyz` listener.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// Lease-based leader election, so that only one of several replicas acts.
+    pub leader_election: Option<LeaderElectionConfig>,
+    /// What to watch and what to scale.
+    pub bindings: Vec<Binding>,
+}
+
+/// Prometheus source settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Base URL, e.g. `http://127.0.0.1:19090`.
+    pub url: String,
+    /// PromQL giving one series per controller and stream; evaluated once per tick for all
+    /// bindings, filtered on the scope and stream labels.
+    #[serde(default = "defaults::prometheus_query")]
+    pub query: String,
+    /// Label holding the scope name.
+    #[serde(default = "defaults::scope_label")]
+    pub scope_label: String,
+    /// Label holding the stream name.
+    #[serde(default = "defaults::stream_label")]
+    pub stream_label: String,
+    /// Per-query timeout.
+    #[serde(default = "defaults::source_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// File holding a bearer token for Prometheus (read at start-up, never logged).
+    pub bearer_token_file: Option<PathBuf>,
+    /// Environment variable holding a bearer token for Prometheus.
+    pub bearer_token_env: Option<String>,
+}
+
+/// Pravega controller source settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PravegaConfig {
+    /// Controller URI, e.g. `tcp://127.0.0.1:9090`.
+    pub controller: String,
+    /// Per-call timeout (the client retries inside it).
+    #[serde(default = "defaults::source_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+/// Kubernetes client settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file; when absent, `KUBECONFIG`, `~/.kube/config` or the in-cluster
+    /// ServiceAccount are used, in the usual order.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Telemetry listener settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Address of the HTTP listener serving `/metrics`, `/healthz` and `/readyz`.
+    #[serde(default = "defaults::telemetry_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            listen: defaults::telemetry_listen(),
+        }
+    }
+}
+
+/// Leader election on a coordination.k8s.io Lease.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderElectionConfig {
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// Name of the Lease.
+    #[serde(default = "defaults::lease_name")]
+    pub lease_name: String,
+    /// How long a leader's claim lasts without renewal; a standby takes over after it.
+    #[serde(default = "defaults::lease_duration", deserialize_with = "duration")]
+    pub lease_duration: Duration,
+    /// This replica's identity in the Lease (default: host name and process id).
+    pub identity: Option<String>,
+}
+
+/// How the segment counts of a binding's streams combine into one figure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Combine {
+    /// One reader per segment across all streams (a job reading every stream).
+    #[default]
+    Sum,
+    /// As many readers as the widest stream.
+    Max,
+}
+
+/// Where a binding's segment counts come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceChoice {
+    /// Prometheus only.
+    Prometheus,
+    /// The Pravega controller only.
+    Controller,
+    /// The controller first, Prometheus when the controller does not answer.
+    #[default]
+    Auto,
+}
+
+/// One job to keep aligned: its streams, its bounds and the replicas to scale.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// A name for logs, metrics and Events.
+    pub name: String,
+    /// `scope/stream` names, one or more.
+    pub streams: Vec<StreamId>,
+    /// How the streams' segment counts combine.
+    #[serde(default)]
+    pub combine: Combine,
+    /// Which source to ask.
+    #[serde(default)]
+    pub source: SourceChoice,
+    /// Fewest TaskManagers (at least 1).
+    #[serde(default = "defaults::min_replicas")]
+    pub min_replicas: u32,
+    /// Most TaskManagers.
+    pub max_replicas: u32,
+    /// Task slots per TaskManager (`taskmanager.numberOfTaskSlots`).
+    #[serde(default = "defaults::slots_per_taskmanager")]
+    pub slots_per_taskmanager: u32,
+    /// How long a lower target must hold before scaling down.
+    #[serde(
+        default = "defaults::scale_down_stabilization",
+        deserialize_with = "duration"
+    )]
+    pub scale_down_stabilization: Duration,
+    /// What to scale.
+    pub target: TargetConfig,
+    /// The Flink job, for clamping to its max parallelism and verifying alignment.
+    pub flink: Option<FlinkConfig>,
+}
+
+/// What a binding scales.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TargetConfig {
+    /// The scale subresource of a Deployment.
+    Deployment {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The scale subresource of a StatefulSet.
+    Statefulset {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// External commands: `get` prints the current count, `set` applies one
+    /// (`{replicas}` in its arguments is replaced by the count).
+    Command {
+        /// argv printing the current replica count on stdout.
+        get: Vec<String>,
+        /// argv applying a replica count; must contain `{replicas}`.
+        set: Vec<String>,
+        /// How long either command may run.
+        #[serde(default = "defaults::command_timeout", deserialize_with = "duration")]
+        timeout: Duration,
+    },
+}
+
+/// Flink REST settings of a binding.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlinkConfig {
+    /// Base URL of the JobManager's REST API.
+    pub rest_url: String,
+    /// Per-request timeout.
+    #[serde(default = "defaults::source_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    pub fn interval() -> Duration {
+        Duration::from_secs(2)
+    }
+    pub fn prometheus_query() -> String {
+        "pravega_controller_segments_count".into()
+    }
+    pub fn scope_label() -> String {
+        "scope".into()
+    }
+    pub fn stream_label() -> String {
+        "stream".into()
+    }
+    pub fn source_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn command_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn telemetry_listen() -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], 9464))
+    }
+    pub fn lease_name() -> String {
+        "segment-autoscaler".into()
+    }
+    pub fn lease_duration() -> Duration {
+        Duration::from_secs(15)
+    }
+    pub fn min_replicas() -> u32 {
+        1
+    }
+    pub fn slots_per_taskmanager() -> u32 {
+        1
+    }
+    pub fn scale_down_stabilization() -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+/// Durations are strings such as `2s`, `1m` or `500ms`.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}); use e.g. 2s, 1m, 500ms"
+        ))
+    })
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses and validates a configuration document.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            ConfigError::Parse {
+                field,
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval < Duration::from_millis(100) {
+            return Err(ConfigError::invalid("interval", "must be at least 100ms"));
+        }
+        if self.bindings.is_empty() {
+            return Err(ConfigError::invalid(
+                "bindings",
+                "at least one binding is required",
+            ));
+        }
+        if let Some(p) = &self.prometheus {
+            validate_url("prometheus.url", &p.url)?;
+            if p.query.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    "prometheus.query",
+                    "must not be empty",
+                ));
+            }
+            if p.bearer_token_file.is_some() && p.bearer_token_env.is_some() {
+                return Err(ConfigError::invalid(
+                    "prometheus.bearer_token_env",
+                    "set either bearer_token_file or bearer_token_env, not both",
+                ));
+            }
+        }
+        if let Some(p) = &self.pravega {
+            if !p.controller.starts_with("tcp://") && !p.controller.starts_with("tls://") {
+                return Err(ConfigError::invalid(
+                    "pravega.controller",
+                    format!("{:?} must start with tcp:// or tls://", p.controller),
+                ));
+            }
+        }
+        if let Some(le) = &self.leader_election {
+            if le.lease_duration < Duration::from_secs(2) {
+                return Err(ConfigError::invalid(
+                    "leader_election.lease_duration",
+                    "must be at least 2s",
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, b) in self.bindings.iter().enumerate() {
+            let field = |name: &str| format!("bindings[{i}].{name}");
+            if b.name.trim().is_empty() {
+                return Err(ConfigError::invalid(field("name"), "must not be empty"));
+            }
+            if !names.insert(b.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    field("name"),
+                    format!("{:?} is used by another binding", b.name),
+                ));
+            }
+            if b.streams.is_empty() {
+                return Err(ConfigError::invalid(
+                    field("streams"),
+                    "at least one scope/stream is required",
+                ));
+            }
+            if b.min_replicas < 1 {
+                return Err(ConfigError::invalid(
+                    field("min_replicas"),
+                    "must be at least 1",
+                ));
+            }
+            if b.max_replicas < b.min_replicas {
+                return Err(ConfigError::invalid(
+                    field("max_replicas"),
+                    format!(
+                        "{} is below min_replicas ({})",
+                        b.max_replicas, b.min_replicas
+                    ),
+                ));
+            }
+            if b.slots_per_taskmanager < 1 {
+                return Err(ConfigError::invalid(
+                    field("slots_per_taskmanager"),
+                    "must be at least 1",
+                ));
+            }
+            let needs_prometheus = matches!(b.source, SourceChoice::Prometheus);
+            let needs_controller = matches!(b.source, SourceChoice::Controller);
+            if needs_prometheus && self.prometheus.is_none() {
+                return Err(ConfigError::invalid(
+                    field("source"),
+                    "is prometheus but no top-level `prometheus` is configured",
+                ));
+            }
+            if needs_controller && self.pravega.is_none() {
+                return Err(ConfigError::invalid(
+                    field("source"),
+                    "is controller but no top-level `pravega` is configured",
+                ));
+            }
+            if b.source == SourceChoice::Auto && self.prometheus.is_none() && self.pravega.is_none()
+            {
+                return Err(ConfigError::invalid(
+                    field("source"),
+                    "is auto but neither `pravega` nor `prometheus` is configured",
+                ));
+            }
+            match &b.target {
+                TargetConfig::Deployment { namespace, name }
+                | TargetConfig::Statefulset { namespace, name } => {
+                    if namespace.is_empty() {
+                        return Err(ConfigError::invalid(
+                            field("target.namespace"),
+                            "must not be empty",
+                        ));
+                    }
+                    if name.is_empty() {
+                        return Err(ConfigError::invalid(
+                            field("target.name"),
+                            "must not be empty",
+                        ));
+                    }
+                }
+                TargetConfig::Command { get, set, .. } => {
+                    if get.is_empty() {
+                        return Err(ConfigError::invalid(
+                            field("target.get"),
+                            "must name a command",
+                        ));
+                    }
+                    if set.is_empty() {
+                        return Err(ConfigError::invalid(
+                            field("target.set"),
+                            "must name a command",
+                        ));
+                    }
+                    if !set.iter().any(|arg| arg.contains("{replicas}")) {
+                        return Err(ConfigError::invalid(
+                            field("target.set"),
+                            "must contain {replicas} in an argument",
+                        ));
+                    }
+                }
+            }
+            if let Some(f) = &b.flink {
+                validate_url(&field("flink.rest_url"), &f.rest_url)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_url(field: &str, url: &str) -> Result<(), ConfigError> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
+        Ok(u) => Err(ConfigError::invalid(
+            field,
+            format!("{url:?}: scheme {} is not http or https", u.scheme()),
+        )),
+        Err(e) => Err(ConfigError::invalid(
+            field,
+            format!("{url:?} is not a URL: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+interval: 2s
+prometheus: {url: "http://127.0.0.1:19090"}
+pravega: {controller: "tcp://127.0.0.1:9090"}
+bindings:
+  - name: busy-reader
+    streams: [demo/load]
+    combine: sum
+    source: auto
+    min_replicas: 1
+    max_replicas: 32
+    slots_per_taskmanager: 1
+    scale_down_stabilization: 60s
+    target:
+      kind: deployment
+      namespace: flink
+      name: flink-taskmanager
+    flink: {rest_url: "http://127.0.0.1:8081"}
+"#;
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text)
+            .expect_err("config should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let config = Config::parse(FULL).expect("valid");
+        assert_eq!(config.interval, Duration::from_secs(2));
+        let b = &config.bindings[0];
+        assert_eq!(b.streams, vec!["demo/load".parse::<StreamId>().unwrap()]);
+        assert_eq!(b.max_replicas, 32);
+        assert_eq!(b.scale_down_stabilization, Duration::from_secs(60));
+        assert!(
+            matches!(&b.target, TargetConfig::Deployment { namespace, name } if namespace == "flink" && name == "flink-taskmanager")
+        );
+        assert_eq!(
+            config.prometheus.as_ref().unwrap().query,
+            "pravega_controller_segments_count"
+        );
+        assert_eq!(config.telemetry.listen.port(), 9464);
+    }
+
+    #[test]
+    fn defaults_fill_in_optional_fields() {
+        let config = Config::parse(
+            "pravega: {controller: tcp://c:9090}\nbindings:\n- {name: b, streams: [s/t], max_replicas: 4, target: {kind: statefulset, namespace: n, name: tm}}\n",
+        )
+        .unwrap();
+        let b = &config.bindings[0];
+        assert_eq!(
+            (b.min_replicas, b.slots_per_taskmanager, b.combine, b.source),
+            (1, 1, Combine::Sum, SourceChoice::Auto)
+        );
+        assert_eq!(config.interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_place() {
+        let text = FULL.replace("max_replicas: 32", "max_replicas: 32\n    max_replica: 3");
+        assert!(
+            error_of(&text).starts_with("bindings[0]"),
+            "{}",
+            error_of(&text)
+        );
+        assert!(error_of(&text).contains("max_replica"));
+        assert!(error_of(&format!("{FULL}\nextra: 1\n")).contains("extra"));
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let text = FULL.replace("max_replicas: 32", "max_replicas: lots");
+        assert!(
+            error_of(&text).starts_with("bindings[0].max_replicas:"),
+            "{}",
+            error_of(&text)
+        );
+        let text = FULL.replace("max_replicas: 32", "max_replicas: -3");
+        assert!(error_of(&text).starts_with("bindings[0].max_replicas:"));
+    }
+
+    #[test]
+    fn bad_durations_name_the_field() {
+        let text = FULL.replace(
+            "scale_down_stabilization: 60s",
+            "scale_down_stabilization: soon",
+        );
+        let error = error_of(&text);
+        assert!(
+            error.starts_with("bindings[0].scale_down_stabilization:"),
+            "{error}"
+        );
+        assert!(error.contains("invalid duration"));
+        assert!(error_of(&FULL.replace("interval: 2s", "interval: 10ms")).starts_with("interval:"));
+    }
+
+    #[test]
+    fn bounds_are_checked() {
+        let error = error_of(&FULL.replace("max_replicas: 32", "max_replicas: 0"));
+        assert_eq!(
+            error,
+            "bindings[0].max_replicas: 0 is below min_replicas (1)"
+        );
+        assert!(
+            error_of(&FULL.replace("min_replicas: 1", "min_replicas: 0"))
+                .starts_with("bindings[0].min_replicas:")
+        );
+        assert!(
+            error_of(&FULL.replace("slots_per_taskmanager: 1", "slots_per_taskmanager: 0"))
+                .starts_with("bindings[0].slots_per_taskmanager:")
+        );
+    }
+
+    #[test]
+    fn stream_names_must_be_scope_slash_stream() {
+        for bad in ["demo", "demo/", "/load", "a/b/c", "de mo/load"] {
+            let error = error_of(&FULL.replace("demo/load", bad));
+            assert!(
+                error.starts_with("bindings[0].streams[0]:"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(
+            error_of(&FULL.replace("streams: [demo/load]", "streams: []"))
+                .starts_with("bindings[0].streams:")
+        );
+    }
+
+    #[test]
+    fn sources_must_be_configured() {
+        let no_prometheus = FULL.replace("prometheus: {url: \"http://127.0.0.1:19090\"}\n", "");
+        assert!(
+            Config::parse(&no_prometheus).is_ok(),
+            "auto works with the controller alone"
+        );
+        let error = error_of(&no_prometheus.replace("source: auto", "source: prometheus"));
+        assert!(error.starts_with("bindings[0].source:"), "{error}");
+        let neither =
+            no_prometheus.replace("pravega: {controller: \"tcp://127.0.0.1:9090\"}\n", "");
+        assert!(error_of(&neither).starts_with("bindings[0].source:"));
+        assert!(
+            error_of(&FULL.replace("tcp://127.0.0.1:9090", "127.0.0.1:9090"))
+                .starts_with("pravega.controller:")
+        );
+        assert!(error_of(&FULL.replace("http://127.0.0.1:19090", "ftp://x"))
+            .starts_with("prometheus.url:"));
+    }
+
+    #[test]
+    fn command_targets_need_a_replicas_placeholder() {
+        let text = FULL.replace(
+            "kind: deployment\n      namespace: flink\n      name: flink-taskmanager",
+            "kind: command\n      get: [stack, taskmanagers]\n      set: [stack, taskmanagers]",
+        );
+        assert_eq!(
+            error_of(&text),
+            "bindings[0].target.set: must contain {replicas} in an argument"
+        );
+        let good = text.replace(
+            "set: [stack, taskmanagers]",
+            "set: [stack, taskmanagers, \"{replicas}\"]",
+        );
+        assert!(matches!(
+            Config::parse(&good).unwrap().bindings[0].target,
+            TargetConfig::Command { .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_target_kinds_and_fields_are_rejected() {
+        let error = error_of(&FULL.replace("kind: deployment", "kind: replicaset"));
+        assert!(error.starts_with("bindings[0].target"), "{error}");
+        let error = error_of(&FULL.replace(
+            "name: flink-taskmanager",
+            "name: flink-taskmanager\n      replicas: 3",
+        ));
+        assert!(error.starts_with("bindings[0].target"), "{error}");
+    }
+
+    #[test]
+    fn binding_names_are_unique() {
+        let text = FULL.replace("bindings:\n", "bindings:\n  - {name: busy-reader, streams: [a/b], max_replicas: 2, target: {kind: deployment, namespace: n, name: m}}\n");
+        assert_eq!(
+            error_of(&text),
+            "bindings[1].name: \"busy-reader\" is used by another binding"
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! `segment-autoscaler` keeps Flink TaskManager replicas, and so a reactive-mode job's
+//! parallelism, aligned one-to-one with the active segments of Pravega streams.
+//!
+//! The data flows through one module per stage:
+//! [`config`] -> [`observe`] -> [`plan`] (pure) -> [`actuate`] -> [`verify`], with
+//! [`telemetry`] beside them, [`reconcile`] tying one pass together and [`leader`] deciding
+//! which replica may act.
+
+pub mod actuate;
+pub mod config;
+pub mod leader;
+pub mod observe;
+pub mod plan;
+pub mod reconcile;
+pub mod telemetry;
+pub mod verify;
