@@ -65,7 +65,7 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// Parallelism of the job's source vertex, per Flink's REST API.
     pub job_parallelism: Family<BindingLabels, Gauge>,
-    /// 1 when the job runs at the parallelism the segments call for, else 0.
+    /// 1 when the job runs at the desired parallelism (segments, within the replica bounds).
     pub job_aligned: Family<BindingLabels, Gauge>,
     /// 1 when this replica may act (leader, or no leader election), else 0.
     pub leader: Gauge,
@@ -130,7 +130,7 @@ impl Default for Metrics {
         );
         registry.register(
             "job_aligned",
-            "1 if the job runs at the parallelism the segments call for",
+            "1 if the job runs at the desired parallelism (segments, within the replica bounds)",
             m.job_aligned.clone(),
         );
         registry.register("leader", "1 if this replica may act", m.leader.clone());

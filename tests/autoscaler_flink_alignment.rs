@@ -1,0 +1,74 @@
+//! The command target and Flink verification on the real stack: the autoscaler starts and stops
+//! local TaskManagers through `deploy/local/stack taskmanagers`, the reactive job follows, and
+//! the autoscaler reads the job's parallelism back and reports it aligned.
+
+mod support;
+
+use std::time::Duration;
+
+use support::pravega::{controller, create_stream, scale_to};
+use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
+
+async fn wait_aligned(autoscaler: &AutoscalerProcess, parallelism: f64) {
+    eventually(
+        &format!("job aligned at parallelism {parallelism}"),
+        Duration::from_secs(120),
+        || async {
+            let running = autoscaler
+                .metric("segment_autoscaler_job_parallelism{")
+                .await;
+            let aligned = autoscaler.metric("segment_autoscaler_job_aligned{").await;
+            match (running, aligned) {
+                (Some(p), Some(a)) if p == parallelism && a == 1.0 => Ok(()),
+                other => Err(format!("(job_parallelism, job_aligned) = {other:?}")),
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taskmanagers_and_job_parallelism_follow_segments() {
+    let stack = Stack::require(&[Component::Pravega, Component::Flink]).await;
+    stack.stack_command(&["taskmanagers", "1"]);
+    let controller = controller(&stack.pravega_controller);
+    let scope = unique_name("align");
+    let stream = create_stream(&controller, &scope, "load").await;
+    let script = stack.stack_script.display();
+    let config = format!(
+        r#"
+interval: 1s
+pravega: {{controller: "{pravega}"}}
+bindings:
+  - name: local
+    streams: [{scope}/load]
+    source: controller
+    max_replicas: 3
+    scale_down_stabilization: 2s
+    target: {{kind: command, get: ["{script}", taskmanagers], set: ["{script}", taskmanagers, "{{replicas}}"]}}
+    flink: {{rest_url: "{flink}"}}
+"#,
+        pravega = stack.pravega_controller,
+        flink = stack.flink_rest_url,
+    );
+    let autoscaler = AutoscalerProcess::start("align", &config);
+    wait_aligned(&autoscaler, 1.0).await;
+
+    scale_to(&controller, &stream, 2).await;
+    wait_aligned(&autoscaler, 2.0).await;
+    assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "2");
+
+    // Capped by max_replicas: 4 segments, at most 3 TaskManagers, still reported aligned.
+    scale_to(&controller, &stream, 4).await;
+    wait_aligned(&autoscaler, 3.0).await;
+    assert_eq!(
+        autoscaler
+            .metric("segment_autoscaler_desired_replicas{")
+            .await,
+        Some(3.0)
+    );
+
+    scale_to(&controller, &stream, 1).await;
+    wait_aligned(&autoscaler, 1.0).await;
+    assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "1");
+}
