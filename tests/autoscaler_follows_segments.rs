@@ -86,6 +86,13 @@ bindings:
         )
         .await;
 
+        assert_eq!(autoscaler.get("/healthz").await.map(|r| r.0), Some(200));
+        assert_eq!(
+            autoscaler.get("/readyz").await.map(|r| r.0),
+            Some(200),
+            "ready after a reconciliation"
+        );
+
         let (mut ups, mut downs) = (Vec::new(), Vec::new());
         for _round in 0..3 {
             scale_to(&controller, &stream, 2).await;

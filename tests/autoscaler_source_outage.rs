@@ -104,7 +104,14 @@ bindings:
     // `plan` answers too, exit status 0, the binding holding with the failed source named.
     let config_path = autoscaler.log.with_extension("yaml");
     let plan = Command::new(env!("CARGO_BIN_EXE_segment-autoscaler"))
-        .args(["plan", "--output", "json", "--config"])
+        .args([
+            "plan",
+            "--output",
+            "json",
+            "--log-format",
+            "json",
+            "--config",
+        ])
         .arg(&config_path)
         .output()
         .expect("run plan");
@@ -114,6 +121,16 @@ bindings:
     );
     let records: serde_json::Value =
         serde_json::from_slice(&plan.stdout).expect("plan prints JSON");
+    let logs = String::from_utf8_lossy(&plan.stderr);
+    assert!(!logs.trim().is_empty(), "plan logs its decision");
+    for line in logs.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        assert!(
+            entry["level"].is_string() && entry["timestamp"].is_string(),
+            "{line}"
+        );
+    }
     let record = &records[0];
     assert_eq!(record["action"], "hold");
     assert_eq!(record["segments"], serde_json::Value::Null);

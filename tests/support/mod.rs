@@ -437,6 +437,14 @@ impl AutoscalerProcess {
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
+    /// The HTTP status and body of `path` (e.g. `/readyz`) on its telemetry listener.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let url = self.metrics_url.replace("/metrics", path);
+        let response = reqwest::get(&url).await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
     /// Sends SIGTERM and waits for a graceful exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
