@@ -169,36 +169,42 @@ impl Autoscaler {
                         Box::new(CommandTarget::new(get.clone(), set.clone(), *timeout))
                     }
                 };
-                Ok(BoundJob {
-                    config: b.clone(),
-                    policy: ScalingPolicy::from(b),
-                    target,
-                    flink: b
-                        .flink
-                        .as_ref()
-                        .map(|f| FlinkClient::new(&f.rest_url, f.timeout)),
-                    history: ScaleHistory::default(),
-                    last_reason: String::new(),
-                })
+                Ok((b.clone(), target))
             })
             .collect::<Result<Vec<_>, SetupError>>()?;
-        Ok(Autoscaler {
+        Ok(Autoscaler::from_parts(
+            prometheus, controller, bindings, telemetry,
+        ))
+    }
+
+    /// Assembles an autoscaler from its sources and each binding's target (tests swap in their
+    /// own implementations here).
+    pub fn from_parts(
+        prometheus: Option<Box<dyn SegmentSource>>,
+        controller: Option<Box<dyn SegmentSource>>,
+        bindings: Vec<(Binding, Box<dyn ScaleTarget>)>,
+        telemetry: Arc<Telemetry>,
+    ) -> Autoscaler {
+        let bindings = bindings
+            .into_iter()
+            .map(|(config, target)| BoundJob {
+                policy: ScalingPolicy::from(&config),
+                flink: config
+                    .flink
+                    .as_ref()
+                    .map(|f| FlinkClient::new(&f.rest_url, f.timeout)),
+                config,
+                target,
+                history: ScaleHistory::default(),
+                last_reason: String::new(),
+            })
+            .collect();
+        Autoscaler {
             prometheus,
             controller,
             bindings,
             telemetry,
-        })
-    }
-
-    /// Replaces the sources (tests swap in their own).
-    pub fn with_sources(
-        mut self,
-        prometheus: Option<Box<dyn SegmentSource>>,
-        controller: Option<Box<dyn SegmentSource>>,
-    ) -> Self {
-        self.prometheus = prometheus;
-        self.controller = controller;
-        self
+        }
     }
 
     /// Streams each source must read this tick.
@@ -460,6 +466,173 @@ impl BoundJob {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actuate::{ActuateError, Replicas};
+    use std::sync::Mutex;
+
+    /// Readings a fake source answers with, shared with the test.
+    type Table = Arc<Mutex<HashMap<StreamId, SegmentReading>>>;
+
+    /// A source answering from a shared table.
+    struct FakeSource(SourceKind, Table);
+
+    #[async_trait::async_trait]
+    impl SegmentSource for FakeSource {
+        fn kind(&self) -> SourceKind {
+            self.0
+        }
+        async fn read(&self, streams: &BTreeSet<StreamId>) -> HashMap<StreamId, SegmentReading> {
+            let table = self.1.lock().unwrap();
+            streams
+                .iter()
+                .map(|s| {
+                    (
+                        s.clone(),
+                        table.get(s).cloned().unwrap_or(SegmentReading::Missing),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    /// A target remembering its count and every write.
+    #[derive(Clone, Default)]
+    struct FakeTarget(Arc<Mutex<(u32, Vec<u32>)>>);
+
+    #[async_trait::async_trait]
+    impl ScaleTarget for FakeTarget {
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+        async fn current(&self) -> Result<Replicas, ActuateError> {
+            Ok(Replicas {
+                count: self.0.lock().unwrap().0,
+                version: None,
+            })
+        }
+        async fn apply(
+            &self,
+            _current: &Replicas,
+            replicas: u32,
+            _reason: &str,
+        ) -> Result<(), ActuateError> {
+            let mut state = self.0.lock().unwrap();
+            state.0 = replicas;
+            state.1.push(replicas);
+            Ok(())
+        }
+    }
+
+    fn setup(source: SourceChoice) -> (Autoscaler, Table, FakeTarget, Arc<Telemetry>) {
+        let config = Config::parse(&format!(
+            "prometheus: {{url: http://p:1}}\npravega: {{controller: tcp://c:1}}\nbindings:\n- {{name: b, streams: [demo/load], source: {}, max_replicas: 8, target: {{kind: command, get: [x], set: [x, '{{replicas}}']}}}}\n",
+            match source {
+                SourceChoice::Prometheus => "prometheus",
+                SourceChoice::Controller => "controller",
+                SourceChoice::Auto => "auto",
+            }
+        ))
+        .unwrap();
+        let table = Arc::new(Mutex::new(HashMap::new()));
+        let target = FakeTarget::default();
+        target.0.lock().unwrap().0 = 1;
+        let telemetry = Telemetry::new(config.interval);
+        let autoscaler = Autoscaler::from_parts(
+            Some(Box::new(FakeSource(SourceKind::Prometheus, table.clone()))),
+            Some(Box::new(FakeSource(
+                SourceKind::Controller,
+                Arc::new(Mutex::new(HashMap::new())),
+            ))),
+            vec![(config.bindings[0].clone(), Box::new(target.clone()))],
+            telemetry.clone(),
+        );
+        (autoscaler, table, target, telemetry)
+    }
+
+    #[tokio::test]
+    async fn plan_mode_never_writes_and_a_leader_writes_once() {
+        let (mut autoscaler, table, target, _) = setup(SourceChoice::Prometheus);
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(3));
+        let reports = autoscaler.reconcile(false).await;
+        assert_eq!(
+            (reports[0].action, reports[0].desired_replicas),
+            (Action::ScaleUp, Some(3))
+        );
+        assert!(
+            target.0.lock().unwrap().1.is_empty(),
+            "plan mode wrote nothing"
+        );
+        autoscaler.reconcile(true).await;
+        autoscaler.reconcile(true).await;
+        assert_eq!(
+            target.0.lock().unwrap().1,
+            vec![3],
+            "one write, then aligned"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_source_is_counted_and_held_on() {
+        let (mut autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
+        table.lock().unwrap().insert(
+            "demo/load".parse().unwrap(),
+            SegmentReading::Unavailable("refused".into()),
+        );
+        let reports = autoscaler.reconcile(true).await;
+        assert_eq!(
+            (
+                reports[0].action,
+                reports[0].segments,
+                reports[0].current_replicas
+            ),
+            (Action::Hold, None, Some(1))
+        );
+        assert!(
+            reports[0]
+                .reason
+                .contains("(prometheus): source unavailable: refused"),
+            "{}",
+            reports[0].reason
+        );
+        assert!(target.0.lock().unwrap().1.is_empty());
+        let text = telemetry.metrics.encode();
+        assert!(
+            text.contains("segment_autoscaler_source_errors_total{source=\"prometheus\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("segment_autoscaler_stream_segments{"),
+            "an unknown count is not exported as a number"
+        );
+    }
+
+    #[tokio::test]
+    async fn auto_falls_back_to_prometheus_when_the_controller_is_silent() {
+        let (mut autoscaler, table, target, _) = setup(SourceChoice::Auto);
+        // The fake controller answers Missing for everything; make it unavailable instead.
+        autoscaler.controller = Some(Box::new(FakeSource(
+            SourceKind::Controller,
+            Arc::new(Mutex::new(
+                [(
+                    "demo/load".parse().unwrap(),
+                    SegmentReading::Unavailable("down".into()),
+                )]
+                .into(),
+            )),
+        )));
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(2));
+        let reports = autoscaler.reconcile(true).await;
+        assert_eq!(
+            (reports[0].source.as_str(), reports[0].action),
+            ("prometheus", Action::ScaleUp)
+        );
+        assert_eq!(target.0.lock().unwrap().1, vec![2]);
+    }
 
     fn readings(pairs: &[(&str, SegmentReading)]) -> HashMap<StreamId, SegmentReading> {
         pairs
