@@ -75,8 +75,17 @@ async fn second_taskmanager_raises_job_parallelism_to_two() {
     stack.stack_command(&["taskmanagers", "2"]);
     assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "2");
     let listed = stack.stack_command(&["taskmanagers", "--list"]);
-    assert_eq!(listed.lines().count(), 2, "two TaskManagers listed: {listed}");
-    assert!(listed.lines().all(|l| l.contains(" pid=") && l.contains(" log=")), "{listed}");
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "two TaskManagers listed: {listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .all(|l| l.contains(" pid=") && l.contains(" log=")),
+        "{listed}"
+    );
     wait_for_parallelism(&http, flink, 2).await;
 
     // Leave the stack as the test found it: one TaskManager, and the job follows back down.

@@ -62,6 +62,20 @@ pub struct Stack {
     required: Vec<Component>,
 }
 
+/// The repository's root: the nearest folder above this crate holding `deploy/local/stack`
+/// (the support module is shared by the root package and the data generator).
+pub fn repo_root() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join("deploy/local/stack").exists() {
+        assert!(
+            dir.pop(),
+            "no deploy/local/stack above {}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+    }
+    dir
+}
+
 /// How long a component may take to answer before the test gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -101,8 +115,8 @@ impl Stack {
     /// Installs and starts the components with the stack script. Test binaries run one after
     /// another but tests inside one run on threads, so an exclusive file lock serializes this.
     fn start(components: &[Component]) -> Stack {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/local/stack");
-        let lock_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/stack-start.lock");
+        let script = repo_root().join("deploy/local/stack");
+        let lock_path = repo_root().join("target/stack-start.lock");
         std::fs::create_dir_all(lock_path.parent().unwrap()).expect("create target/");
         let lock: File = OpenOptions::new()
             .create(true)
@@ -348,12 +362,21 @@ pub mod pravega {
 
     /// Active segments, over gRPC.
     pub async fn segment_count(controller: &ControllerClientImpl, stream: &ScopedStream) -> usize {
-        controller
-            .get_current_segments(stream)
+        try_segment_count(controller, stream)
             .await
             .expect("current segments")
-            .get_segments()
-            .len()
+    }
+
+    /// Active segments, over gRPC, or why they could not be read (e.g. no such stream yet).
+    pub async fn try_segment_count(
+        controller: &ControllerClientImpl,
+        stream: &ScopedStream,
+    ) -> Result<usize, String> {
+        let segments = controller
+            .get_current_segments(stream)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(segments.get_segments().len())
     }
 
     /// Seals every active segment and replaces them with `n` equal key ranges; returns once the
@@ -401,7 +424,7 @@ impl AutoscalerProcess {
             .local_addr()
             .unwrap()
             .port();
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-autoscaler");
+        let dir = repo_root().join("target/test-autoscaler");
         std::fs::create_dir_all(&dir).unwrap();
         let config_path = dir.join(format!("{name}.yaml"));
         std::fs::write(
@@ -410,7 +433,9 @@ impl AutoscalerProcess {
         )
         .unwrap();
         let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_segment-autoscaler"))
+        let binary = option_env!("CARGO_BIN_EXE_segment-autoscaler")
+            .expect("the segment-autoscaler binary (root package tests)");
+        let child = Command::new(binary)
             .args(["run", "--config"])
             .arg(&config_path)
             .stdout(File::create(&log).unwrap())
