@@ -3,8 +3,8 @@
 //!
 //! The data flows through one module per stage:
 //! [`config`] -> [`observe`] -> [`plan`] (pure) -> [`actuate`] -> [`verify`], with
-//! [`telemetry`] beside them, [`reconcile`] tying one pass together and [`leader`] deciding
-//! which replica may act.
+//! [`telemetry`] beside them, [`reconcile`] tying one pass together, [`leader`] deciding
+//! which replica may act, and [`report`] charting a finished run from Prometheus.
 
 pub mod actuate;
 pub mod config;
@@ -12,5 +12,6 @@ pub mod leader;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod report;
 pub mod telemetry;
 pub mod verify;

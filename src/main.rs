@@ -38,6 +38,31 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Chart a past run from Prometheus (report.png) and summarize its alignment (summary.json).
+    Report {
+        /// Prometheus base URL.
+        #[arg(long)]
+        prometheus: String,
+        /// Start: Unix seconds, RFC 3339, `now` or `now-DURATION`.
+        #[arg(long, default_value = "now-15m")]
+        from: String,
+        /// End, in the same forms.
+        #[arg(long, default_value = "now")]
+        to: String,
+        /// Sampling step.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        step: std::time::Duration,
+        /// A `scope/stream` whose Pravega segment gauge to use (repeatable); default: the
+        /// autoscaler's own segment gauges.
+        #[arg(long = "stream")]
+        streams: Vec<segment_autoscaler::observe::StreamId>,
+        /// Task slots per TaskManager (the matching parallelism is segments rounded up to them).
+        #[arg(long, default_value_t = 1)]
+        slots: u32,
+        /// Output folder.
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -55,7 +80,20 @@ const EXIT_CONFIG: u8 = 2;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_logging(cli.log_format);
-    let (Command::Run { config: path } | Command::Plan { config: path, .. }) = &cli.command;
+    let path = match &cli.command {
+        Command::Run { config } | Command::Plan { config, .. } => config,
+        Command::Report {
+            prometheus,
+            from,
+            to,
+            step,
+            streams,
+            slots,
+            out,
+        } => {
+            return exit_with(report(prometheus, from, to, *step, streams, *slots, out).await);
+        }
+    };
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(e) => {
@@ -66,7 +104,12 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { .. } => run(config).await,
         Command::Plan { output, .. } => plan_once(config, output).await,
+        Command::Report { .. } => unreachable!("handled above"),
     };
+    exit_with(result)
+}
+
+fn exit_with(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -74,6 +117,44 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn report(
+    prometheus: &str,
+    from: &str,
+    to: &str,
+    step: std::time::Duration,
+    streams: &[segment_autoscaler::observe::StreamId],
+    slots: u32,
+    out: &std::path::Path,
+) -> Result<(), String> {
+    use segment_autoscaler::report::{parse_time, write_report, ReportQuery};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
+    let query = ReportQuery {
+        prometheus: prometheus.to_string(),
+        from: parse_time(from, now).map_err(|e| format!("--from {e}"))?,
+        to: parse_time(to, now).map_err(|e| format!("--to {e}"))?,
+        step,
+        streams: streams.to_vec(),
+    };
+    if query.to <= query.from || step.is_zero() || slots == 0 {
+        return Err("--to must be after --from, and --step and --slots above 0".into());
+    }
+    let series = query.fetch().await.map_err(|e| e.to_string())?;
+    let summary = write_report(out, &series, step, slots).map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string(&summary).expect("summary serializes")
+    );
+    eprintln!(
+        "wrote {} and {}",
+        out.join("report.png").display(),
+        out.join("summary.json").display()
+    );
+    Ok(())
 }
 
 async fn setup(

@@ -11,6 +11,9 @@ STACK_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 STACK_CACHE=${SEGMENT_AUTOSCALER_CACHE:-$HOME/.cache/segment-autoscaler}
 STACK_RUN=${SEGMENT_AUTOSCALER_RUN_DIR:-$STACK_REPO/.stack}
 STACK_HOST=127.0.0.1
+# Shifts every default port, so a second stack (the demo's test) can run beside the first.
+STACK_PORT_OFFSET=${STACK_PORT_OFFSET:-0}
+[[ $STACK_PORT_OFFSET =~ ^[0-9]+$ ]] || { echo "STACK_PORT_OFFSET must be a whole number" >&2; exit 2; }
 
 log() { printf '%s [stack] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -4,10 +4,11 @@
 
 PRAVEGA_VERSION=${PRAVEGA_VERSION:-0.13.0}
 PRAVEGA_HOME="$STACK_CACHE/pravega-$PRAVEGA_VERSION"
-PRAVEGA_CONTROLLER_PORT=${PRAVEGA_CONTROLLER_PORT:-9090}
-PRAVEGA_CONTROLLER_REST_PORT=${PRAVEGA_CONTROLLER_REST_PORT:-9091}
-PRAVEGA_SEGMENTSTORE_PORT=${PRAVEGA_SEGMENTSTORE_PORT:-6000}
-PRAVEGA_ZK_PORT=${PRAVEGA_ZK_PORT:-4000}
+PRAVEGA_CONTROLLER_PORT=${PRAVEGA_CONTROLLER_PORT:-$((9090 + STACK_PORT_OFFSET))}
+PRAVEGA_CONTROLLER_REST_PORT=${PRAVEGA_CONTROLLER_REST_PORT:-$((9091 + STACK_PORT_OFFSET))}
+PRAVEGA_SEGMENTSTORE_PORT=${PRAVEGA_SEGMENTSTORE_PORT:-$((6000 + STACK_PORT_OFFSET))}
+PRAVEGA_ZK_PORT=${PRAVEGA_ZK_PORT:-$((4000 + STACK_PORT_OFFSET))}
+PRAVEGA_SEGMENTSTORE_REST_PORT=${PRAVEGA_SEGMENTSTORE_REST_PORT:-$((6061 + STACK_PORT_OFFSET))}
 PRAVEGA_HEAP=${PRAVEGA_HEAP:-768m}
 # Pravega is built with Gradle, whose conflict resolution takes the highest requested version;
 # Maven takes the nearest, which picks e.g. protobuf-java 2.5.0 (via Hadoop) and breaks the
@@ -95,7 +96,7 @@ pravega_ready() {
 pravega_up() {
   pravega_installed || die "pravega is not installed: run '$0 install pravega'"
   if process_alive pravega; then log "pravega: already running"; return 0; fi
-  for port in "$PRAVEGA_CONTROLLER_PORT" "$PRAVEGA_CONTROLLER_REST_PORT" "$PRAVEGA_SEGMENTSTORE_PORT" "$PRAVEGA_ZK_PORT"; do
+  for port in "$PRAVEGA_CONTROLLER_PORT" "$PRAVEGA_CONTROLLER_REST_PORT" "$PRAVEGA_SEGMENTSTORE_PORT" "$PRAVEGA_ZK_PORT" "$PRAVEGA_SEGMENTSTORE_REST_PORT"; do
     port_open "$port" && die "pravega: port $port is already in use by another process"
   done
   rm -rf "$PRAVEGA_RUN" && mkdir -p "$PRAVEGA_RUN"
@@ -119,6 +120,7 @@ PROPS
     -Dsinglenode.configurationFile="$PRAVEGA_RUN/standalone-config.properties" \
     -Dmetrics.statistics.enable=true -Dmetrics.prometheus.enable=true \
     -Dmetrics.dynamicCache.eviction.duration.minutes=600 \
+    -Dpravegaservice.rest.listener.port="$PRAVEGA_SEGMENTSTORE_REST_PORT" -Dpravegaservice.rest.listener.host="$STACK_HOST" \
     -DautoScale.cooldown.time.seconds=30 -DautoScale.mute.time.seconds=30 \
     -DautoScale.cache.expiry.seconds=120 -DautoScale.cache.cleanUp.interval.seconds=30 \
     -Dlog.dir="$PRAVEGA_RUN" \
