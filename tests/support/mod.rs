@@ -433,8 +433,10 @@ impl AutoscalerProcess {
         )
         .unwrap();
         let log = dir.join(format!("{name}.log"));
-        let binary = option_env!("CARGO_BIN_EXE_segment-autoscaler")
-            .expect("the segment-autoscaler binary (root package tests)");
+        // Only the root package's tests have the binary; the data generator's never start it.
+        let Some(binary) = option_env!("CARGO_BIN_EXE_segment-autoscaler") else {
+            panic!("AutoscalerProcess is for the root package's tests (no segment-autoscaler binary here)")
+        };
         let child = Command::new(binary)
             .args(["run", "--config"])
             .arg(&config_path)
