@@ -18,7 +18,13 @@ fn status_rows(stdout: &str) -> Vec<(String, String, String)> {
         .filter(|line| line.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .filter_map(|line| {
             let cells: Vec<&str> = line.split_whitespace().collect();
-            (cells.len() == 7).then(|| (cells[4].to_string(), cells[5].to_string(), cells[6].to_string()))
+            (cells.len() == 7).then(|| {
+                (
+                    cells[4].to_string(),
+                    cells[5].to_string(),
+                    cells[6].to_string(),
+                )
+            })
         })
         .collect()
 }
@@ -30,11 +36,25 @@ fn shortened_demo_follows_one_rise_and_fall() {
     // From 400 up to 1600 events/s and back over 80 s at 1000 per segment: 2 segments from
     // about 20 s to 60 s after the generator starts, 1 before and after.
     let output = Command::new(repo_root().join("deploy/local/demo"))
-        .args(["--duration", "100", "--period", "80s", "--base", "1000", "--amplitude", "600", "--stabilization", "10s"])
+        .args([
+            "--duration",
+            "100",
+            "--period",
+            "80s",
+            "--base",
+            "1000",
+            "--amplitude",
+            "600",
+            "--stabilization",
+            "10s",
+        ])
         .arg("--out")
         .arg(&out)
         .env("STACK_PORT_OFFSET", PORT_OFFSET.to_string())
-        .env("SEGMENT_AUTOSCALER_RUN_DIR", repo_root().join("target/demo-stack"))
+        .env(
+            "SEGMENT_AUTOSCALER_RUN_DIR",
+            repo_root().join("target/demo-stack"),
+        )
         .output()
         .expect("run deploy/local/demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -42,26 +62,60 @@ fn shortened_demo_follows_one_rise_and_fall() {
     let logs = || {
         ["autoscaler.log", "generator.log"]
             .iter()
-            .map(|f| format!("--- {f} ---\n{}", std::fs::read_to_string(out.join(f)).unwrap_or_default()))
+            .map(|f| {
+                format!(
+                    "--- {f} ---\n{}",
+                    std::fs::read_to_string(out.join(f)).unwrap_or_default()
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
-    assert!(output.status.success(), "the demo failed ({}):\n{stdout}\n{stderr}\n{}", output.status, logs());
+    assert!(
+        output.status.success(),
+        "the demo failed ({}):\n{stdout}\n{stderr}\n{}",
+        output.status,
+        logs()
+    );
 
     let rows = status_rows(&stdout);
-    assert!(rows.len() >= 10, "status lines every few seconds:\n{stdout}");
-    let up = rows.iter().position(|(tms, parallelism, aligned)| tms == "2" && parallelism == "2" && aligned == "yes");
-    let up = up.unwrap_or_else(|| panic!("TaskManagers and job parallelism reached 2, aligned:\n{stdout}\n{}", logs()));
     assert!(
-        rows[up..].iter().any(|(tms, parallelism, aligned)| tms == "1" && parallelism == "1" && aligned == "yes"),
+        rows.len() >= 10,
+        "status lines every few seconds:\n{stdout}"
+    );
+    let up = rows.iter().position(|(tms, parallelism, aligned)| {
+        tms == "2" && parallelism == "2" && aligned == "yes"
+    });
+    let up = up.unwrap_or_else(|| {
+        panic!(
+            "TaskManagers and job parallelism reached 2, aligned:\n{stdout}\n{}",
+            logs()
+        )
+    });
+    assert!(
+        rows[up..]
+            .iter()
+            .any(|(tms, parallelism, aligned)| tms == "1"
+                && parallelism == "1"
+                && aligned == "yes"),
         "and came back to 1, aligned:\n{stdout}\n{}",
         logs()
     );
 
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary.json")).expect("JSON");
-    for field in ["rescales", "alignment_seconds_median", "alignment_seconds_max", "misaligned_fraction"] {
-        assert!(summary.get(field).is_some(), "summary.json has {field}: {summary}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("summary.json")).expect("summary.json"),
+    )
+    .expect("JSON");
+    for field in [
+        "rescales",
+        "alignment_seconds_median",
+        "alignment_seconds_max",
+        "misaligned_fraction",
+    ] {
+        assert!(
+            summary.get(field).is_some(),
+            "summary.json has {field}: {summary}"
+        );
     }
     assert!(summary["rescales"].as_u64().unwrap() >= 2, "{summary}");
     let png = std::fs::read(out.join("report.png")).expect("report.png");
@@ -70,6 +124,9 @@ fn shortened_demo_follows_one_rise_and_fall() {
     // Nothing the demo started is left listening.
     for port in [9090u16, 9091, 6000, 6061, 4000, 19090, 8081, 9464, 9465] {
         let shifted = port + PORT_OFFSET;
-        assert!(std::net::TcpStream::connect(("127.0.0.1", shifted)).is_err(), "port {shifted} still open after the demo");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", shifted)).is_err(),
+            "port {shifted} still open after the demo"
+        );
     }
 }

@@ -34,6 +34,20 @@ run_logged() {
 # port_open PORT: something accepts TCP connections on loopback PORT.
 port_open() { (exec 3<>"/dev/tcp/$STACK_HOST/$1") 2>/dev/null; }
 
+# ensure_ports_free COMPONENT PORT...: fails, naming the port, if another process still listens
+# on one after 10 s (a process that was just stopped may hold its sockets for a moment).
+ensure_ports_free() {
+  local component=$1 port i
+  shift
+  for port in "$@"; do
+    for ((i = 0; i < 20; i++)); do
+      port_open "$port" || continue 2
+      sleep 0.5
+    done
+    die "$component: port $port is already in use by another process"
+  done
+}
+
 # wait_for SECONDS NAME CMD...: polls CMD every half second until it succeeds; gives up early
 # when the process recorded for NAME (if any) has exited.
 wait_for() {

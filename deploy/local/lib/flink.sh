@@ -139,9 +139,7 @@ flink_up() {
   flink_installed || die "flink is not installed: run '$0 install flink'"
   [[ -f $FLINK_JOB_JAR ]] || die "flink: job jar $FLINK_JOB_JAR is missing: run '$0 install flink'"
   if process_alive flink-jobmanager; then log "flink: already running"; return 0; fi
-  for port in "$FLINK_REST_PORT" "$FLINK_RPC_PORT"; do
-    port_open "$port" && die "flink: port $port is already in use by another process"
-  done
+  ensure_ports_free flink "$FLINK_REST_PORT" "$FLINK_RPC_PORT"
   rm -rf "$FLINK_RUN" && mkdir -p "$FLINK_RUN"
   flink_write_home
   log "flink: starting the JobManager ($(flink_endpoint), job $FLINK_JOB_CLASS) and $FLINK_TASKMANAGERS TaskManager(s)"

@@ -146,9 +146,7 @@ kubectl_admin() { "$KUBE_HOME/bin/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"
 kubernetes_up() {
   kubernetes_installed || die "kubernetes is not installed: run '$0 install kubernetes'"
   if process_alive kube-apiserver; then log "kubernetes: already running"; return 0; fi
-  for port in "$KUBE_APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT"; do
-    port_open "$port" && die "kubernetes: port $port is already in use by another process"
-  done
+  ensure_ports_free kubernetes "$KUBE_APISERVER_PORT" "$ETCD_CLIENT_PORT" "$ETCD_PEER_PORT"
   rm -rf "$KUBE_RUN" && mkdir -p "$KUBE_RUN"
   kubernetes_make_pki
   head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$KUBE_RUN/admin.token"

@@ -9,7 +9,9 @@ PRAVEGA_CONTROLLER_REST_PORT=${PRAVEGA_CONTROLLER_REST_PORT:-$((9091 + STACK_POR
 PRAVEGA_SEGMENTSTORE_PORT=${PRAVEGA_SEGMENTSTORE_PORT:-$((6000 + STACK_PORT_OFFSET))}
 PRAVEGA_ZK_PORT=${PRAVEGA_ZK_PORT:-$((4000 + STACK_PORT_OFFSET))}
 PRAVEGA_SEGMENTSTORE_REST_PORT=${PRAVEGA_SEGMENTSTORE_REST_PORT:-$((6061 + STACK_PORT_OFFSET))}
-PRAVEGA_HEAP=${PRAVEGA_HEAP:-768m}
+# Standalone keeps every event in memory (in-memory log and storage): the heap must hold all
+# that is written while it runs. 768 MiB ran out under the write benchmark.
+PRAVEGA_HEAP=${PRAVEGA_HEAP:-2g}
 # Pravega is built with Gradle, whose conflict resolution takes the highest requested version;
 # Maven takes the nearest, which picks e.g. protobuf-java 2.5.0 (via Hadoop) and breaks the
 # controller. These are the highest versions the 0.13.0 dependency tree asks for wherever Maven
@@ -96,9 +98,7 @@ pravega_ready() {
 pravega_up() {
   pravega_installed || die "pravega is not installed: run '$0 install pravega'"
   if process_alive pravega; then log "pravega: already running"; return 0; fi
-  for port in "$PRAVEGA_CONTROLLER_PORT" "$PRAVEGA_CONTROLLER_REST_PORT" "$PRAVEGA_SEGMENTSTORE_PORT" "$PRAVEGA_ZK_PORT" "$PRAVEGA_SEGMENTSTORE_REST_PORT"; do
-    port_open "$port" && die "pravega: port $port is already in use by another process"
-  done
+  ensure_ports_free pravega "$PRAVEGA_CONTROLLER_PORT" "$PRAVEGA_CONTROLLER_REST_PORT" "$PRAVEGA_SEGMENTSTORE_PORT" "$PRAVEGA_ZK_PORT" "$PRAVEGA_SEGMENTSTORE_REST_PORT"
   rm -rf "$PRAVEGA_RUN" && mkdir -p "$PRAVEGA_RUN"
   cat >"$PRAVEGA_RUN/standalone-config.properties" <<PROPS
 singlenode.zk.port=$PRAVEGA_ZK_PORT

@@ -70,7 +70,7 @@ prometheus_ready() { curl -fsS -o /dev/null "$(prometheus_endpoint)/-/ready"; }
 prometheus_up() {
   prometheus_installed || die "prometheus is not installed: run '$0 install prometheus'"
   if process_alive prometheus; then log "prometheus: already running"; return 0; fi
-  port_open "$PROMETHEUS_PORT" && die "prometheus: port $PROMETHEUS_PORT is already in use by another process"
+  ensure_ports_free prometheus "$PROMETHEUS_PORT"
   rm -rf "$PROMETHEUS_RUN" && mkdir -p "$PROMETHEUS_RUN"
   prometheus_write_config
   log "prometheus: starting ($(prometheus_endpoint), scrape every $PROMETHEUS_SCRAPE_INTERVAL)"
