@@ -256,60 +256,122 @@ pub fn write_report(
     Ok(summary)
 }
 
+/// One line of a panel.
+struct Line<'a> {
+    name: &'static str,
+    values: &'a [Option<f64>],
+    color: plotters::style::RGBColor,
+    width: u32,
+    /// Counts hold until they change: drawn as steps rather than slopes.
+    stepped: bool,
+}
+
 /// Two panels over time: load (target vs achieved) above; segments, TaskManagers and job
 /// parallelism (steps) below.
 fn render(path: &Path, s: &RunSeries) -> Result<(), String> {
     use plotters::prelude::*;
-    let err = |e: &dyn std::fmt::Display| e.to_string();
     let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
     let (top, bottom) = root.split_vertically(450);
-    let end = s.seconds.last().copied().unwrap_or(1.0).max(1.0);
-    let max_of = |series: &[&Vec<Option<f64>>]| {
-        series
+    let line = |name, values, color, width, stepped| Line {
+        name,
+        values,
+        color,
+        width,
+        stepped,
+    };
+    let max_of = |lines: &[Line]| {
+        lines
             .iter()
-            .flat_map(|v| v.iter().flatten())
+            .flat_map(|l| l.values.iter().flatten())
             .copied()
             .fold(0.0, f64::max)
     };
-    let points = |v: &[Option<f64>]| -> Vec<Vec<(f64, f64)>> {
-        // Gaps (unknown samples) split the line instead of being drawn as 0.
+
+    let load = [
+        line("target", &s.target_rate, BLUE, 2, false),
+        line("achieved", &s.achieved_rate, GREEN, 2, false),
+    ];
+    let rate_max = (max_of(&load) * 1.1).max(1.0);
+    draw_panel(
+        &top,
+        "Load (events/s)",
+        "events/s",
+        rate_max,
+        &s.seconds,
+        &load,
+    )?;
+    let counts = [
+        line("segments", &s.segments, RED, 4, true),
+        line(
+            "TaskManagers",
+            &s.taskmanagers,
+            RGBColor(230, 120, 0),
+            2,
+            true,
+        ),
+        line("job parallelism", &s.parallelism, BLUE, 2, true),
+    ];
+    let count_max = (max_of(&counts) + 1.0).max(2.0);
+    draw_panel(
+        &bottom,
+        "Segments, TaskManagers and job parallelism",
+        "count",
+        count_max,
+        &s.seconds,
+        &counts,
+    )?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Draws `lines` against `seconds` in `area`, with a caption, axes and a legend. Unknown
+/// samples split a line instead of being drawn as 0.
+fn draw_panel<DB: plotters::prelude::DrawingBackend>(
+    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    y_max: f64,
+    seconds: &[f64],
+    lines: &[Line],
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let end = seconds.last().copied().unwrap_or(1.0).max(1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 26))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..end, 0.0..y_max)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| err(&e))?;
+    for line in lines {
         let mut runs = vec![Vec::new()];
-        for (t, value) in s.seconds.iter().zip(v) {
+        for (t, value) in seconds.iter().zip(line.values) {
             match value {
-                Some(y) => runs.last_mut().expect("non-empty").push((*t, *y)),
+                Some(y) => {
+                    let run = runs.last_mut().expect("non-empty");
+                    if let (true, Some(&(_, previous))) = (line.stepped, run.last()) {
+                        run.push((*t, previous));
+                    }
+                    run.push((*t, *y));
+                }
                 None if !runs.last().expect("non-empty").is_empty() => runs.push(Vec::new()),
                 None => {}
             }
         }
-        runs
-    };
-
-    let rate_max = (max_of(&[&s.target_rate, &s.achieved_rate]) * 1.1).max(1.0);
-    let mut chart = ChartBuilder::on(&top)
-        .caption("Load (events/s)", ("sans-serif", 26))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..end, 0.0..rate_max)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc("events/s")
-        .draw()
-        .map_err(|e| err(&e))?;
-    for (name, values, color) in [
-        ("target", &s.target_rate, BLUE),
-        ("achieved", &s.achieved_rate, GREEN),
-    ] {
-        let mut first = true;
-        for run in points(values) {
+        let color = line.color;
+        for (i, run) in runs.into_iter().enumerate() {
             let drawn = chart
-                .draw_series(LineSeries::new(run, color.stroke_width(2)))
+                .draw_series(LineSeries::new(run, color.stroke_width(line.width)))
                 .map_err(|e| err(&e))?;
-            if std::mem::take(&mut first) {
-                drawn.label(name).legend(move |(x, y)| {
+            if i == 0 {
+                drawn.label(line.name).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
                 });
             }
@@ -320,58 +382,7 @@ fn render(path: &Path, s: &RunSeries) -> Result<(), String> {
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| err(&e))?;
-
-    let count_max = (max_of(&[&s.segments, &s.taskmanagers, &s.parallelism]) + 1.0).max(2.0);
-    let mut chart = ChartBuilder::on(&bottom)
-        .caption(
-            "Segments, TaskManagers and job parallelism",
-            ("sans-serif", 26),
-        )
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..end, 0.0..count_max)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds")
-        .y_desc("count")
-        .draw()
-        .map_err(|e| err(&e))?;
-    let orange = RGBColor(230, 120, 0);
-    for (name, values, color, width) in [
-        ("segments", &s.segments, RED, 4),
-        ("TaskManagers", &s.taskmanagers, orange, 2),
-        ("job parallelism", &s.parallelism, BLUE, 2),
-    ] {
-        let mut first = true;
-        for run in points(values) {
-            // Step lines: a count holds until it changes.
-            let mut stepped = Vec::with_capacity(run.len() * 2);
-            for (i, &(t, y)) in run.iter().enumerate() {
-                if i > 0 {
-                    stepped.push((t, run[i - 1].1));
-                }
-                stepped.push((t, y));
-            }
-            let drawn = chart
-                .draw_series(LineSeries::new(stepped, color.stroke_width(width)))
-                .map_err(|e| err(&e))?;
-            if std::mem::take(&mut first) {
-                drawn.label(name).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
-                });
-            }
-        }
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))
+        .map_err(|e| err(&e))
 }
 
 /// Parses a time for `--from`/`--to`: Unix seconds, RFC 3339, `now`, or `now-DURATION`.

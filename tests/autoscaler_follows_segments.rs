@@ -4,33 +4,19 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
-use support::kubernetes::{ensure_deployment, replicas, set_replicas, NAMESPACE, TASKMANAGERS};
+use support::kubernetes::{
+    ensure_deployment, set_replicas, wait_for_replicas, NAMESPACE, TASKMANAGERS,
+};
 use support::pravega::{controller, create_stream, scale_to};
 use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
 
 /// Scale-down stabilization used here, short so the merge shows within the test.
 const STABILIZATION_SECS: u64 = 3;
-
-async fn wait_for_replicas(api: &Api<Deployment>, expected: i32, timeout: Duration) -> Duration {
-    let start = Instant::now();
-    eventually(
-        &format!("{TASKMANAGERS} at {expected} replicas"),
-        timeout,
-        || async move {
-            match replicas(api, TASKMANAGERS).await {
-                n if n == expected => Ok(()),
-                n => Err(format!("{n} replicas")),
-            }
-        },
-    )
-    .await;
-    start.elapsed()
-}
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
-use support::kubernetes::{ensure_deployment, replicas, set_replicas, NAMESPACE, TASKMANAGERS};
+use support::kubernetes::{
+    ensure_deployment, set_replicas, wait_for_replicas, NAMESPACE, TASKMANAGERS,
+};
 use support::pravega::{controller, create_stream, scale_to};
 use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
 
@@ -57,17 +59,19 @@ async fn single_leader(candidates: &[&AutoscalerProcess], timeout: Duration) -> 
     .await
 }
 
-async fn wait_for_replicas(api: &Api<Deployment>, expected: i32) {
-    eventually(
-        &format!("{expected} replicas"),
-        Duration::from_secs(30),
-        || async move {
-            match replicas(api, TASKMANAGERS).await {
-                n if n == expected => Ok(()),
-                n => Err(format!("{n} replicas")),
-            }
-        },
-    )
+/// Waits until `instance`'s leader gauge reads `value` (1: leads, 0: standby).
+async fn wait_for_leader_gauge(
+    instance: &AutoscalerProcess,
+    value: f64,
+    what: &str,
+    timeout: Duration,
+) {
+    eventually(what, timeout, || async {
+        match instance.metric(LEADER).await {
+            Some(v) if v == value => Ok(()),
+            other => Err(format!("leader gauge {other:?}")),
+        }
+    })
     .await;
 }
 
@@ -108,7 +112,7 @@ async fn only_the_leader_acts_and_a_standby_takes_over() {
     let leader_id = ids[first].clone();
 
     scale_to(&controller, &stream, 2).await;
-    wait_for_replicas(&deployments, 2).await;
+    wait_for_replicas(&deployments, 2, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let reporters = event_reporters(&events, &ids).await;
     assert!(!reporters.is_empty(), "the scale was recorded as an Event");
@@ -125,20 +129,16 @@ async fn only_the_leader_acts_and_a_standby_takes_over() {
         "the leader exits cleanly on SIGTERM"
     );
     let standby_id = ids[1 - first].clone();
-    eventually(
+    wait_for_leader_gauge(
+        &standby,
+        1.0,
         "the standby leads",
         Duration::from_secs(LEASE_SECS + 2),
-        || async {
-            match standby.metric(LEADER).await {
-                Some(1.0) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await;
     let graceful = stopped.elapsed();
     scale_to(&controller, &stream, 4).await;
-    wait_for_replicas(&deployments, 4).await;
+    wait_for_replicas(&deployments, 4, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let reporters = event_reporters(&events, &ids).await;
     assert!(
@@ -148,28 +148,20 @@ async fn only_the_leader_acts_and_a_standby_takes_over() {
 
     // Hard stop: a third instance waits while the new leader is killed without releasing.
     let c = AutoscalerProcess::start("ha-c", &config(&stack, &scope, &ids[2]));
-    eventually(
+    wait_for_leader_gauge(
+        &c,
+        0.0,
         "the third instance is up as a standby",
         Duration::from_secs(30),
-        || async {
-            match c.metric(LEADER).await {
-                Some(0.0) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await;
     let killed = Instant::now();
     drop(standby); // SIGKILL: no release, the Lease must expire
-    eventually(
+    wait_for_leader_gauge(
+        &c,
+        1.0,
         "the third instance leads after the lease expires",
         Duration::from_secs(LEASE_SECS * 3),
-        || async {
-            match c.metric(LEADER).await {
-                Some(1.0) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await;
     let hard = killed.elapsed();
@@ -179,5 +171,5 @@ async fn only_the_leader_acts_and_a_standby_takes_over() {
         "taken over within the lease time (+1 tick): {hard:?}"
     );
     scale_to(&controller, &stream, 1).await;
-    wait_for_replicas(&deployments, 1).await;
+    wait_for_replicas(&deployments, 1, Duration::from_secs(30)).await;
 }

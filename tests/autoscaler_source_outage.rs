@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
-use support::kubernetes::{ensure_deployment, replicas, set_replicas, NAMESPACE, TASKMANAGERS};
+use support::kubernetes::{
+    ensure_deployment, replicas, set_replicas, wait_for_replicas, NAMESPACE, TASKMANAGERS,
+};
 use support::pravega::{controller, create_stream, scale_to};
-use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
+use support::{unique_name, AutoscalerProcess, Component, Stack};
 
 /// Brings Prometheus back even if the test fails half-way, for the tests that run after it.
 struct PrometheusBack<'a>(&'a Stack);
@@ -61,17 +63,8 @@ bindings:
         kubeconfig = stack.kubeconfig_restricted.display(),
     );
     let autoscaler = AutoscalerProcess::start("outage", &config);
-    eventually(
-        "replicas follow the 2 segments",
-        Duration::from_secs(30),
-        || async {
-            match replicas(&deployments, TASKMANAGERS).await {
-                2 => Ok(()),
-                n => Err(format!("{n} replicas")),
-            }
-        },
-    )
-    .await;
+    // Replicas follow the 2 segments.
+    wait_for_replicas(&deployments, 2, Duration::from_secs(30)).await;
     let errors_before = autoscaler.metric(ERRORS).await.unwrap_or(0.0);
 
     // Prometheus goes away, then the stream merges: a naive autoscaler would scale down.
@@ -145,15 +138,6 @@ bindings:
 
     // Prometheus returns: the merge is seen and, after stabilization, applied.
     stack.stack_command(&["up", "prometheus"]);
-    eventually(
-        "replicas follow the merge once Prometheus is back",
-        Duration::from_secs(60),
-        || async {
-            match replicas(&deployments, TASKMANAGERS).await {
-                1 => Ok(()),
-                n => Err(format!("{n} replicas")),
-            }
-        },
-    )
-    .await;
+    // Replicas follow the merge once Prometheus is back.
+    wait_for_replicas(&deployments, 1, Duration::from_secs(60)).await;
 }

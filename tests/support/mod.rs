@@ -94,11 +94,15 @@ impl Stack {
     }
 
     fn from_env(components: &[Component]) -> Stack {
-        let var = |name: &str| {
+        Stack::from_vars(components, |name| {
             std::env::var(name).unwrap_or_else(|_| {
                 panic!("{name} is not set: run `eval \"$(deploy/local/stack env)\"` or unset STACK_SCRIPT")
             })
-        };
+        })
+    }
+
+    /// A stack described by the variables `deploy/local/stack env` prints.
+    fn from_vars(components: &[Component], var: impl Fn(&str) -> String) -> Stack {
         Stack {
             pravega_controller: var("PRAVEGA_CONTROLLER"),
             pravega_rest_url: var("PRAVEGA_REST_URL"),
@@ -144,23 +148,12 @@ impl Stack {
             .expect("run `stack env`");
         drop(lock);
         let text = String::from_utf8(env.stdout).expect("`stack env` prints UTF-8");
-        let value = |name: &str| -> String {
+        Stack::from_vars(components, |name| {
             text.lines()
                 .find_map(|line| line.strip_prefix(&format!("export {name}=")))
                 .unwrap_or_else(|| panic!("`stack env` printed no {name}"))
                 .to_string()
-        };
-        Stack {
-            pravega_controller: value("PRAVEGA_CONTROLLER"),
-            pravega_rest_url: value("PRAVEGA_REST_URL"),
-            prometheus_url: value("PROMETHEUS_URL"),
-            flink_rest_url: value("FLINK_REST_URL"),
-            kubeconfig_admin: value("KUBECONFIG").into(),
-            kubeconfig_restricted: value("KUBECONFIG_RESTRICTED").into(),
-            stack_script: value("STACK_SCRIPT").into(),
-            run_dir: value("STACK_RUN_DIR").into(),
-            required: components.to_vec(),
-        }
+        })
     }
 
     async fn wait_ready(&self, component: Component) {
@@ -554,6 +547,28 @@ pub mod kubernetes {
         )
         .await
         .expect("admin sets replicas");
+    }
+
+    /// Waits until the TaskManager Deployment's spec.replicas is `expected`; returns how long
+    /// that took.
+    pub async fn wait_for_replicas(
+        api: &Api<Deployment>,
+        expected: i32,
+        timeout: std::time::Duration,
+    ) -> std::time::Duration {
+        let start = std::time::Instant::now();
+        super::eventually(
+            &format!("{TASKMANAGERS} at {expected} replicas"),
+            timeout,
+            || async move {
+                match replicas(api, TASKMANAGERS).await {
+                    n if n == expected => Ok(()),
+                    n => Err(format!("{n} replicas")),
+                }
+            },
+        )
+        .await;
+        start.elapsed()
     }
 
     /// The Deployment's spec.replicas.
