@@ -62,6 +62,10 @@ enum Command {
         /// Output folder.
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
+        /// Also evaluate every query of the Grafana dashboards in this folder over the run and
+        /// list those without data in summary.json.
+        #[arg(long)]
+        dashboards: Option<PathBuf>,
     },
 }
 
@@ -90,8 +94,16 @@ async fn main() -> ExitCode {
             streams,
             slots,
             out,
+            dashboards,
         } => {
-            return exit_with(report(prometheus, from, to, *step, streams, *slots, out).await);
+            let options = ReportOptions {
+                step: *step,
+                streams,
+                slots: *slots,
+                out,
+                dashboards: dashboards.as_deref(),
+            };
+            return exit_with(report(prometheus, from, to, options).await);
         }
     };
     let config = match Config::load(path) {
@@ -119,16 +131,22 @@ fn exit_with(result: Result<(), String>) -> ExitCode {
     }
 }
 
+/// What `report` makes, besides the time range.
+struct ReportOptions<'a> {
+    step: std::time::Duration,
+    streams: &'a [segment_autoscaler::observe::StreamId],
+    slots: u32,
+    out: &'a std::path::Path,
+    dashboards: Option<&'a std::path::Path>,
+}
+
 async fn report(
     prometheus: &str,
     from: &str,
     to: &str,
-    step: std::time::Duration,
-    streams: &[segment_autoscaler::observe::StreamId],
-    slots: u32,
-    out: &std::path::Path,
+    options: ReportOptions<'_>,
 ) -> Result<(), String> {
-    use segment_autoscaler::report::{parse_time, write_report, ReportQuery};
+    use segment_autoscaler::report::{dashboard_queries, parse_time, write_report, ReportQuery};
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
@@ -137,22 +155,41 @@ async fn report(
         prometheus: prometheus.to_string(),
         from: parse_time(from, now).map_err(|e| format!("--from {e}"))?,
         to: parse_time(to, now).map_err(|e| format!("--to {e}"))?,
-        step,
-        streams: streams.to_vec(),
+        step: options.step,
+        streams: options.streams.to_vec(),
     };
-    if query.to <= query.from || step.is_zero() || slots == 0 {
+    if query.to <= query.from || options.step.is_zero() || options.slots == 0 {
         return Err("--to must be after --from, and --step and --slots above 0".into());
     }
     let series = query.fetch().await.map_err(|e| e.to_string())?;
-    let summary = write_report(out, &series, step, slots).map_err(|e| e.to_string())?;
+    let dashboards = match options.dashboards {
+        Some(dir) => {
+            let queries = dashboard_queries(dir, "1m").map_err(|e| format!("--dashboards {e}"))?;
+            Some(
+                query
+                    .check_dashboards(&queries)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        None => None,
+    };
+    let summary = write_report(
+        options.out,
+        &series,
+        options.step,
+        options.slots,
+        dashboards,
+    )
+    .map_err(|e| e.to_string())?;
     println!(
         "{}",
         serde_json::to_string(&summary).expect("summary serializes")
     );
     eprintln!(
         "wrote {} and {}",
-        out.join("report.png").display(),
-        out.join("summary.json").display()
+        options.out.join("report.png").display(),
+        options.out.join("summary.json").display()
     );
     Ok(())
 }

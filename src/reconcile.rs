@@ -185,7 +185,7 @@ impl Autoscaler {
         bindings: Vec<(Binding, Box<dyn ScaleTarget>)>,
         telemetry: Arc<Telemetry>,
     ) -> Autoscaler {
-        let bindings = bindings
+        let bindings: Vec<BoundJob> = bindings
             .into_iter()
             .map(|(config, target)| BoundJob {
                 policy: ScalingPolicy::from(&config),
@@ -199,6 +199,28 @@ impl Autoscaler {
                 last_reason: String::new(),
             })
             .collect();
+        // Counters exist at 0 from the start, so rate() over them works before the first event.
+        let metrics = &telemetry.metrics;
+        for source in prometheus.iter().chain(controller.iter()) {
+            metrics
+                .source_errors
+                .get_or_create(&SourceLabels {
+                    source: source.kind().as_str().into(),
+                })
+                .inc_by(0);
+        }
+        for job in &bindings {
+            for action in [Action::ScaleUp, Action::ScaleDown, Action::Hold] {
+                metrics
+                    .decisions
+                    .get_or_create(&DecisionLabels {
+                        binding: job.config.name.clone(),
+                        action: action.as_str().into(),
+                    })
+                    .inc_by(0);
+            }
+            metrics.scale_errors.get_or_create(&job.labels()).inc_by(0);
+        }
         Autoscaler {
             prometheus,
             controller,

@@ -24,6 +24,61 @@ pub struct AlignmentSummary {
     pub misaligned_fraction: Option<f64>,
     /// Seconds covered by samples with both figures known.
     pub observed_seconds: f64,
+    /// Dashboard queries evaluated over the run (with `--dashboards`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard_queries: Option<DashboardCheck>,
+}
+
+/// Whether every dashboard query had data during the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DashboardCheck {
+    /// Queries evaluated.
+    pub checked: usize,
+    /// `dashboard / panel: query` of those that returned no sample.
+    pub without_data: Vec<String>,
+}
+
+/// Every PromQL query of the Grafana dashboards in `dir`, as `(dashboard / panel, expr)`,
+/// with the template variables replaced so Prometheus can run them: `$job` and `$instance`
+/// match everything, `$__rate_interval` is `rate_interval`.
+pub fn dashboard_queries(dir: &Path, rate_interval: &str) -> Result<Vec<(String, String)>, String> {
+    let mut queries = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    for file in files {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+        let title = dashboard["title"].as_str().unwrap_or("?").to_string();
+        // Panels may sit inside collapsed rows.
+        let mut panels: Vec<&serde_json::Value> = dashboard["panels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        while let Some(panel) = panels.pop() {
+            panels.extend(panel["panels"].as_array().into_iter().flatten());
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                if let Some(expr) = target["expr"].as_str() {
+                    let runnable = expr
+                        .replace("$__rate_interval", rate_interval)
+                        .replace("\"$job\"", "\".+\"")
+                        .replace("\"$instance\"", "\".+\"");
+                    queries.push((
+                        format!("{title} / {}", panel["title"].as_str().unwrap_or("?")),
+                        runnable,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(queries)
 }
 
 /// The parallelism that matches `segments`: one reader per segment, in whole TaskManagers of
@@ -80,6 +135,7 @@ pub fn summarize(
         unaligned_at_end,
         misaligned_fraction,
         observed_seconds: known.len() as f64 * step_secs,
+        dashboard_queries: None,
     }
 }
 
@@ -187,6 +243,28 @@ impl ReportQuery {
         Ok(values)
     }
 
+    /// Evaluates `queries` over the run; returns which gave no sample at all.
+    pub async fn check_dashboards(
+        &self,
+        queries: &[(String, String)],
+    ) -> Result<DashboardCheck, ReportError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
+        let mut without_data = Vec::new();
+        for (place, expr) in queries {
+            let values = self.range(&http, expr).await?;
+            if values.iter().all(Option::is_none) {
+                without_data.push(format!("{place}: {expr}"));
+            }
+        }
+        Ok(DashboardCheck {
+            checked: queries.len(),
+            without_data,
+        })
+    }
+
     /// Fetches every series of the report.
     pub async fn fetch(&self) -> Result<RunSeries, ReportError> {
         let http = reqwest::Client::builder()
@@ -233,12 +311,16 @@ pub fn write_report(
     series: &RunSeries,
     step: Duration,
     slots: u32,
+    dashboards: Option<DashboardCheck>,
 ) -> Result<AlignmentSummary, ReportError> {
     std::fs::create_dir_all(out).map_err(|e| ReportError::Output {
         path: out.display().to_string(),
         message: e.to_string(),
     })?;
-    let summary = summarize(&series.segments, &series.parallelism, step, slots);
+    let summary = AlignmentSummary {
+        dashboard_queries: dashboards,
+        ..summarize(&series.segments, &series.parallelism, step, slots)
+    };
     let summary_path = out.join("summary.json");
     std::fs::write(
         &summary_path,
@@ -465,6 +547,42 @@ mod tests {
     }
 
     #[test]
+    fn dashboard_queries_are_made_runnable() {
+        let dir = std::env::temp_dir().join(format!("sa-dash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dashboard = serde_json::json!({"title": "d", "panels": [
+            {"title": "p", "targets": [{"expr": "sum(rate(x_total{job=~\"$job\", instance=~\"$instance\"}[$__rate_interval]))"}]},
+            {"title": "row", "type": "row", "panels": [{"title": "inner", "targets": [{"expr": "up"}]}]}
+        ]});
+        std::fs::write(dir.join("d.json"), dashboard.to_string()).unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a dashboard").unwrap();
+        let mut queries = dashboard_queries(&dir, "1m").unwrap();
+        queries.sort();
+        assert_eq!(
+            queries,
+            vec![
+                ("d / inner".to_string(), "up".to_string()),
+                (
+                    "d / p".to_string(),
+                    "sum(rate(x_total{job=~\".+\", instance=~\".+\"}[1m]))".to_string()
+                ),
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_project_dashboards_have_queries() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards");
+        let queries = dashboard_queries(&dir, "1m").unwrap();
+        assert!(queries.len() >= 9, "{queries:?}");
+        assert!(
+            queries.iter().all(|(_, q)| !q.contains('$')),
+            "every variable is replaced: {queries:?}"
+        );
+    }
+
+    #[test]
     fn times_parse_in_every_form() {
         assert_eq!(parse_time("now", 1000.0).unwrap(), 1000.0);
         assert_eq!(parse_time("now-15m", 1000.0).unwrap(), 100.0);
@@ -498,7 +616,7 @@ mod tests {
                 .map(|i| Some(if i < 34 { 1.0 } else { 2.0 }))
                 .collect(),
         };
-        let summary = write_report(&dir, &run, Duration::from_secs(1), 1).unwrap();
+        let summary = write_report(&dir, &run, Duration::from_secs(1), 1, None).unwrap();
         assert_eq!(summary.alignment_seconds_max, Some(4.0));
         let png = std::fs::read(dir.join("report.png")).unwrap();
         assert_eq!(&png[1..4], b"PNG");

@@ -118,6 +118,17 @@ fn shortened_demo_follows_one_rise_and_fall() {
         );
     }
     assert!(summary["rescales"].as_u64().unwrap() >= 2, "{summary}");
+    // Every Grafana dashboard query returned data during the run.
+    let dashboards = &summary["dashboard_queries"];
+    assert!(
+        dashboards["checked"].as_u64().unwrap_or(0) >= 9,
+        "{summary}"
+    );
+    assert_eq!(
+        dashboards["without_data"],
+        serde_json::json!([]),
+        "dashboard queries without data: {summary}"
+    );
     let png = std::fs::read(out.join("report.png")).expect("report.png");
     assert_eq!(&png[1..4], b"PNG");
 

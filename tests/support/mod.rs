@@ -57,6 +57,10 @@ pub struct Stack {
     pub kubeconfig_restricted: PathBuf,
     /// The `deploy/local/stack` script, for commands such as `taskmanagers N`.
     pub stack_script: PathBuf,
+    /// The stack's kubectl (built with the API server).
+    pub kubectl: PathBuf,
+    /// The stack's promtool (from the Prometheus package).
+    pub promtool: PathBuf,
     /// Where the components keep their logs and state.
     pub run_dir: PathBuf,
     required: Vec<Component>,
@@ -111,6 +115,8 @@ impl Stack {
             kubeconfig_admin: var("KUBECONFIG").into(),
             kubeconfig_restricted: var("KUBECONFIG_RESTRICTED").into(),
             stack_script: var("STACK_SCRIPT").into(),
+            kubectl: var("STACK_KUBECTL").into(),
+            promtool: var("STACK_PROMTOOL").into(),
             run_dir: var("STACK_RUN_DIR").into(),
             required: components.to_vec(),
         }

@@ -1,0 +1,373 @@
+//! The Kubernetes demo stack (`deploy/k8s`) and the dashboards against the real components:
+//! the kustomization renders and the real API server accepts every object (server-side dry
+//! run); the autoscaler's RBAC, applied for real, allows exactly what it needs; every dashboard
+//! query is valid PromQL for promtool.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Namespace, ObjectReference, Pod, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{json, Value};
+use support::kubernetes::deployment;
+use support::{repo_root, unique_name, Component, Stack};
+
+const DEMO_NAMESPACE: &str = "segment-autoscaler-demo";
+
+/// `kubectl kustomize deploy/k8s`, as one JSON value per object.
+fn render(stack: &Stack) -> Vec<Value> {
+    let output = Command::new(&stack.kubectl)
+        .arg("kustomize")
+        .arg(repo_root().join("deploy/k8s"))
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        output.status.success(),
+        "kustomize failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("a YAML object"))
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("rendered stack has no {kind} {name}"))
+}
+
+/// `kubectl apply ARGS -f -` with `objects` on stdin, as the administrator.
+fn kubectl_apply(stack: &Stack, args: &[&str], objects: &[&Value]) -> std::process::Output {
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    let mut child = Command::new(&stack.kubectl)
+        .arg("--kubeconfig")
+        .arg(&stack.kubeconfig_admin)
+        .arg("apply")
+        .args(args)
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl apply");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(list.to_string().as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("kubectl apply")
+}
+
+async fn ensure_namespace(stack: &Stack) {
+    let namespaces: Api<Namespace> = Api::all(stack.kube_client(&stack.kubeconfig_admin).await);
+    let namespace: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": DEMO_NAMESPACE}})).unwrap();
+    match namespaces.create(&PostParams::default(), &namespace).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("create namespace {DEMO_NAMESPACE}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_renders_and_the_api_server_accepts_every_object() {
+    let stack = Stack::require(&[Component::Kubernetes]).await;
+    let objects = render(&stack);
+    for (kind, name) in [
+        ("Deployment", "flink-taskmanager"),
+        ("Job", "flink-jobmanager"),
+        ("Deployment", "pravega"),
+        ("Deployment", "prometheus"),
+        ("Deployment", "grafana"),
+        ("Deployment", "data-generator"),
+        ("Deployment", "segment-autoscaler"),
+        ("ConfigMap", "segment-autoscaler-dashboards"),
+    ] {
+        assert_eq!(
+            find(&objects, kind, name)["metadata"]["namespace"],
+            DEMO_NAMESPACE,
+            "{kind} {name}"
+        );
+    }
+
+    // Namespaced objects can only be dry-run into a namespace that exists.
+    ensure_namespace(&stack).await;
+    let all: Vec<&Value> = objects.iter().collect();
+    // Field ownership is not validity: objects another test owns parts of still count.
+    let output = kubectl_apply(
+        &stack,
+        &[
+            "--server-side",
+            "--dry-run=server",
+            "--force-conflicts",
+            "--field-manager=manifest-test",
+        ],
+        &all,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "server-side dry run refused:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.matches("(server dry run)").count(),
+        objects.len(),
+        "every object accepted:\n{stdout}"
+    );
+
+    // The autoscaler runs as a hardened, probed, bounded container.
+    let autoscaler = find(&objects, "Deployment", "segment-autoscaler");
+    let pod = &autoscaler["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(pod["serviceAccountName"], "segment-autoscaler");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"],
+        json!(["ALL"])
+    );
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(
+        container["resources"]["limits"]["memory"].is_string()
+            && container["resources"]["requests"]["cpu"].is_string()
+    );
+}
+
+fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
+    match result {
+        Err(kube::Error::Api(status)) => assert!(
+            status.is_forbidden(),
+            "{what}: expected 403, got {status:?}"
+        ),
+        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_autoscalers_rbac_allows_exactly_what_it_needs() {
+    let stack = Stack::require(&[Component::Kubernetes]).await;
+    let objects = render(&stack);
+    ensure_namespace(&stack).await;
+    let rbac = [
+        find(&objects, "ServiceAccount", "segment-autoscaler"),
+        find(&objects, "Role", "segment-autoscaler"),
+        find(&objects, "RoleBinding", "segment-autoscaler"),
+    ];
+    let output = kubectl_apply(
+        &stack,
+        &["--server-side", "--field-manager=manifest-test"],
+        &rbac,
+    );
+    assert!(
+        output.status.success(),
+        "apply RBAC: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // The administrator creates the TaskManager Deployment (from the manifests) and another one.
+    let taskmanagers = find(&objects, "Deployment", "flink-taskmanager");
+    let output = kubectl_apply(
+        &stack,
+        &[
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=manifest-test",
+        ],
+        &[taskmanagers],
+    );
+    assert!(
+        output.status.success(),
+        "apply flink-taskmanager: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let admin = stack.kube_client(&stack.kubeconfig_admin).await;
+    let admin_deployments: Api<Deployment> = Api::namespaced(admin.clone(), DEMO_NAMESPACE);
+    let other = unique_name("other-");
+    let mut object = deployment(&other, 1);
+    object.metadata.namespace = None;
+    admin_deployments
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("create another Deployment");
+
+    // Act as the ServiceAccount, with a real TokenRequest token.
+    let token = Command::new(&stack.kubectl)
+        .arg("--kubeconfig")
+        .arg(&stack.kubeconfig_admin)
+        .args([
+            "-n",
+            DEMO_NAMESPACE,
+            "create",
+            "token",
+            "segment-autoscaler",
+            "--duration",
+            "1h",
+        ])
+        .output()
+        .expect("kubectl create token");
+    assert!(
+        token.status.success(),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let admin_config = std::fs::read_to_string(&stack.kubeconfig_admin).unwrap();
+    let sa_config = admin_config
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("token:") {
+                format!("    token: {token}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let sa_config_path = repo_root().join("target/k8s-manifests-autoscaler.kubeconfig");
+    std::fs::write(&sa_config_path, sa_config).unwrap();
+    let autoscaler = stack.kube_client(&sa_config_path).await;
+
+    // Allowed: the TaskManager Deployment's scale, Events, its Lease.
+    let deployments: Api<Deployment> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
+    let scale = deployments
+        .get_scale("flink-taskmanager")
+        .await
+        .expect("get the scale");
+    let wanted = if scale.spec.and_then(|s| s.replicas) == Some(2) {
+        3
+    } else {
+        2
+    };
+    deployments
+        .patch_scale(
+            "flink-taskmanager",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": wanted}})),
+        )
+        .await
+        .expect("patch the scale");
+    let events: Api<Event> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
+    let event = Event {
+        metadata: kube::api::ObjectMeta {
+            generate_name: Some("flink-taskmanager.".into()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            kind: Some("Deployment".into()),
+            name: Some("flink-taskmanager".into()),
+            namespace: Some(DEMO_NAMESPACE.into()),
+            ..Default::default()
+        },
+        reason: Some("ScaledUp".into()),
+        message: Some("manifest test".into()),
+        ..Event::default()
+    };
+    events
+        .create(&PostParams::default(), &event)
+        .await
+        .expect("create an Event");
+    let leases: Api<Lease> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
+    let lease: Lease =
+        serde_json::from_value(json!({"metadata": {"name": "segment-autoscaler"}, "spec": {}}))
+            .unwrap();
+    match leases.create(&PostParams::default(), &lease).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("create the Lease: {e}"),
+    }
+    let mut held = leases
+        .get("segment-autoscaler")
+        .await
+        .expect("get the Lease");
+    held.spec
+        .get_or_insert_with(Default::default)
+        .holder_identity = Some("manifest-test".into());
+    leases
+        .replace("segment-autoscaler", &PostParams::default(), &held)
+        .await
+        .expect("renew the Lease");
+
+    // Denied: other Deployments, the Deployment object, pods, secrets, other Leases.
+    assert_forbidden(
+        "get scale of another Deployment",
+        deployments.get_scale(&other).await,
+    );
+    assert_forbidden(
+        "get the Deployment object",
+        deployments.get("flink-taskmanager").await,
+    );
+    assert_forbidden(
+        "list Deployments",
+        deployments.list(&ListParams::default()).await,
+    );
+    let pods: Api<Pod> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
+    assert_forbidden("list pods", pods.list(&ListParams::default()).await);
+    let secrets: Api<Secret> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
+    assert_forbidden("list secrets", secrets.list(&ListParams::default()).await);
+    assert_forbidden("get another Lease", leases.get("someone-else").await);
+    let elsewhere: Api<Deployment> = Api::namespaced(autoscaler, "default");
+    assert_forbidden(
+        "scale in another namespace",
+        elsewhere.get_scale("flink-taskmanager").await,
+    );
+}
+
+/// Runs `promtool check rules` on the queries as recording rules.
+fn promtool_accepts(stack: &Stack, name: &str, queries: &[(String, String)]) -> (bool, String) {
+    let rules: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, (_, expr))| json!({"record": format!("dashboard:query_{i}"), "expr": expr}))
+        .collect();
+    let file = repo_root().join(format!("target/{name}.rules.yml"));
+    std::fs::write(
+        &file,
+        json!({"groups": [{"name": "dashboards", "rules": rules}]}).to_string(),
+    )
+    .unwrap();
+    let output = Command::new(&stack.promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("run promtool");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_query_is_valid_promql() {
+    let stack = Stack::require(&[Component::Prometheus]).await;
+    let queries =
+        segment_autoscaler::report::dashboard_queries(&repo_root().join("dashboards"), "1m")
+            .expect("read the dashboards");
+    assert!(queries.len() >= 9, "{queries:?}");
+    let (ok, output) = promtool_accepts(&stack, "dashboards", &queries);
+    assert!(ok, "promtool rejects a dashboard query:\n{output}");
+    // The check can fail: a broken query is rejected.
+    let (ok, _) = promtool_accepts(
+        &stack,
+        "broken",
+        &[("broken".into(), "sum(rate(x[1m])".into())],
+    );
+    assert!(!ok, "promtool accepted a broken query");
+}
