@@ -18,6 +18,10 @@ pub struct AlignmentSummary {
     pub alignment_seconds_median: Option<f64>,
     /// Longest such time.
     pub alignment_seconds_max: Option<f64>,
+    /// Median alignment time after segment increases (the scale-up path).
+    pub scale_up_alignment_seconds_median: Option<f64>,
+    /// Median alignment time after segment decreases (includes the scale-down stabilization).
+    pub scale_down_alignment_seconds_median: Option<f64>,
     /// Segment changes the job never caught up with before the end.
     pub unaligned_at_end: usize,
     /// Share of samples where the job's parallelism did not match the segments.
@@ -118,20 +122,34 @@ pub fn summarize(
         at
     };
     let segment_changes = changes(segments);
-    let mut durations = Vec::new();
+    let (mut all, mut ups, mut downs) = (Vec::new(), Vec::new(), Vec::new());
     let mut unaligned_at_end = 0;
     for &start in &segment_changes {
-        match (start..samples).find(|&i| aligned_at(i) == Some(true)) {
-            Some(end) => durations.push((end - start) as f64 * step_secs),
-            None => unaligned_at_end += 1,
+        let Some(end) = (start..samples).find(|&i| aligned_at(i) == Some(true)) else {
+            unaligned_at_end += 1;
+            continue;
+        };
+        let seconds = (end - start) as f64 * step_secs;
+        all.push(seconds);
+        let before = segments[..start].iter().rev().find_map(|v| *v);
+        if before.is_some_and(|b| segments[start].is_some_and(|now| now > b)) {
+            ups.push(seconds);
+        } else {
+            downs.push(seconds);
         }
     }
-    durations.sort_by(f64::total_cmp);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    };
+    let max = all.iter().copied().reduce(f64::max);
     AlignmentSummary {
         rescales: changes(parallelism).len(),
         segment_changes: segment_changes.len(),
-        alignment_seconds_median: (!durations.is_empty()).then(|| durations[durations.len() / 2]),
-        alignment_seconds_max: durations.last().copied(),
+        alignment_seconds_median: median(all),
+        alignment_seconds_max: max,
+        scale_up_alignment_seconds_median: median(ups),
+        scale_down_alignment_seconds_median: median(downs),
         unaligned_at_end,
         misaligned_fraction,
         observed_seconds: known.len() as f64 * step_secs,
