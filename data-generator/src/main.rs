@@ -393,23 +393,32 @@ async fn run(cli: Cli, shape: Option<LoadShape>) -> Result<(), String> {
             }
         });
         for event in retries.chain(fresh).collect::<Vec<_>>() {
-            // Waiting for room in flight must still end at the deadline or on a signal: a stream
-            // that stops acknowledging would otherwise hold the generator forever.
+            // Waiting for room in flight, or for the writer to take the event, must still end at
+            // the deadline or on a signal: a stream that stops acknowledging (or a writer stuck
+            // reconnecting) would otherwise hold the generator forever.
             let until_deadline = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
                     None => std::future::pending().await,
                 }
             };
-            let permit = tokio::select! {
-                permit = in_flight.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+            let write = async {
+                let permit = in_flight
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
+                let receiver = writer
+                    .write_event_by_routing_key(event.key.clone(), event.payload.clone())
+                    .await;
+                (permit, receiver)
+            };
+            let (permit, receiver) = tokio::select! {
+                written = write => written,
                 _ = until_deadline => break 'writing,
                 _ = terminate.recv() => break 'writing,
                 _ = tokio::signal::ctrl_c() => break 'writing,
             };
-            let receiver = writer
-                .write_event_by_routing_key(event.key.clone(), event.payload.clone())
-                .await;
             if flight_tx
                 .send(InFlight {
                     receiver,
