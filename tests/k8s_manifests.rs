@@ -12,7 +12,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, ObjectReference, Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
-use support::kubernetes::deployment;
+use support::kubernetes::{assert_forbidden, deployment};
 use support::{repo_root, unique_name, Component, Stack};
 
 const DEMO_NAMESPACE: &str = "segment-autoscaler-demo";
@@ -145,16 +145,6 @@ async fn the_stack_renders_and_the_api_server_accepts_every_object() {
         container["resources"]["limits"]["memory"].is_string()
             && container["resources"]["requests"]["cpu"].is_string()
     );
-}
-
-fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
-    match result {
-        Err(kube::Error::Api(status)) => assert!(
-            status.is_forbidden(),
-            "{what}: expected 403, got {status:?}"
-        ),
-        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,18 +7,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
-use support::kubernetes::{ensure_deployment, NAMESPACE, TASKMANAGERS};
+use support::kubernetes::{assert_forbidden, ensure_deployment, NAMESPACE, TASKMANAGERS};
 use support::{unique_name, Component, Stack};
-
-fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
-    match result {
-        Err(kube::Error::Api(status)) => assert!(
-            status.is_forbidden(),
-            "{what}: expected 403, got {status:?}"
-        ),
-        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restricted_identity_may_scale_only_its_taskmanagers() {

@@ -577,6 +577,17 @@ pub mod kubernetes {
         start.elapsed()
     }
 
+    /// Asserts that `result` is the API server's 403 Forbidden.
+    pub fn assert_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
+        match result {
+            Err(kube::Error::Api(status)) => assert!(
+                status.is_forbidden(),
+                "{what}: expected 403, got {status:?}"
+            ),
+            other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
+        }
+    }
+
     /// The Deployment's spec.replicas.
     pub async fn replicas(api: &Api<Deployment>, name: &str) -> i32 {
         api.get(name)
