@@ -148,21 +148,25 @@ impl Autoscaler {
             .pravega
             .as_ref()
             .map(|p| Box::new(ControllerSource::new(p)) as Box<dyn SegmentSource>);
+        // Checked by `needs_kubernetes` before, so a missing client is a caller's bug.
+        let kube_client = || {
+            kube.clone().ok_or_else(|| {
+                SetupError::Kubernetes(
+                    "a Deployment or StatefulSet target needs a Kubernetes client".into(),
+                )
+            })
+        };
         let bindings = config
             .bindings
             .iter()
             .map(|b| {
                 let target: Box<dyn ScaleTarget> = match &b.target {
                     TargetConfig::Deployment { namespace, name } => {
-                        let client = kube
-                            .clone()
-                            .ok_or_else(|| SetupError::Kubernetes("no client".into()))?;
+                        let client = kube_client()?;
                         Box::new(DeploymentTarget::new(client, namespace, name, identity))
                     }
                     TargetConfig::Statefulset { namespace, name } => {
-                        let client = kube
-                            .clone()
-                            .ok_or_else(|| SetupError::Kubernetes("no client".into()))?;
+                        let client = kube_client()?;
                         Box::new(StatefulSetTarget::new(client, namespace, name, identity))
                     }
                     TargetConfig::Command { get, set, timeout } => {
@@ -362,7 +366,7 @@ impl BoundJob {
         };
         let (current, job) = futures::join!(self.target.current(), job_status);
         let input = PlanInput {
-            observations: observations.clone(),
+            observations,
             current_replicas: current.as_ref().map(|r| r.count).map_err(|e| e.to_string()),
             max_parallelism: job
                 .as_ref()
@@ -389,9 +393,13 @@ impl BoundJob {
             tracing::info!(action = decision.action.as_str(), act, reason = %decision.reason, "decision");
         }
         self.last_reason = decision.reason.clone();
-        self.record(metrics, &observations, &decision, job.as_ref());
+        self.record(metrics, &input.observations, &decision, job.as_ref());
 
-        let sources: BTreeSet<&str> = observations.iter().map(|o| o.source.as_str()).collect();
+        let sources: BTreeSet<&str> = input
+            .observations
+            .iter()
+            .map(|o| o.source.as_str())
+            .collect();
         BindingReport {
             binding: self.config.name.clone(),
             streams: self.config.streams.clone(),

@@ -566,8 +566,9 @@ async fn track_acks(
                 }
             }
             _ = ticker.tick() => {
-                let second = start.elapsed().as_secs() as usize;
-                let last = acked.lock().expect("lock").get(second.wrapping_sub(1)).copied().unwrap_or(0);
+                // The last whole second (none yet during the first).
+                let previous = (start.elapsed().as_secs() as usize).checked_sub(1);
+                let last = previous.and_then(|s| acked.lock().expect("lock").get(s).copied()).unwrap_or(0);
                 metrics.achieved_rate.set(last as f64);
             }
             else => break,
