@@ -213,15 +213,7 @@ impl Stack {
 
     /// A Kubernetes client acting with the identity in `kubeconfig`.
     pub async fn kube_client(&self, kubeconfig: &Path) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)
-            .unwrap_or_else(|e| panic!("read kubeconfig {}: {e}", kubeconfig.display()));
-        let config = kube::Config::from_custom_kubeconfig(
-            kubeconfig,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .expect("kubeconfig is usable");
-        kube::Client::try_from(config).expect("build a Kubernetes client")
+        kubernetes::client(kubeconfig).await
     }
 
     /// Runs `deploy/local/stack ARGS...` and returns its standard output.
@@ -513,6 +505,19 @@ pub mod kubernetes {
     pub const NAMESPACE: &str = "flink";
     /// The TaskManager Deployment's name.
     pub const TASKMANAGERS: &str = "flink-taskmanager";
+
+    /// A client acting with the identity in `kubeconfig`.
+    pub async fn client(kubeconfig: &std::path::Path) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)
+            .unwrap_or_else(|e| panic!("read kubeconfig {}: {e}", kubeconfig.display()));
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("kubeconfig is usable");
+        kube::Client::try_from(config).expect("build a Kubernetes client")
+    }
 
     /// A minimal Deployment (no controllers run on the test API server, so no pods appear).
     pub fn deployment(name: &str, replicas: i32) -> Deployment {

@@ -79,38 +79,49 @@ GO
   log "kubernetes: installed in $KUBE_HOME/bin"
 }
 
-# kube-controller-manager is only needed for the HPA baseline benchmark.
-kubernetes_install_controller_manager() {
-  kubernetes_install
-  [[ -x $KUBE_HOME/bin/kube-controller-manager ]] && return 0
-  (cd "$KUBE_HOME/src" &&
-    run_logged kube-build-controller-manager go build -trimpath -o "$KUBE_HOME/bin/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager) ||
-    die "kube-controller-manager build failed"
-}
-
 KUBE_RUN="$STACK_RUN/kubernetes"
 KUBECONFIG_ADMIN="$KUBE_RUN/admin.kubeconfig"
 KUBECONFIG_AUTOSCALER="$KUBE_RUN/autoscaler.kubeconfig"
 
 kubernetes_endpoint() { echo "https://$STACK_HOST:$KUBE_APISERVER_PORT"; }
 
+# kubernetes_make_ca NAME CN: a self-signed CA, NAME.key and NAME.crt, in the PKI folder.
+kubernetes_make_ca() {
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout "$1.key" -out "$1.crt" -subj "/CN=$2" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+}
+
+# kubernetes_sign_certificate NAME SUBJECT USAGE SANS [CA]: NAME.key and NAME.crt signed by CA
+# (default: the stack CA, ca), run in the PKI folder. USAGE is serverAuth or clientAuth; SANS may
+# be empty.
+kubernetes_sign_certificate() {
+  local name=$1 subject=$2 usage=$3 sans=$4 ca=${5:-ca}
+  openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "$subject" &&
+    {
+      printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=$usage"
+      [[ -z $sans ]] || echo "subjectAltName=$sans"
+    } >"$name.ext" &&
+    openssl x509 -req -in "$name.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 3650 \
+      -extfile "$name.ext" -out "$name.crt"
+}
+
 # The stack's PKI: a CA, a serving certificate with the SANs rustls checks (127.0.0.1 and
-# localhost) and the ServiceAccount token signing key pair.
+# localhost), the ServiceAccount token signing key pair, and the client certificate the
+# aggregation layer presents to extension API servers (prometheus-adapter in `hpa`), under its
+# own CA as Kubernetes advises (a requestheader CA lets its certificates assert any user).
 kubernetes_make_pki() {
   local pki="$KUBE_RUN/pki"
   mkdir -p "$pki"
   (
     cd "$pki" &&
-      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout ca.key -out ca.crt \
-        -subj "/CN=segment-autoscaler-stack-ca" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
-      openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" &&
-      printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-        "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc" >apiserver.ext &&
-      openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
-        -extfile apiserver.ext -out apiserver.crt &&
+      kubernetes_make_ca ca segment-autoscaler-stack-ca &&
+      kubernetes_sign_certificate apiserver "/CN=kube-apiserver" serverAuth \
+        "IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc" &&
       openssl genrsa -out sa.key 2048 &&
-      openssl rsa -in sa.key -pubout -out sa.pub
+      openssl rsa -in sa.key -pubout -out sa.pub &&
+      kubernetes_make_ca front-proxy-ca segment-autoscaler-front-proxy-ca &&
+      kubernetes_sign_certificate front-proxy-client "/CN=front-proxy-client" clientAuth "" front-proxy-ca
   ) >"$KUBE_RUN/pki.log" 2>&1 || fail_with_log "kubernetes pki" "$KUBE_RUN/pki.log"
 }
 
@@ -171,7 +182,11 @@ kubernetes_up() {
     --service-account-issuer "$(kubernetes_endpoint)" \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins ServiceAccount --profiling=false
+    --disable-admission-plugins ServiceAccount --profiling=false \
+    --requestheader-client-ca-file "$pki/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key"
   wait_for 120 kube-apiserver kubernetes_apiserver_ready || fail_with_log kube-apiserver "$KUBE_RUN/kube-apiserver.log"
 
   kubernetes_bootstrap_autoscaler_identity || fail_with_log "kubernetes bootstrap" "$KUBE_RUN/bootstrap.log"
