@@ -264,14 +264,16 @@ async fn change_segments(
     seen
 }
 
-/// A number in [0, 1) from the clock's nanoseconds: unrelated to any system's loop phase, which
-/// is all the pause before a change needs.
+/// A number in [0, 1) from the kernel's random source. Not the clock: a step starts a fixed time
+/// after a system's move, which sits on that system's loop grid, so the clock's fraction of a
+/// second would repeat from step to step.
 fn random_fraction() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    f64::from(nanos) / 1e9
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("read /dev/urandom");
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -387,7 +389,8 @@ async fn run(inputs: Inputs) {
             // A step starts right after the slowest system moved, so without this pause every
             // change would fall at the same phase of that system's loop (its sync period, the
             // scrape) and repeat the same figure instead of sampling the phases.
-            tokio::time::sleep(inputs.jitter.mul_f64(random_fraction())).await;
+            let pause = inputs.jitter.mul_f64(random_fraction());
+            tokio::time::sleep(pause).await;
             let requested = Instant::now();
             let visible = change_segments(&controller, &inputs.stream, target).await;
             let deadline = visible + inputs.step_timeout;
@@ -400,7 +403,10 @@ async fn run(inputs: Inputs) {
             }
             // A moment for an overshoot or a second move to show in the change count.
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let mut line = format!("round {round}: {segments} -> {target} segments:");
+            let mut line = format!(
+                "round {round}: {segments} -> {target} segments (after {:.1}s):",
+                pause.as_secs_f64()
+            );
             for (index, system) in systems.iter().enumerate() {
                 let seconds = system
                     .replicas

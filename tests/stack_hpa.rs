@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{eventually, pravega, repo_root, unique_name, Component, Stack};
+use support::{eventually, pravega, prometheus_values, repo_root, unique_name, Component, Stack};
 
 /// Ports of this test's own stack: every default shifted by this.
 const PORT_OFFSET: u16 = 400;
@@ -98,25 +98,6 @@ impl Drop for OwnStack {
     }
 }
 
-/// Prometheus holds a series for `scope/stream`.
-async fn series_present(prometheus: &str, scope: &str, stream: &str) -> Result<(), String> {
-    let query =
-        format!("pravega_controller_segments_count{{scope=\"{scope}\",stream=\"{stream}\"}}");
-    let body: serde_json::Value = reqwest::Client::new()
-        .get(format!("{prometheus}/api/v1/query"))
-        .query(&[("query", query)])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    match body["data"]["result"].as_array() {
-        Some(result) if !result.is_empty() => Ok(()),
-        _ => Err(format!("no series yet: {body}")),
-    }
-}
-
 /// The External metric values the aggregation layer serves for one stream.
 fn external_values(stack: &OwnStack, scope: &str, stream: &str) -> Result<Vec<String>, String> {
     let path = format!(
@@ -175,7 +156,15 @@ async fn reference_hpa_follows_one_streams_segments() {
         eventually(
             &format!("Prometheus scrapes {scope}/{stream}"),
             Duration::from_secs(60),
-            || series_present(&prometheus, &scope, stream),
+            || async {
+                let query = format!(
+                    "pravega_controller_segments_count{{scope=\"{scope}\",stream=\"{stream}\"}}"
+                );
+                match prometheus_values(&prometheus, &query).await?.as_slice() {
+                    [] => Err("no series yet".to_string()),
+                    _ => Ok(()),
+                }
+            },
         )
         .await;
     }

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::pravega::{controller, create_stream, scale_to, segment_count};
-use support::{eventually, unique_name, Component, Stack};
+use support::{eventually, prometheus_values, unique_name, Component, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_is_seen_over_grpc_and_in_prometheus() {
@@ -32,33 +32,16 @@ async fn split_is_seen_over_grpc_and_in_prometheus() {
         "pravega_controller_segments_count{{scope=\"{}\",stream=\"{}\"}}",
         stream.scope.name, stream.stream.name
     );
-    let http = reqwest::Client::new();
-    let url = format!("{}/api/v1/query", stack.prometheus_url);
     let value = eventually(
         &format!("{query} = 2 in Prometheus"),
         Duration::from_secs(60),
-        || {
-            let request = http.get(&url).query(&[("query", query.as_str())]);
-            async move {
-                let body: serde_json::Value = request
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .json()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let results = body["data"]["result"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let values: Vec<f64> = results
-                    .iter()
-                    .filter_map(|series| series["value"][1].as_str()?.parse().ok())
-                    .collect();
-                match values.as_slice() {
-                    [v] if *v == 2.0 => Ok(*v),
-                    _ => Err(format!("{values:?}")),
-                }
+        || async {
+            match prometheus_values(&stack.prometheus_url, &query)
+                .await?
+                .as_slice()
+            {
+                [v] if *v == 2.0 => Ok(*v),
+                values => Err(format!("{values:?}")),
             }
         },
     )

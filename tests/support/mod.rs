@@ -292,6 +292,25 @@ where
     }
 }
 
+/// The values of an instant PromQL query, one per series.
+pub async fn prometheus_values(prometheus_url: &str, query: &str) -> Result<Vec<f64>, String> {
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(format!("{prometheus_url}/api/v1/query"))
+        .query(&[("query", query)])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(body["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|series| series["value"][1].as_str()?.parse().ok())
+        .collect())
+}
+
 /// A name unique to this test run, for scopes, streams and Kubernetes objects.
 pub fn unique_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
