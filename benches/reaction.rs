@@ -187,7 +187,7 @@ impl Inputs {
             default_kubeconfig: var("BENCH_DEFAULT_KUBECONFIG").into(),
             default_prometheus: var("BENCH_DEFAULT_PROMETHEUS"),
             out: var("BENCH_OUT").into(),
-            rounds: number("ROUNDS", "2"),
+            rounds: number("ROUNDS", "3"),
             steps,
             step_timeout: Duration::from_secs(number("STEP_TIMEOUT", "600") as u64),
             jitter: Duration::from_secs(number("JITTER", "60") as u64),
