@@ -120,6 +120,7 @@ async fn watch_replicas(api: Api<Deployment>, name: String, history: ReplicaHist
             .timeout(290);
         let version = current.resource_version().unwrap_or_default();
         let Ok(events) = api.watch(&params, &version).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
         let mut events = events.boxed();
