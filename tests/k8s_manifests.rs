@@ -5,14 +5,14 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, ObjectReference, Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
-use support::kubernetes::{assert_forbidden, deployment};
+use support::kubernetes::{assert_forbidden, deployment, kubectl};
 use support::{repo_root, unique_name, Component, Stack};
 
 const DEMO_NAMESPACE: &str = "segment-autoscaler-demo";
@@ -45,25 +45,17 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
 /// `kubectl apply ARGS -f -` with `objects` on stdin, as the administrator.
 fn kubectl_apply(stack: &Stack, args: &[&str], objects: &[&Value]) -> std::process::Output {
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    let mut child = Command::new(&stack.kubectl)
-        .arg("--kubeconfig")
-        .arg(&stack.kubeconfig_admin)
-        .arg("apply")
-        .args(args)
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl apply");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(list.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().expect("kubectl apply")
+    let args: Vec<&str> = ["apply"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(["-f", "-"])
+        .collect();
+    kubectl(
+        &stack.kubectl,
+        &stack.kubeconfig_admin,
+        &args,
+        &list.to_string(),
+    )
 }
 
 async fn ensure_namespace(stack: &Stack) {
@@ -195,10 +187,10 @@ async fn the_autoscalers_rbac_allows_exactly_what_it_needs() {
         .expect("create another Deployment");
 
     // Act as the ServiceAccount, with a real TokenRequest token.
-    let token = Command::new(&stack.kubectl)
-        .arg("--kubeconfig")
-        .arg(&stack.kubeconfig_admin)
-        .args([
+    let token = kubectl(
+        &stack.kubectl,
+        &stack.kubeconfig_admin,
+        &[
             "-n",
             DEMO_NAMESPACE,
             "create",
@@ -206,9 +198,9 @@ async fn the_autoscalers_rbac_allows_exactly_what_it_needs() {
             "segment-autoscaler",
             "--duration",
             "1h",
-        ])
-        .output()
-        .expect("kubectl create token");
+        ],
+        "",
+    );
     assert!(
         token.status.success(),
         "{}",

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ const PORT_OFFSET: u16 = 400;
 struct OwnStack {
     run_dir: PathBuf,
     pravega_rest_port: String,
+    /// What `stack env` printed (paths and URLs; known before anything starts).
+    env: Vec<(String, String)>,
 }
 
 impl OwnStack {
@@ -41,33 +43,37 @@ impl OwnStack {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// The value of `NAME` in `stack env`.
-    fn env(&self, name: &str) -> String {
-        let prefix = format!("export {name}=");
-        self.command(&["env"])
+    fn new(run_dir: PathBuf, pravega_rest_port: String) -> OwnStack {
+        let mut stack = OwnStack {
+            run_dir,
+            pravega_rest_port,
+            env: Vec::new(),
+        };
+        stack.env = stack
+            .command(&["env"])
             .lines()
-            .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        stack
+    }
+
+    /// The value of `NAME` in `stack env`.
+    fn env(&self, name: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
             .unwrap_or_else(|| panic!("stack env prints no {name}"))
     }
 
     fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-        use std::io::Write;
-        let mut child = Command::new(self.env("STACK_KUBECTL"))
-            .arg("--kubeconfig")
-            .arg(self.env("KUBECONFIG"))
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.unwrap_or_default().as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
+        let output = support::kubernetes::kubectl(
+            Path::new(self.env("STACK_KUBECTL")),
+            Path::new(self.env("KUBECONFIG")),
+            args,
+            stdin.unwrap_or_default(),
+        );
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -139,19 +145,19 @@ async fn reference_hpa_follows_one_streams_segments() {
     pravega::scale_to(&controller, &followed, 3).await;
     pravega::scale_to(&controller, &other, 2).await;
 
-    let stack = OwnStack {
-        run_dir: repo_root().join("target/hpa-stack"),
-        pravega_rest_port: shared
+    let stack = OwnStack::new(
+        repo_root().join("target/hpa-stack"),
+        shared
             .pravega_rest_url
             .rsplit(':')
             .next()
             .unwrap()
             .to_string(),
-    };
+    );
     stack.command(&["install", "hpa"]);
     stack.command(&["up", "prometheus", "kubernetes"]);
     // The adapter lists series when it starts (then every 10 min): start it once they exist.
-    let prometheus = stack.env("PROMETHEUS_URL");
+    let prometheus = stack.env("PROMETHEUS_URL").to_string();
     for stream in ["followed", "other"] {
         eventually(
             &format!("Prometheus scrapes {scope}/{stream}"),

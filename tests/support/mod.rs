@@ -538,6 +538,33 @@ pub mod kubernetes {
         kube::Client::try_from(config).expect("build a Kubernetes client")
     }
 
+    /// Runs `kubectl --kubeconfig KUBECONFIG ARGS...` with `stdin` on its standard input.
+    pub fn kubectl(
+        kubectl: &std::path::Path,
+        kubeconfig: &std::path::Path,
+        args: &[&str],
+        stdin: &str,
+    ) -> std::process::Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = std::process::Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {}: {e}", kubectl.display()));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().expect("kubectl output")
+    }
+
     /// A minimal Deployment (no controllers run on the test API server, so no pods appear).
     pub fn deployment(name: &str, replicas: i32) -> Deployment {
         serde_json::from_value(json!({
