@@ -12,6 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use kube::Resource;
 
+use crate::domain::ErrorReason;
+
 /// Why a target could not be read or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum ActuateError {
@@ -29,7 +31,23 @@ pub enum ActuateError {
         /// The target.
         target: String,
     },
-    /// An external command failed, timed out or printed something that is not a count.
+    /// The API answered with a scale no workload can have.
+    #[error("{target}: the scale subresource says {message}")]
+    InvalidScale {
+        /// The target.
+        target: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An external command did not finish in time (it is killed).
+    #[error("command {command:?}: did not finish within {after:?}")]
+    CommandTimeout {
+        /// The argv, joined.
+        command: String,
+        /// Its timeout.
+        after: Duration,
+    },
+    /// An external command could not start or failed.
     #[error("command {command:?}: {message}")]
     Command {
         /// The argv, joined.
@@ -37,6 +55,45 @@ pub enum ActuateError {
         /// What went wrong.
         message: String,
     },
+    /// The `get` command printed something that is not a replica count.
+    #[error("command {command:?}: printed {output:?}, not a replica count")]
+    CommandOutput {
+        /// The argv, joined.
+        command: String,
+        /// What it printed, trimmed.
+        output: String,
+    },
+}
+
+impl ActuateError {
+    /// The bounded label of `scale_errors_total`.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            ActuateError::Kubernetes { source, .. } => kube_error_reason(source),
+            ActuateError::Conflict { .. } => ErrorReason::Conflict,
+            ActuateError::InvalidScale { .. } | ActuateError::CommandOutput { .. } => {
+                ErrorReason::InvalidAnswer
+            }
+            ActuateError::CommandTimeout { .. } => ErrorReason::Timeout,
+            ActuateError::Command { .. } => ErrorReason::Rejected,
+        }
+    }
+}
+
+/// The reason a Kubernetes client call failed for.
+pub fn kube_error_reason(error: &kube::Error) -> ErrorReason {
+    match error {
+        kube::Error::Api(status) => ErrorReason::of_http_status(status.code),
+        kube::Error::SerdeError(_) => ErrorReason::InvalidAnswer,
+        kube::Error::HyperError(e) if e.is_timeout() => ErrorReason::Timeout,
+        kube::Error::Service(e)
+            if e.is::<tokio::time::error::Elapsed>() || e.to_string().contains("timed out") =>
+        {
+            ErrorReason::Timeout
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => ErrorReason::Unreachable,
+        _ => ErrorReason::Rejected,
+    }
 }
 
 /// A replica count as read, with what is needed to change it safely.
@@ -180,9 +237,14 @@ where
             .get_scale(&self.name)
             .await
             .map_err(|e| self.error(e))?;
+        // The API leaves `replicas` out when it is 0.
         let count = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+        let count = u32::try_from(count).map_err(|_| ActuateError::InvalidScale {
+            target: self.describe_target(),
+            message: format!("{count} replicas"),
+        })?;
         Ok(Replicas {
-            count: u32::try_from(count).unwrap_or(0),
+            count,
             version: scale.metadata.resource_version,
         })
     }
@@ -255,7 +317,10 @@ impl CommandTarget {
             .output();
         let output = tokio::time::timeout(self.timeout, child)
             .await
-            .map_err(|_| failed(format!("did not finish within {:?}", self.timeout)))?
+            .map_err(|_| ActuateError::CommandTimeout {
+                command: argv.join(" "),
+                after: self.timeout,
+            })?
             .map_err(|e| failed(format!("could not start: {e}")))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -276,9 +341,9 @@ impl ScaleTarget for CommandTarget {
         let count = stdout
             .trim()
             .parse::<u32>()
-            .map_err(|_| ActuateError::Command {
+            .map_err(|_| ActuateError::CommandOutput {
                 command: self.get.join(" "),
-                message: format!("printed {:?}, not a replica count", stdout.trim()),
+                output: stdout.trim().into(),
             })?;
         Ok(Replicas {
             count,
@@ -339,13 +404,17 @@ mod tests {
     async fn command_target_reports_failures_and_garbage() {
         let timeout = Duration::from_secs(10);
         let garbage = CommandTarget::new(sh("echo lots"), sh("true"), timeout);
-        let error = garbage.current().await.unwrap_err().to_string();
+        let error = garbage.current().await.unwrap_err();
+        assert_eq!(error.reason(), ErrorReason::InvalidAnswer);
+        let error = error.to_string();
         assert!(
             error.contains("printed \"lots\", not a replica count"),
             "{error}"
         );
         let failing = CommandTarget::new(sh("echo broken >&2; exit 3"), sh("exit 1"), timeout);
-        let error = failing.current().await.unwrap_err().to_string();
+        let error = failing.current().await.unwrap_err();
+        assert_eq!(error.reason(), ErrorReason::Rejected);
+        let error = error.to_string();
         assert!(
             error.contains("broken") && error.contains("exit status: 3"),
             "{error}"
@@ -364,12 +433,9 @@ mod tests {
             .to_string();
         assert!(error.contains("exit status: 1"), "{error}");
         let slow = CommandTarget::new(sh("sleep 5"), sh("true"), Duration::from_millis(200));
-        assert!(slow
-            .current()
-            .await
-            .unwrap_err()
-            .to_string()
-            .contains("did not finish"));
+        let error = slow.current().await.unwrap_err();
+        assert_eq!(error.reason(), ErrorReason::Timeout);
+        assert!(error.to_string().contains("did not finish"), "{error}");
         let missing = CommandTarget::new(vec!["/nonexistent/tool".into()], sh("true"), timeout);
         assert!(missing
             .current()
@@ -377,6 +443,46 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("could not start"));
+    }
+
+    #[test]
+    fn kubernetes_errors_have_their_reasons() {
+        let api = |code: u16| {
+            let status = kube::core::Status::failure("refused", "Reason").with_code(code);
+            ActuateError::Kubernetes {
+                target: "deployment flink/tm".into(),
+                source: kube::Error::Api(Box::new(status)),
+            }
+            .reason()
+        };
+        assert_eq!(api(403), ErrorReason::Forbidden);
+        assert_eq!(api(404), ErrorReason::NotFound);
+        assert_eq!(api(500), ErrorReason::Rejected);
+        let conflict = ActuateError::Conflict {
+            target: "deployment flink/tm".into(),
+        };
+        assert_eq!(conflict.reason(), ErrorReason::Conflict);
+        let bad_json = serde_json::from_str::<u32>("x").unwrap_err();
+        assert_eq!(
+            kube_error_reason(&kube::Error::SerdeError(bad_json)),
+            ErrorReason::InvalidAnswer
+        );
+        let elapsed: Box<dyn std::error::Error + Send + Sync> = Box::new(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "operation timed out",
+        ));
+        assert_eq!(
+            kube_error_reason(&kube::Error::Service(elapsed)),
+            ErrorReason::Timeout
+        );
+        let refused: Box<dyn std::error::Error + Send + Sync> = Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+        assert_eq!(
+            kube_error_reason(&kube::Error::Service(refused)),
+            ErrorReason::Unreachable
+        );
     }
 
     #[tokio::test]

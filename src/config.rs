@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::observe::StreamId;
+use crate::domain::{Combine, SourceChoice, StreamId};
 
 /// A configuration error, naming the field (`bindings[0].max_replicas`) or the file.
 #[derive(Debug, thiserror::Error)]
@@ -146,30 +146,6 @@ pub struct LeaderElectionConfig {
     pub lease_duration: Duration,
     /// This replica's identity in the Lease (default: host name and process id).
     pub identity: Option<String>,
-}
-
-/// How the segment counts of a binding's streams combine into one figure.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Combine {
-    /// One reader per segment across all streams (a job reading every stream).
-    #[default]
-    Sum,
-    /// As many readers as the widest stream.
-    Max,
-}
-
-/// Where a binding's segment counts come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceChoice {
-    /// Prometheus only.
-    Prometheus,
-    /// The Pravega controller only.
-    Controller,
-    /// The controller first, Prometheus when the controller does not answer.
-    #[default]
-    Auto,
 }
 
 /// One job to keep aligned: its streams, its bounds and the replicas to scale.
@@ -315,10 +291,13 @@ impl Config {
         let deserializer = serde_yaml_ng::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let field = e.path().to_string();
-            ConfigError::Parse {
-                field,
-                message: e.into_inner().to_string(),
-            }
+            let message = e.into_inner().to_string();
+            // serde_yaml_ng puts the path of some errors (a missing field) in its own message.
+            let message = match message.strip_prefix(&format!("{field}: ")) {
+                Some(rest) => rest.to_string(),
+                None => message,
+            };
+            ConfigError::Parse { field, message }
         })?;
         config.validate()?;
         Ok(config)
@@ -568,6 +547,15 @@ bindings:
         );
         let text = FULL.replace("max_replicas: 32", "max_replicas: -3");
         assert!(error_of(&text).starts_with("bindings[0].max_replicas:"));
+    }
+
+    #[test]
+    fn a_missing_field_names_its_place_once() {
+        let error = error_of(&FULL.replace("    max_replicas: 32\n", ""));
+        assert!(
+            error.starts_with("bindings[0]: missing field `max_replicas`"),
+            "{error}"
+        );
     }
 
     #[test]

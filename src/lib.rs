@@ -3,15 +3,17 @@
 //!
 //! The data flows through one module per stage:
 //! [`config`] -> [`observe`] -> [`plan`] (pure) -> [`actuate`] -> [`verify`], with
-//! [`telemetry`] beside them, [`reconcile`] tying one pass together, [`leader`] deciding
-//! which replica may act, and [`report`] charting a finished run from Prometheus.
+//! [`telemetry`] beside them. [`domain`] holds the vocabulary they share and imports nothing
+//! of the crate; [`setup`] builds the I/O from the configuration; [`reconcile`] is the loop
+//! that runs the stages; [`leader`] decides which replica may act.
 
 pub mod actuate;
 pub mod config;
+pub mod domain;
 pub mod leader;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
-pub mod report;
+pub mod setup;
 pub mod telemetry;
 pub mod verify;

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::Combine;
+use crate::actuate::ActuateError;
+use crate::domain::Combine;
 use crate::observe::{Observation, SegmentReading};
 
 /// A binding's bounds, from its configuration.
@@ -45,12 +46,12 @@ impl From<&crate::config::Binding> for ScalingPolicy {
 }
 
 /// What one reconciliation knows about a binding.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PlanInput {
     /// One observation per bound stream.
     pub observations: Vec<Observation>,
     /// The target's current replicas, or why they are unknown.
-    pub current_replicas: Result<u32, String>,
+    pub current_replicas: Result<u32, ActuateError>,
     /// The job's max parallelism (of its source vertex), when Flink reported it.
     pub max_parallelism: Option<u32>,
     /// The time of this reconciliation.
@@ -280,7 +281,8 @@ fn desired_replicas(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::{SourceKind, StreamId};
+    use crate::domain::{SourceKind, StreamId};
+    use crate::observe::SourceError;
 
     fn policy() -> ScalingPolicy {
         ScalingPolicy {
@@ -586,7 +588,10 @@ mod tests {
             SegmentReading::from_sample(0.0),
             SegmentReading::from_sample(1.5),
             SegmentReading::from_sample(1e12),
-            SegmentReading::Unavailable("connection refused".into()),
+            SegmentReading::Unavailable(SourceError::Unreachable {
+                endpoint: "controller tcp://c:9090".into(),
+                message: "connection refused".into(),
+            }),
         ];
         for reading in bad {
             let mut i = input(Instant::now(), &[4], 2);
@@ -626,7 +631,10 @@ mod tests {
     #[test]
     fn holds_when_current_replicas_are_unknown() {
         let mut i = input(Instant::now(), &[4], 0);
-        i.current_replicas = Err("deployments.apps \"tm\" is forbidden".into());
+        i.current_replicas = Err(ActuateError::Command {
+            command: "stack taskmanagers".into(),
+            message: "exit status: 3: deployments.apps \"tm\" is forbidden".into(),
+        });
         let d = plan(&policy(), &i, &mut ScaleHistory::default());
         assert_eq!(
             (d.action, d.current_replicas, d.desired_replicas),
@@ -634,7 +642,7 @@ mod tests {
         );
         assert!(
             d.reason
-                .contains("current replicas unknown: deployments.apps"),
+                .contains("current replicas unknown: command \"stack taskmanagers\": exit status: 3: deployments.apps"),
             "{}",
             d.reason
         );

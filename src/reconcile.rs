@@ -1,41 +1,24 @@
-//! One reconciliation of every binding: observe -> plan -> actuate -> verify, with metrics and
-//! a tracing span per binding. The I/O lives here and in the stage modules; the decision is
-//! [`crate::plan::plan`].
+//! The control loop: every interval, one reconciliation of every binding, each in its own
+//! tracing span: observe (segments, the target's replicas and the Flink job's status, read
+//! together) -> plan (pure) -> act (the leader only) -> verify (the job's parallelism against
+//! the plan). The stages live in their modules; this one only sequences them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::actuate::{CommandTarget, DeploymentTarget, ScaleTarget, StatefulSetTarget};
-use crate::config::{Binding, Config, SourceChoice, TargetConfig};
-use crate::observe::{
-    ControllerSource, Observation, PrometheusSource, SegmentReading, SegmentSource, SourceKind,
-    StreamId,
-};
-use crate::plan::{plan, Action, PlanInput, ScaleHistory, ScalingPolicy};
-use crate::telemetry::{
-    BindingLabels, DecisionLabels, Metrics, SourceLabels, StreamLabels, Telemetry,
-};
-use crate::verify::{FlinkClient, JobStatus};
-
-/// Why the autoscaler could not be set up from a valid configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// The Kubernetes client could not be configured.
-    #[error("kubernetes client: {0}")]
-    Kubernetes(String),
-    /// A secret could not be read.
-    #[error("{field}: {message}")]
-    Secret {
-        /// The config field naming the secret.
-        field: String,
-        /// What went wrong (never the secret itself).
-        message: String,
-    },
-}
+use crate::actuate::{Replicas, ScaleTarget};
+use crate::config::Binding;
+use crate::domain::StreamId;
+use crate::leader::LeaderElector;
+use crate::observe::{Observation, SourceReadings, Sources};
+use crate::plan::{plan, Action, PlanInput, ScaleDecision, ScaleHistory, ScalingPolicy};
+use crate::telemetry::{Metrics, Telemetry};
+use crate::verify::{FlinkClient, JobStatus, VerifyError};
 
 /// One binding's outcome: the record `segment-autoscaler plan` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -59,7 +42,7 @@ pub struct BindingReport {
 }
 
 /// A binding with its live parts: target, Flink client and scale-down history.
-struct BoundJob {
+pub struct LiveBinding {
     config: Binding,
     policy: ScalingPolicy,
     target: Box<dyn ScaleTarget>,
@@ -68,223 +51,111 @@ struct BoundJob {
     last_reason: String,
 }
 
+impl LiveBinding {
+    /// A binding acting on `target`, verified through `flink` when given.
+    pub fn new(config: Binding, target: Box<dyn ScaleTarget>, flink: Option<FlinkClient>) -> Self {
+        LiveBinding {
+            policy: ScalingPolicy::from(&config),
+            config,
+            target,
+            flink,
+            history: ScaleHistory::default(),
+            last_reason: String::new(),
+        }
+    }
+}
+
 /// Every binding with the sources they read.
 pub struct Autoscaler {
-    prometheus: Option<Box<dyn SegmentSource>>,
-    controller: Option<Box<dyn SegmentSource>>,
-    bindings: Vec<BoundJob>,
+    sources: Sources,
+    bindings: Vec<LiveBinding>,
     telemetry: Arc<Telemetry>,
 }
 
-/// Whether the configuration needs a Kubernetes client.
-pub fn needs_kubernetes(config: &Config) -> bool {
-    config.leader_election.is_some()
-        || config
-            .bindings
-            .iter()
-            .any(|b| !matches!(b.target, TargetConfig::Command { .. }))
-}
-
-/// A Kubernetes client from `kubernetes.kubeconfig`, or inferred (KUBECONFIG, ~/.kube/config,
-/// in-cluster ServiceAccount).
-pub async fn kube_client(config: &Config) -> Result<kube::Client, SetupError> {
-    let kube_config = match &config.kubernetes.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                SetupError::Kubernetes(format!("kubernetes.kubeconfig {}: {e}", path.display()))
-            })?;
-            kube::Config::from_custom_kubeconfig(
-                kubeconfig,
-                &kube::config::KubeConfigOptions::default(),
-            )
-            .await
-            .map_err(|e| {
-                SetupError::Kubernetes(format!("kubernetes.kubeconfig {}: {e}", path.display()))
-            })?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| SetupError::Kubernetes(e.to_string()))?,
-    };
-    kube::Client::try_from(kube_config).map_err(|e| SetupError::Kubernetes(e.to_string()))
-}
-
-fn prometheus_token(
-    config: &crate::config::PrometheusConfig,
-) -> Result<Option<String>, SetupError> {
-    if let Some(path) = &config.bearer_token_file {
-        let token = std::fs::read_to_string(path).map_err(|e| SetupError::Secret {
-            field: "prometheus.bearer_token_file".into(),
-            message: format!("{}: {e}", path.display()),
-        })?;
-        return Ok(Some(token.trim().to_string()));
-    }
-    if let Some(name) = &config.bearer_token_env {
-        let token = std::env::var(name).map_err(|_| SetupError::Secret {
-            field: "prometheus.bearer_token_env".into(),
-            message: format!("environment variable {name} is not set"),
-        })?;
-        return Ok(Some(token.trim().to_string()));
-    }
-    Ok(None)
-}
-
 impl Autoscaler {
-    /// Builds sources and targets from a validated configuration. `kube` is required when
-    /// [`needs_kubernetes`] says so; `identity` names this replica in Events.
-    pub fn new(
-        config: &Config,
-        kube: Option<kube::Client>,
-        identity: &str,
-        telemetry: Arc<Telemetry>,
-    ) -> Result<Autoscaler, SetupError> {
-        let prometheus =
-            match &config.prometheus {
-                Some(p) => Some(Box::new(PrometheusSource::new(p, prometheus_token(p)?))
-                    as Box<dyn SegmentSource>),
-                None => None,
-            };
-        let controller = config
-            .pravega
-            .as_ref()
-            .map(|p| Box::new(ControllerSource::new(p)) as Box<dyn SegmentSource>);
-        // Checked by `needs_kubernetes` before, so a missing client is a caller's bug.
-        let kube_client = || {
-            kube.clone().ok_or_else(|| {
-                SetupError::Kubernetes(
-                    "a Deployment or StatefulSet target needs a Kubernetes client".into(),
-                )
-            })
-        };
-        let bindings = config
-            .bindings
-            .iter()
-            .map(|b| {
-                let target: Box<dyn ScaleTarget> = match &b.target {
-                    TargetConfig::Deployment { namespace, name } => {
-                        let client = kube_client()?;
-                        Box::new(DeploymentTarget::new(client, namespace, name, identity))
-                    }
-                    TargetConfig::Statefulset { namespace, name } => {
-                        let client = kube_client()?;
-                        Box::new(StatefulSetTarget::new(client, namespace, name, identity))
-                    }
-                    TargetConfig::Command { get, set, timeout } => {
-                        Box::new(CommandTarget::new(get.clone(), set.clone(), *timeout))
-                    }
-                };
-                Ok((b.clone(), target))
-            })
-            .collect::<Result<Vec<_>, SetupError>>()?;
-        Ok(Autoscaler::from_parts(
-            prometheus, controller, bindings, telemetry,
-        ))
-    }
-
-    /// Assembles an autoscaler from its sources and each binding's target (tests swap in their
-    /// own implementations here).
-    pub fn from_parts(
-        prometheus: Option<Box<dyn SegmentSource>>,
-        controller: Option<Box<dyn SegmentSource>>,
-        bindings: Vec<(Binding, Box<dyn ScaleTarget>)>,
-        telemetry: Arc<Telemetry>,
-    ) -> Autoscaler {
-        let bindings: Vec<BoundJob> = bindings
-            .into_iter()
-            .map(|(config, target)| BoundJob {
-                policy: ScalingPolicy::from(&config),
-                flink: config
-                    .flink
-                    .as_ref()
-                    .map(|f| FlinkClient::new(&f.rest_url, f.timeout)),
-                config,
-                target,
-                history: ScaleHistory::default(),
-                last_reason: String::new(),
-            })
-            .collect();
-        // Counters exist at 0 from the start, so rate() over them works before the first event.
+    /// Assembles an autoscaler (see [`crate::setup::autoscaler`]; tests swap in their own
+    /// sources and targets here).
+    pub fn new(sources: Sources, bindings: Vec<LiveBinding>, telemetry: Arc<Telemetry>) -> Self {
         let metrics = &telemetry.metrics;
-        for source in prometheus.iter().chain(controller.iter()) {
-            metrics
-                .source_errors
-                .get_or_create(&SourceLabels {
-                    source: source.kind().as_str().into(),
-                })
-                .inc_by(0);
+        for kind in sources.kinds() {
+            metrics.register_source(kind);
         }
-        for job in &bindings {
-            for action in [Action::ScaleUp, Action::ScaleDown, Action::Hold] {
-                metrics
-                    .decisions
-                    .get_or_create(&DecisionLabels {
-                        binding: job.config.name.clone(),
-                        action: action.as_str().into(),
-                    })
-                    .inc_by(0);
-            }
-            metrics.scale_errors.get_or_create(&job.labels()).inc_by(0);
+        for binding in &bindings {
+            metrics.register_binding(&binding.config.name);
         }
         Autoscaler {
-            prometheus,
-            controller,
+            sources,
             bindings,
             telemetry,
         }
     }
 
-    /// Streams each source must read this tick.
-    fn streams_per_source(&self) -> (BTreeSet<StreamId>, BTreeSet<StreamId>) {
-        let (mut prometheus, mut controller) = (BTreeSet::new(), BTreeSet::new());
-        for b in &self.bindings {
-            let streams = b.config.streams.iter().cloned();
-            match b.config.source {
-                SourceChoice::Prometheus => prometheus.extend(streams),
-                SourceChoice::Controller => controller.extend(streams),
-                SourceChoice::Auto => {
-                    // The controller first; Prometheus is read as the fallback, in the same tick.
-                    if self.controller.is_some() {
-                        controller.extend(streams.clone());
+    /// Reconciles every `interval` until `shutdown` completes, acting only while `elector`
+    /// (if any) holds the Lease; then releases the Lease.
+    pub async fn run(
+        mut self,
+        interval: Duration,
+        elector: Option<LeaderElector>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        let mut leading = false;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = &mut shutdown => break,
+            }
+            let may_act = match &elector {
+                None => true,
+                Some(elector) => match elector.try_lead().await {
+                    Ok(lead) => lead,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "leader election failed; not acting this tick");
+                        false
                     }
-                    if self.prometheus.is_some() {
-                        prometheus.extend(streams);
-                    }
-                }
+                },
+            };
+            if let (Some(elector), true) = (&elector, may_act != leading) {
+                tracing::info!(
+                    identity = elector.identity(),
+                    leader = may_act,
+                    "leadership changed"
+                );
+            }
+            leading = may_act;
+            self.telemetry.metrics.leader.set(i64::from(may_act));
+            // A standby still observes and plans, so its history is warm when it takes over.
+            self.reconcile(may_act).await;
+        }
+        tracing::info!("stopping");
+        if let Some(elector) = &elector {
+            if let Err(e) = elector.release().await {
+                tracing::warn!(error = %e, "could not release the lease; a standby takes over when it expires");
             }
         }
-        (prometheus, controller)
     }
 
     /// Reconciles every binding once. With `act` false nothing is changed (plan mode, or a
     /// replica that is not the leader).
     pub async fn reconcile(&mut self, act: bool) -> Vec<BindingReport> {
         let started = Instant::now();
-        let (prometheus_streams, controller_streams) = self.streams_per_source();
-        let (prometheus, controller) = futures::join!(
-            read_source(self.prometheus.as_deref(), &prometheus_streams),
-            read_source(self.controller.as_deref(), &controller_streams),
-        );
+        let readings = self
+            .sources
+            .read(
+                self.bindings
+                    .iter()
+                    .map(|b| (b.config.source, b.config.streams.as_slice())),
+            )
+            .await;
         let metrics = &self.telemetry.metrics;
-        for (kind, readings) in [
-            (SourceKind::Prometheus, &prometheus),
-            (SourceKind::Controller, &controller),
-        ] {
-            if readings
-                .values()
-                .any(|r| matches!(r, SegmentReading::Unavailable(_)))
-            {
-                metrics
-                    .source_errors
-                    .get_or_create(&SourceLabels {
-                        source: kind.as_str().into(),
-                    })
-                    .inc();
-            }
-        }
+        metrics.record_source_failures(&readings.failures());
         let now = Instant::now();
-        let reports = futures::future::join_all(self.bindings.iter_mut().map(|job| {
-            let span = tracing::info_span!("reconcile", binding = %job.config.name);
-            job.reconcile(&prometheus, &controller, now, act, metrics)
+        let reports = futures::future::join_all(self.bindings.iter_mut().map(|binding| {
+            let span = tracing::info_span!("reconcile", binding = %binding.config.name);
+            binding
+                .reconcile(&readings, now, act, metrics)
                 .instrument(span)
         }))
         .await;
@@ -296,104 +167,60 @@ impl Autoscaler {
     }
 }
 
-async fn read_source(
-    source: Option<&dyn SegmentSource>,
-    streams: &BTreeSet<StreamId>,
-) -> HashMap<StreamId, SegmentReading> {
-    match source {
-        Some(source) if !streams.is_empty() => source.read(streams).await,
-        _ => HashMap::new(),
-    }
-}
-
-/// The observation of `stream` for a binding reading from `choice`.
-fn observe(
-    choice: SourceChoice,
-    stream: &StreamId,
-    prometheus: &HashMap<StreamId, SegmentReading>,
-    controller: &HashMap<StreamId, SegmentReading>,
-) -> Observation {
-    let from = |kind: SourceKind, readings: &HashMap<StreamId, SegmentReading>| Observation {
-        stream: stream.clone(),
-        reading: readings.get(stream).cloned().unwrap_or_else(|| {
-            SegmentReading::Unavailable(format!("{} is not configured", kind.as_str()))
-        }),
-        source: kind,
-    };
-    match choice {
-        SourceChoice::Prometheus => from(SourceKind::Prometheus, prometheus),
-        SourceChoice::Controller => from(SourceKind::Controller, controller),
-        SourceChoice::Auto => {
-            let first = from(SourceKind::Controller, controller);
-            let SegmentReading::Unavailable(controller_error) = &first.reading else {
-                return first;
-            };
-            match prometheus.get(stream) {
-                None => first,
-                Some(SegmentReading::Unavailable(prometheus_error)) => Observation {
-                    stream: stream.clone(),
-                    reading: SegmentReading::Unavailable(format!(
-                        "controller: {controller_error}; prometheus: {prometheus_error}"
-                    )),
-                    source: SourceKind::Prometheus,
-                },
-                Some(_) => from(SourceKind::Prometheus, prometheus),
-            }
-        }
-    }
-}
-
-impl BoundJob {
+impl LiveBinding {
     async fn reconcile(
         &mut self,
-        prometheus: &HashMap<StreamId, SegmentReading>,
-        controller: &HashMap<StreamId, SegmentReading>,
+        readings: &SourceReadings,
         now: Instant,
         act: bool,
         metrics: &Metrics,
     ) -> BindingReport {
+        // Observe.
         let observations: Vec<Observation> = self
             .config
             .streams
             .iter()
-            .map(|s| observe(self.config.source, s, prometheus, controller))
+            .map(|s| readings.observe(self.config.source, s))
             .collect();
         let job_status = async {
             match &self.flink {
-                Some(flink) => Some(flink.job_status().await.map_err(|e| e.to_string())),
+                Some(flink) => Some(flink.job_status().await),
                 None => None,
             }
         };
         let (current, job) = futures::join!(self.target.current(), job_status);
+        let read: Option<Replicas> = current.as_ref().ok().cloned();
         let input = PlanInput {
             observations,
-            current_replicas: current.as_ref().map(|r| r.count).map_err(|e| e.to_string()),
+            current_replicas: current.map(|r| r.count),
             max_parallelism: job
                 .as_ref()
                 .and_then(|j| j.as_ref().ok())
                 .map(|j| j.max_parallelism),
             now,
         };
+
+        // Plan.
         let mut decision = plan(&self.policy, &input, &mut self.history);
 
-        if let (true, Some(replicas), Ok(read)) = (act, decision.apply_to(), &current) {
-            match self.target.apply(read, replicas, &decision.reason).await {
-                Ok(()) => tracing::info!(
-                    target_ref = %self.target.describe(), from = read.count, to = replicas,
-                    segments = decision.segments, reason = %decision.reason, "scaled"
-                ),
-                Err(e) => {
-                    metrics.scale_errors.get_or_create(&self.labels()).inc();
-                    tracing::warn!(target_ref = %self.target.describe(), error = %e, "scale failed; will retry");
-                    decision.reason = format!("{} (not applied: {e})", decision.reason);
-                }
+        // Act.
+        match (act, decision.apply_to(), &read) {
+            (true, Some(replicas), Some(read)) => {
+                self.apply(read, replicas, &mut decision, metrics).await
             }
-        } else if decision.reason != self.last_reason {
             // Holds repeat every tick: log when the reason changes.
-            tracing::info!(action = decision.action.as_str(), act, reason = %decision.reason, "decision");
+            _ if decision.reason != self.last_reason => {
+                tracing::info!(action = decision.action.as_str(), act, reason = %decision.reason, "decision");
+            }
+            _ => {}
         }
         self.last_reason = decision.reason.clone();
-        self.record(metrics, &input.observations, &decision, job.as_ref());
+        metrics.record_decision(&self.config.name, &input.observations, &decision);
+
+        // Verify.
+        if let Some(job) = &job {
+            self.verify(job, &decision, metrics);
+        }
 
         let sources: BTreeSet<&str> = input
             .observations
@@ -412,83 +239,49 @@ impl BoundJob {
         }
     }
 
-    fn labels(&self) -> BindingLabels {
-        BindingLabels {
-            binding: self.config.name.clone(),
+    /// Writes `replicas`; a failure is counted and noted in the decision's reason.
+    async fn apply(
+        &self,
+        read: &Replicas,
+        replicas: u32,
+        decision: &mut ScaleDecision,
+        metrics: &Metrics,
+    ) {
+        match self.target.apply(read, replicas, &decision.reason).await {
+            Ok(()) => tracing::info!(
+                target_ref = %self.target.describe(), from = read.count, to = replicas,
+                segments = decision.segments, reason = %decision.reason, "scaled"
+            ),
+            Err(e) => {
+                metrics.record_scale_error(&self.config.name, e.reason());
+                tracing::warn!(
+                    target_ref = %self.target.describe(), error = %e,
+                    reason = e.reason().as_str(), "scale failed; will retry"
+                );
+                decision.reason = format!("{} (not applied: {e})", decision.reason);
+            }
         }
     }
 
-    fn record(
+    /// Whether the job runs at the parallelism the plan wants.
+    fn verify(
         &self,
+        job: &Result<JobStatus, VerifyError>,
+        decision: &ScaleDecision,
         metrics: &Metrics,
-        observations: &[Observation],
-        decision: &crate::plan::ScaleDecision,
-        job: Option<&Result<JobStatus, String>>,
     ) {
-        let labels = self.labels();
-        for o in observations {
-            let stream_labels = StreamLabels {
-                binding: self.config.name.clone(),
-                stream: o.stream.to_string(),
-            };
-            match o.reading.segments() {
-                Some(n) => {
-                    metrics
-                        .stream_segments
-                        .get_or_create(&stream_labels)
-                        .set(i64::from(n));
-                }
-                // Unknown is not 0: the series disappears rather than lie.
-                None => {
-                    metrics.stream_segments.remove(&stream_labels);
-                }
-            }
-        }
-        match decision.current_replicas {
-            Some(n) => {
-                metrics
-                    .current_replicas
-                    .get_or_create(&labels)
-                    .set(i64::from(n));
-            }
-            None => {
-                metrics.current_replicas.remove(&labels);
-            }
-        }
-        if let Some(n) = decision.desired_replicas {
-            metrics
-                .desired_replicas
-                .get_or_create(&labels)
-                .set(i64::from(n));
-        }
-        metrics
-            .decisions
-            .get_or_create(&DecisionLabels {
-                binding: self.config.name.clone(),
-                action: decision.action.as_str().into(),
-            })
-            .inc();
         match job {
-            Some(Ok(status)) => {
-                metrics
-                    .job_parallelism
-                    .get_or_create(&labels)
-                    .set(i64::from(status.parallelism));
-                let expected = decision
+            Ok(status) => {
+                let slots = self.policy.slots_per_taskmanager;
+                let aligned = decision
                     .desired_replicas
-                    .map(|d| (d * self.policy.slots_per_taskmanager).min(status.max_parallelism));
-                let aligned = expected.is_some_and(|e| status.runs_at(e));
-                metrics
-                    .job_aligned
-                    .get_or_create(&labels)
-                    .set(i64::from(aligned));
+                    .is_some_and(|desired| status.aligned_with(desired, slots));
+                metrics.record_job(&self.config.name, Some(status.parallelism), aligned);
             }
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "flink job status unavailable");
-                metrics.job_parallelism.remove(&labels);
-                metrics.job_aligned.get_or_create(&labels).set(0);
+            Err(e) => {
+                tracing::debug!(error = %e, reason = e.reason().as_str(), "flink job status unavailable");
+                metrics.record_job(&self.config.name, None, false);
             }
-            None => {}
         }
     }
 }
@@ -496,7 +289,11 @@ impl BoundJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actuate::{ActuateError, Replicas};
+    use crate::actuate::ActuateError;
+    use crate::config::Config;
+    use crate::domain::{SourceChoice, SourceKind};
+    use crate::observe::{SegmentReading, SegmentSource, SourceError};
+    use std::collections::HashMap;
     use std::sync::Mutex;
 
     /// Readings a fake source answers with, shared with the test.
@@ -524,9 +321,12 @@ mod tests {
         }
     }
 
-    /// A target remembering its count and every write.
+    /// A target remembering its count and every write; writes fail while `conflict` is set.
     #[derive(Clone, Default)]
-    struct FakeTarget(Arc<Mutex<(u32, Vec<u32>)>>);
+    struct FakeTarget {
+        state: Arc<Mutex<(u32, Vec<u32>)>>,
+        conflict: Arc<Mutex<bool>>,
+    }
 
     #[async_trait::async_trait]
     impl ScaleTarget for FakeTarget {
@@ -535,7 +335,7 @@ mod tests {
         }
         async fn current(&self) -> Result<Replicas, ActuateError> {
             Ok(Replicas {
-                count: self.0.lock().unwrap().0,
+                count: self.state.lock().unwrap().0,
                 version: None,
             })
         }
@@ -545,11 +345,29 @@ mod tests {
             replicas: u32,
             _reason: &str,
         ) -> Result<(), ActuateError> {
-            let mut state = self.0.lock().unwrap();
+            if *self.conflict.lock().unwrap() {
+                return Err(ActuateError::Conflict {
+                    target: "fake".into(),
+                });
+            }
+            let mut state = self.state.lock().unwrap();
             state.0 = replicas;
             state.1.push(replicas);
             Ok(())
         }
+    }
+
+    impl FakeTarget {
+        fn writes(&self) -> Vec<u32> {
+            self.state.lock().unwrap().1.clone()
+        }
+    }
+
+    fn unavailable(message: &str) -> SegmentReading {
+        SegmentReading::Unavailable(SourceError::Unreachable {
+            endpoint: "fake".into(),
+            message: message.into(),
+        })
     }
 
     fn setup(source: SourceChoice) -> (Autoscaler, Table, FakeTarget, Arc<Telemetry>) {
@@ -564,17 +382,17 @@ mod tests {
         .unwrap();
         let table = Arc::new(Mutex::new(HashMap::new()));
         let target = FakeTarget::default();
-        target.0.lock().unwrap().0 = 1;
+        target.state.lock().unwrap().0 = 1;
         let telemetry = Telemetry::new(config.interval);
-        let autoscaler = Autoscaler::from_parts(
-            Some(Box::new(FakeSource(SourceKind::Prometheus, table.clone()))),
-            Some(Box::new(FakeSource(
+        let sources = Sources {
+            prometheus: Some(Box::new(FakeSource(SourceKind::Prometheus, table.clone()))),
+            controller: Some(Box::new(FakeSource(
                 SourceKind::Controller,
                 Arc::new(Mutex::new(HashMap::new())),
             ))),
-            vec![(config.bindings[0].clone(), Box::new(target.clone()))],
-            telemetry.clone(),
-        );
+        };
+        let binding = LiveBinding::new(config.bindings[0].clone(), Box::new(target.clone()), None);
+        let autoscaler = Autoscaler::new(sources, vec![binding], telemetry.clone());
         (autoscaler, table, target, telemetry)
     }
 
@@ -590,26 +408,19 @@ mod tests {
             (reports[0].action, reports[0].desired_replicas),
             (Action::ScaleUp, Some(3))
         );
-        assert!(
-            target.0.lock().unwrap().1.is_empty(),
-            "plan mode wrote nothing"
-        );
+        assert!(target.writes().is_empty(), "plan mode wrote nothing");
         autoscaler.reconcile(true).await;
         autoscaler.reconcile(true).await;
-        assert_eq!(
-            target.0.lock().unwrap().1,
-            vec![3],
-            "one write, then aligned"
-        );
+        assert_eq!(target.writes(), vec![3], "one write, then aligned");
     }
 
     #[tokio::test]
-    async fn a_failed_source_is_counted_and_held_on() {
+    async fn a_failed_source_is_counted_with_its_reason_and_held_on() {
         let (mut autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
-        table.lock().unwrap().insert(
-            "demo/load".parse().unwrap(),
-            SegmentReading::Unavailable("refused".into()),
-        );
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), unavailable("refused"));
         let reports = autoscaler.reconcile(true).await;
         assert_eq!(
             (
@@ -622,14 +433,22 @@ mod tests {
         assert!(
             reports[0]
                 .reason
-                .contains("(prometheus): source unavailable: refused"),
+                .contains("(prometheus): source unavailable: fake: refused"),
             "{}",
             reports[0].reason
         );
-        assert!(target.0.lock().unwrap().1.is_empty());
+        assert!(target.writes().is_empty());
         let text = telemetry.metrics.encode();
         assert!(
-            text.contains("segment_autoscaler_source_errors_total{source=\"prometheus\"} 1"),
+            text.contains(
+                "segment_autoscaler_source_errors_total{source=\"prometheus\",reason=\"unreachable\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "segment_autoscaler_source_errors_total{source=\"prometheus\",reason=\"timeout\"} 0"
+            ),
             "{text}"
         );
         assert!(
@@ -639,17 +458,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_write_is_counted_with_its_reason_and_retried() {
+        let (mut autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(2));
+        *target.conflict.lock().unwrap() = true;
+        let reports = autoscaler.reconcile(true).await;
+        assert!(
+            reports[0].reason.contains("not applied")
+                && reports[0].reason.contains("another writer"),
+            "{}",
+            reports[0].reason
+        );
+        let text = telemetry.metrics.encode();
+        assert!(
+            text.contains(
+                "segment_autoscaler_scale_errors_total{binding=\"b\",reason=\"conflict\"} 1"
+            ),
+            "{text}"
+        );
+        *target.conflict.lock().unwrap() = false;
+        autoscaler.reconcile(true).await;
+        assert_eq!(target.writes(), vec![2], "the next tick retries");
+    }
+
+    #[tokio::test]
     async fn auto_falls_back_to_prometheus_when_the_controller_is_silent() {
         let (mut autoscaler, table, target, _) = setup(SourceChoice::Auto);
         // The fake controller answers Missing for everything; make it unavailable instead.
-        autoscaler.controller = Some(Box::new(FakeSource(
+        autoscaler.sources.controller = Some(Box::new(FakeSource(
             SourceKind::Controller,
             Arc::new(Mutex::new(
-                [(
-                    "demo/load".parse().unwrap(),
-                    SegmentReading::Unavailable("down".into()),
-                )]
-                .into(),
+                [("demo/load".parse().unwrap(), unavailable("down"))].into(),
             )),
         )));
         table
@@ -661,66 +503,6 @@ mod tests {
             (reports[0].source.as_str(), reports[0].action),
             ("prometheus", Action::ScaleUp)
         );
-        assert_eq!(target.0.lock().unwrap().1, vec![2]);
-    }
-
-    fn readings(pairs: &[(&str, SegmentReading)]) -> HashMap<StreamId, SegmentReading> {
-        pairs
-            .iter()
-            .map(|(s, r)| (s.parse().unwrap(), r.clone()))
-            .collect()
-    }
-
-    #[test]
-    fn auto_prefers_the_controller_and_falls_back_to_prometheus() {
-        let s: StreamId = "demo/load".parse().unwrap();
-        let prom = readings(&[("demo/load", SegmentReading::Segments(3))]);
-        let ok = readings(&[("demo/load", SegmentReading::Segments(4))]);
-        let down = readings(&[("demo/load", SegmentReading::Unavailable("refused".into()))]);
-        let o = observe(SourceChoice::Auto, &s, &prom, &ok);
-        assert_eq!(
-            (o.reading, o.source),
-            (SegmentReading::Segments(4), SourceKind::Controller)
-        );
-        let o = observe(SourceChoice::Auto, &s, &prom, &down);
-        assert_eq!(
-            (o.reading, o.source),
-            (SegmentReading::Segments(3), SourceKind::Prometheus)
-        );
-        let prom_down = readings(&[("demo/load", SegmentReading::Unavailable("timeout".into()))]);
-        let o = observe(SourceChoice::Auto, &s, &prom_down, &down);
-        assert!(
-            matches!(&o.reading, SegmentReading::Unavailable(why) if why.contains("refused") && why.contains("timeout"))
-        );
-        // A controller that answers with nonsense is not overridden by Prometheus.
-        let invalid = readings(&[("demo/load", SegmentReading::Invalid("0".into()))]);
-        assert_eq!(
-            observe(SourceChoice::Auto, &s, &prom, &invalid).source,
-            SourceKind::Controller
-        );
-    }
-
-    #[test]
-    fn explicit_sources_are_used_alone() {
-        let s: StreamId = "demo/load".parse().unwrap();
-        let prom = readings(&[("demo/load", SegmentReading::Segments(3))]);
-        let ctrl = readings(&[("demo/load", SegmentReading::Unavailable("down".into()))]);
-        assert_eq!(
-            observe(SourceChoice::Controller, &s, &prom, &ctrl).source,
-            SourceKind::Controller
-        );
-        assert!(matches!(
-            observe(SourceChoice::Controller, &s, &prom, &ctrl).reading,
-            SegmentReading::Unavailable(_)
-        ));
-        assert_eq!(
-            observe(SourceChoice::Prometheus, &s, &prom, &ctrl).reading,
-            SegmentReading::Segments(3)
-        );
-        let none = HashMap::new();
-        assert!(matches!(
-            observe(SourceChoice::Prometheus, &s, &none, &ctrl).reading,
-            SegmentReading::Unavailable(_)
-        ));
+        assert_eq!(target.writes(), vec![2]);
     }
 }

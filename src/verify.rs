@@ -1,20 +1,42 @@
 //! Verify: what the Flink job really runs at, from the JobManager's REST API, so that
 //! alignment with the segments is checked rather than assumed.
+//!
+//! The job's status is read at the start of each reconciliation, beside the segments and the
+//! target's replicas: its max parallelism bounds the plan, and its parallelism, compared with
+//! the plan's desired figure ([`JobStatus::runs_at`]), is the `job_aligned` verdict.
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ErrorReason;
 
 /// Why the job's state could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// The REST API did not answer, or not with JSON.
+    /// The REST API did not answer in time.
+    #[error("flink {url}: no answer within {after:?}")]
+    Timeout {
+        /// The URL asked.
+        url: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The REST API could not be reached.
     #[error("flink {url}: {message}")]
     Unreachable {
         /// The URL asked.
         url: String,
         /// What went wrong.
         message: String,
+    },
+    /// The REST API answered with an error status.
+    #[error("flink {url}: HTTP {status}")]
+    Status {
+        /// The URL asked.
+        url: String,
+        /// The status code.
+        status: u16,
     },
     /// The answer did not have the expected shape.
     #[error("flink {url}: unexpected answer: {message}")]
@@ -30,6 +52,19 @@ pub enum VerifyError {
         /// The URL asked.
         url: String,
     },
+}
+
+impl VerifyError {
+    /// A bounded label for the failure.
+    pub fn reason(&self) -> ErrorReason {
+        match self {
+            VerifyError::Timeout { .. } => ErrorReason::Timeout,
+            VerifyError::Unreachable { .. } => ErrorReason::Unreachable,
+            VerifyError::Status { status, .. } => ErrorReason::of_http_status(*status),
+            VerifyError::BadAnswer { .. } => ErrorReason::InvalidAnswer,
+            VerifyError::NoJob { .. } => ErrorReason::NotFound,
+        }
+    }
 }
 
 /// The job's state and the parallelism of its source vertex.
@@ -50,19 +85,62 @@ impl JobStatus {
     pub fn runs_at(&self, expected: u32) -> bool {
         self.state == "RUNNING" && self.parallelism == expected
     }
+
+    /// Whether the job runs at the parallelism `desired_replicas` TaskManagers of `slots`
+    /// slots give, within its max parallelism.
+    pub fn aligned_with(&self, desired_replicas: u32, slots: u32) -> bool {
+        self.runs_at(
+            desired_replicas
+                .saturating_mul(slots)
+                .min(self.max_parallelism),
+        )
+    }
 }
 
 /// Job states after which a job never runs again.
 const TERMINAL_STATES: [&str; 3] = ["FINISHED", "CANCELED", "FAILED"];
 
+/// `GET /jobs/overview`.
+#[derive(Deserialize)]
+struct JobsOverview {
+    jobs: Vec<JobSummary>,
+}
+
+/// One job of the overview.
+#[derive(Deserialize)]
+struct JobSummary {
+    jid: String,
+    state: String,
+    #[serde(rename = "start-time", default)]
+    start_time: i64,
+}
+
+/// `GET /jobs/:id`, the fields used.
+#[derive(Deserialize)]
+struct JobDetails {
+    state: String,
+    vertices: Vec<Vertex>,
+}
+
+/// A job vertex.
+#[derive(Deserialize)]
+struct Vertex {
+    #[serde(default)]
+    name: String,
+    parallelism: u32,
+    #[serde(rename = "maxParallelism")]
+    max_parallelism: u32,
+}
+
 /// A client for one Flink cluster's REST API.
 pub struct FlinkClient {
     http: reqwest::Client,
     base: String,
+    timeout: Duration,
 }
 
 impl FlinkClient {
-    /// A client for the JobManager at `rest_url`.
+    /// A client for the JobManager at `rest_url`; every request is bounded by `timeout`.
     pub fn new(rest_url: &str, timeout: Duration) -> FlinkClient {
         FlinkClient {
             http: reqwest::Client::builder()
@@ -70,40 +148,49 @@ impl FlinkClient {
                 .build()
                 .expect("HTTP client"),
             base: rest_url.trim_end_matches('/').to_string(),
+            timeout,
         }
     }
 
-    async fn get(&self, path: &str) -> Result<serde_json::Value, VerifyError> {
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, VerifyError> {
         let url = format!("{}{path}", self.base);
-        let unreachable = |message: String| VerifyError::Unreachable {
-            url: url.clone(),
-            message,
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                VerifyError::Timeout {
+                    url: url.clone(),
+                    after: self.timeout,
+                }
+            } else {
+                VerifyError::Unreachable {
+                    url: url.clone(),
+                    message: e.to_string(),
+                }
+            }
         };
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let response = self.http.get(&url).send().await.map_err(transport)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(unreachable(format!("HTTP {status}")));
+            return Err(VerifyError::Status {
+                url,
+                status: status.as_u16(),
+            });
         }
-        response
-            .json()
-            .await
-            .map_err(|e| unreachable(format!("body is not JSON: {e}")))
+        let body = response.bytes().await.map_err(transport)?;
+        serde_json::from_slice(&body).map_err(|e| VerifyError::BadAnswer {
+            url: url.clone(),
+            message: e.to_string(),
+        })
     }
 
     /// The state of the cluster's job (in reactive mode there is exactly one) and its source
     /// vertex's parallelism.
     pub async fn job_status(&self) -> Result<JobStatus, VerifyError> {
-        let overview = self.get("/jobs/overview").await?;
-        let job_id = pick_job(&overview).ok_or_else(|| VerifyError::NoJob {
+        let overview: JobsOverview = self.get("/jobs/overview").await?;
+        let job_id = pick_job(overview).ok_or_else(|| VerifyError::NoJob {
             url: format!("{}/jobs/overview", self.base),
         })?;
-        let details = self.get(&format!("/jobs/{job_id}")).await?;
-        parse_job(&job_id, &details).map_err(|message| VerifyError::BadAnswer {
+        let details: JobDetails = self.get(&format!("/jobs/{job_id}")).await?;
+        job_status(job_id.clone(), details).map_err(|message| VerifyError::BadAnswer {
             url: format!("{}/jobs/{job_id}", self.base),
             message,
         })
@@ -111,36 +198,29 @@ impl FlinkClient {
 }
 
 /// The newest job that is not finished, cancelled or failed.
-fn pick_job(overview: &serde_json::Value) -> Option<String> {
-    overview["jobs"]
-        .as_array()?
-        .iter()
-        .filter(|job| !TERMINAL_STATES.contains(&job["state"].as_str().unwrap_or("")))
-        .max_by_key(|job| job["start-time"].as_i64().unwrap_or(0))
-        .and_then(|job| job["jid"].as_str().map(String::from))
+fn pick_job(overview: JobsOverview) -> Option<String> {
+    overview
+        .jobs
+        .into_iter()
+        .filter(|job| !TERMINAL_STATES.contains(&job.state.as_str()))
+        .max_by_key(|job| job.start_time)
+        .map(|job| job.jid)
 }
 
-/// Reads state and source vertex from `/jobs/:id`. Vertices come in topological order, so the
-/// source is the first one (or one whose name says so).
-fn parse_job(job_id: &str, details: &serde_json::Value) -> Result<JobStatus, String> {
-    let state = details["state"].as_str().ok_or("no state")?.to_string();
-    let vertices = details["vertices"].as_array().ok_or("no vertices")?;
-    let source = vertices
+/// State and source vertex of a job. Vertices come in topological order, so the source is the
+/// first one (or one whose name says so).
+fn job_status(job_id: String, details: JobDetails) -> Result<JobStatus, String> {
+    let source = details
+        .vertices
         .iter()
-        .find(|v| v["name"].as_str().is_some_and(|n| n.starts_with("Source")))
-        .or_else(|| vertices.first())
+        .find(|v| v.name.starts_with("Source"))
+        .or_else(|| details.vertices.first())
         .ok_or("the job has no vertices")?;
-    let number = |field: &str| -> Result<u32, String> {
-        source[field]
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| format!("source vertex has no valid {field}"))
-    };
     Ok(JobStatus {
-        job_id: job_id.into(),
-        state,
-        parallelism: number("parallelism")?,
-        max_parallelism: number("maxParallelism")?,
+        job_id,
+        state: details.state,
+        parallelism: source.parallelism,
+        max_parallelism: source.max_parallelism,
     })
 }
 
@@ -149,28 +229,35 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn overview(json: serde_json::Value) -> JobsOverview {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn details(json: serde_json::Value) -> Result<JobDetails, serde_json::Error> {
+        serde_json::from_value(json)
+    }
+
     #[test]
     fn picks_the_newest_live_job() {
-        let overview = json!({"jobs": [
+        let jobs = overview(json!({"jobs": [
             {"jid": "old", "state": "FAILED", "start-time": 30},
             {"jid": "a", "state": "RUNNING", "start-time": 10},
             {"jid": "b", "state": "RESTARTING", "start-time": 20}
-        ]});
-        assert_eq!(pick_job(&overview).as_deref(), Some("b"));
-        assert_eq!(
-            pick_job(&json!({"jobs": [{"jid": "x", "state": "FINISHED"}]})),
-            None
-        );
-        assert_eq!(pick_job(&json!({})), None);
+        ]}));
+        assert_eq!(pick_job(jobs).as_deref(), Some("b"));
+        let finished = overview(json!({"jobs": [{"jid": "x", "state": "FINISHED"}]}));
+        assert_eq!(pick_job(finished), None);
+        assert!(serde_json::from_value::<JobsOverview>(json!({})).is_err());
     }
 
     #[test]
     fn reads_the_source_vertex() {
-        let details = json!({"state": "RUNNING", "vertices": [
+        let answer = details(json!({"state": "RUNNING", "vertices": [
             {"name": "Source: Pravega reader -> map", "parallelism": 4, "maxParallelism": 128},
             {"name": "Sink: discard", "parallelism": 4, "maxParallelism": 128}
-        ]});
-        let status = parse_job("j", &details).unwrap();
+        ]}))
+        .unwrap();
+        let status = job_status("j".into(), answer).unwrap();
         assert_eq!(
             (
                 status.parallelism,
@@ -181,6 +268,8 @@ mod tests {
         );
         assert!(status.runs_at(4));
         assert!(!status.runs_at(3));
+        assert!(status.aligned_with(2, 2), "2 TaskManagers of 2 slots");
+        assert!(!status.aligned_with(4, 2));
         let restarting = JobStatus {
             state: "RESTARTING".into(),
             ..status
@@ -189,27 +278,70 @@ mod tests {
     }
 
     #[test]
+    fn alignment_is_capped_by_max_parallelism() {
+        let status = JobStatus {
+            job_id: "j".into(),
+            state: "RUNNING".into(),
+            parallelism: 2,
+            max_parallelism: 2,
+        };
+        assert!(status.aligned_with(5, 1));
+        assert!(status.aligned_with(u32::MAX, u32::MAX), "no overflow");
+    }
+
+    #[test]
     fn rejects_answers_without_what_it_needs() {
-        assert!(parse_job("j", &json!({"state": "RUNNING", "vertices": []})).is_err());
-        assert!(parse_job(
-            "j",
-            &json!({"vertices": [{"parallelism": 1, "maxParallelism": 1}]})
+        let empty = details(json!({"state": "RUNNING", "vertices": []})).unwrap();
+        assert!(job_status("j".into(), empty).is_err());
+        assert!(details(json!({"vertices": [{"parallelism": 1, "maxParallelism": 1}]})).is_err());
+        assert!(details(
+            json!({"state": "RUNNING", "vertices": [{"name": "x", "parallelism": -1, "maxParallelism": 2}]})
         )
         .is_err());
-        let error = parse_job(
-            "j",
-            &json!({"state": "RUNNING", "vertices": [{"name": "x", "parallelism": -1, "maxParallelism": 2}]}),
-        );
-        assert_eq!(error.unwrap_err(), "source vertex has no valid parallelism");
     }
 
     #[tokio::test]
     async fn an_unreachable_jobmanager_is_an_error_naming_the_url() {
         let client = FlinkClient::new("http://127.0.0.1:1/", Duration::from_secs(1));
-        let error = client.job_status().await.unwrap_err().to_string();
+        let error = client.job_status().await.unwrap_err();
+        assert_eq!(error.reason(), ErrorReason::Unreachable);
+        let error = error.to_string();
         assert!(
             error.starts_with("flink http://127.0.0.1:1/jobs/overview:"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn every_verify_error_has_its_reason() {
+        let url = || "u".to_string();
+        assert_eq!(
+            VerifyError::Status {
+                url: url(),
+                status: 404
+            }
+            .reason(),
+            ErrorReason::NotFound
+        );
+        assert_eq!(
+            VerifyError::NoJob { url: url() }.reason(),
+            ErrorReason::NotFound
+        );
+        assert_eq!(
+            VerifyError::BadAnswer {
+                url: url(),
+                message: String::new()
+            }
+            .reason(),
+            ErrorReason::InvalidAnswer
+        );
+        assert_eq!(
+            VerifyError::Timeout {
+                url: url(),
+                after: Duration::from_secs(1)
+            }
+            .reason(),
+            ErrorReason::Timeout
         );
     }
 }

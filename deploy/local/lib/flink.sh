@@ -193,10 +193,12 @@ flink_down() {
   stop_process flink-jobmanager
 }
 
-flink_status() {
-  if process_alive flink-jobmanager && curl -fsS -o /dev/null "$(flink_endpoint)/overview"; then
-    echo "flink       up    $(flink_endpoint) ($(flink_taskmanager_count) TaskManager(s))"
-  else
-    echo "flink       down"
-  fi
+# flink_running: exit status 0 when flink is up and answering.
+flink_running() {
+  process_alive flink-jobmanager && curl -fsS -o /dev/null "$(flink_endpoint)/overview"
+}
+
+# flink_endpoints: where flink answers, for `stack status`.
+flink_endpoints() {
+  echo "$(flink_endpoint) ($(flink_taskmanager_count) TaskManager(s))"
 }

@@ -141,10 +141,12 @@ hpa_down() {
   stop_process prometheus-adapter
 }
 
-hpa_status() {
-  if process_alive kube-controller-manager && process_alive prometheus-adapter && hpa_external_metrics_ready 2>/dev/null; then
-    echo "hpa         up    https://$STACK_HOST:$PROMETHEUS_ADAPTER_PORT (adapter), HPA sync $HPA_SYNC_PERIOD"
-  else
-    echo "hpa         down"
-  fi
+# hpa_running: exit status 0 when hpa is up and answering.
+hpa_running() {
+  process_alive kube-controller-manager && process_alive prometheus-adapter && hpa_external_metrics_ready 2>/dev/null
+}
+
+# hpa_endpoints: where hpa answers, for `stack status`.
+hpa_endpoints() {
+  echo "https://$STACK_HOST:$PROMETHEUS_ADAPTER_PORT (adapter), HPA sync $HPA_SYNC_PERIOD"
 }

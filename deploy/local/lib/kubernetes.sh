@@ -243,10 +243,12 @@ kubernetes_down() {
   stop_process etcd
 }
 
-kubernetes_status() {
-  if process_alive kube-apiserver && kubernetes_apiserver_ready; then
-    echo "kubernetes  up    $(kubernetes_endpoint) (etcd http://$STACK_HOST:$ETCD_CLIENT_PORT)"
-  else
-    echo "kubernetes  down"
-  fi
+# kubernetes_running: exit status 0 when kubernetes is up and answering.
+kubernetes_running() {
+  process_alive kube-apiserver && kubernetes_apiserver_ready
+}
+
+# kubernetes_endpoints: where kubernetes answers, for `stack status`.
+kubernetes_endpoints() {
+  echo "$(kubernetes_endpoint) (etcd http://$STACK_HOST:$ETCD_CLIENT_PORT)"
 }

@@ -130,10 +130,12 @@ PROPS
 
 pravega_down() { stop_process pravega; }
 
-pravega_status() {
-  if process_alive pravega && pravega_ready; then
-    echo "pravega     up    controller $(pravega_endpoint), rest http://$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT"
-  else
-    echo "pravega     down"
-  fi
+# pravega_running: exit status 0 when pravega is up and answering.
+pravega_running() {
+  process_alive pravega && pravega_ready
+}
+
+# pravega_endpoints: where pravega answers, for `stack status`.
+pravega_endpoints() {
+  echo "controller $(pravega_endpoint), rest http://$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT"
 }

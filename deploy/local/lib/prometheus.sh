@@ -83,10 +83,12 @@ prometheus_up() {
 
 prometheus_down() { stop_process prometheus; }
 
-prometheus_status() {
-  if process_alive prometheus && prometheus_ready; then
-    echo "prometheus  up    $(prometheus_endpoint)"
-  else
-    echo "prometheus  down"
-  fi
+# prometheus_running: exit status 0 when prometheus is up and answering.
+prometheus_running() {
+  process_alive prometheus && prometheus_ready
+}
+
+# prometheus_endpoints: where prometheus answers, for `stack status`.
+prometheus_endpoints() {
+  echo "$(prometheus_endpoint)"
 }

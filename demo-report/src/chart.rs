@@ -1,0 +1,134 @@
+//! `report.png`: load above; segments, TaskManagers and job parallelism below.
+
+use std::path::Path;
+
+use crate::query::RunSeries;
+
+/// One line of a panel.
+struct Line<'a> {
+    name: &'static str,
+    values: &'a [Option<f64>],
+    color: plotters::style::RGBColor,
+    width: u32,
+    /// Counts hold until they change: drawn as steps rather than slopes.
+    stepped: bool,
+}
+
+/// Two panels over time: load (target vs achieved) above; segments, TaskManagers and job
+/// parallelism (steps) below.
+pub(crate) fn render(path: &Path, s: &RunSeries) -> Result<(), String> {
+    use plotters::prelude::*;
+    let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let (top, bottom) = root.split_vertically(450);
+    let line = |name, values, color, width, stepped| Line {
+        name,
+        values,
+        color,
+        width,
+        stepped,
+    };
+    let max_of = |lines: &[Line]| {
+        lines
+            .iter()
+            .flat_map(|l| l.values.iter().flatten())
+            .copied()
+            .fold(0.0, f64::max)
+    };
+
+    let load = [
+        line("target", &s.target_rate, BLUE, 2, false),
+        line("achieved", &s.achieved_rate, GREEN, 2, false),
+    ];
+    let rate_max = (max_of(&load) * 1.1).max(1.0);
+    draw_panel(
+        &top,
+        "Load (events/s)",
+        "events/s",
+        rate_max,
+        &s.seconds,
+        &load,
+    )?;
+    let counts = [
+        line("segments", &s.segments, RED, 4, true),
+        line(
+            "TaskManagers",
+            &s.taskmanagers,
+            RGBColor(230, 120, 0),
+            2,
+            true,
+        ),
+        line("job parallelism", &s.parallelism, BLUE, 2, true),
+    ];
+    let count_max = (max_of(&counts) + 1.0).max(2.0);
+    draw_panel(
+        &bottom,
+        "Segments, TaskManagers and job parallelism",
+        "count",
+        count_max,
+        &s.seconds,
+        &counts,
+    )?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Draws `lines` against `seconds` in `area`, with a caption, axes and a legend. Unknown
+/// samples split a line instead of being drawn as 0.
+fn draw_panel<DB: plotters::prelude::DrawingBackend>(
+    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    y_max: f64,
+    seconds: &[f64],
+    lines: &[Line],
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let end = seconds.last().copied().unwrap_or(1.0).max(1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 26))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..end, 0.0..y_max)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| err(&e))?;
+    for line in lines {
+        let mut runs = vec![Vec::new()];
+        for (t, value) in seconds.iter().zip(line.values) {
+            match value {
+                Some(y) => {
+                    let run = runs.last_mut().expect("non-empty");
+                    if let (true, Some(&(_, previous))) = (line.stepped, run.last()) {
+                        run.push((*t, previous));
+                    }
+                    run.push((*t, *y));
+                }
+                None if !runs.last().expect("non-empty").is_empty() => runs.push(Vec::new()),
+                None => {}
+            }
+        }
+        let color = line.color;
+        for (i, run) in runs.into_iter().enumerate() {
+            let drawn = chart
+                .draw_series(LineSeries::new(run, color.stroke_width(line.width)))
+                .map_err(|e| err(&e))?;
+            if i == 0 {
+                drawn.label(line.name).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))
+}

@@ -1,0 +1,96 @@
+//! `demo-report`: chart a past run from Prometheus (`report.png`) and summarize its alignment
+//! (`summary.json`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use demo_report::{dashboard_queries, parse_time, write_report, ReportQuery};
+use segment_autoscaler::domain::StreamId;
+
+/// Charts a past run of the demo from Prometheus (report.png) and summarizes how closely the
+/// job's parallelism followed the segments (summary.json, also printed on stdout).
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Prometheus base URL.
+    #[arg(long)]
+    prometheus: String,
+    /// Start: Unix seconds, RFC 3339, `now` or `now-DURATION`.
+    #[arg(long, default_value = "now-15m")]
+    from: String,
+    /// End, in the same forms.
+    #[arg(long, default_value = "now")]
+    to: String,
+    /// Sampling step.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    step: Duration,
+    /// A `scope/stream` whose Pravega segment gauge to use (repeatable); default: the
+    /// autoscaler's own segment gauges.
+    #[arg(long = "stream")]
+    streams: Vec<StreamId>,
+    /// Task slots per TaskManager (the matching parallelism is segments rounded up to them).
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+    /// Output folder.
+    #[arg(long, default_value = "demo-out")]
+    out: PathBuf,
+    /// Also evaluate every query of the Grafana dashboards in this folder over the run and
+    /// list those without data in summary.json.
+    #[arg(long)]
+    dashboards: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match report(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn report(cli: Cli) -> Result<(), String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64();
+    let query = ReportQuery {
+        prometheus: cli.prometheus,
+        from: parse_time(&cli.from, now).map_err(|e| format!("--from {e}"))?,
+        to: parse_time(&cli.to, now).map_err(|e| format!("--to {e}"))?,
+        step: cli.step,
+        streams: cli.streams,
+    };
+    if query.to <= query.from || cli.step.is_zero() || cli.slots == 0 {
+        return Err("--to must be after --from, and --step and --slots above 0".into());
+    }
+    let series = query.fetch().await.map_err(|e| e.to_string())?;
+    let dashboards = match &cli.dashboards {
+        Some(dir) => {
+            let queries = dashboard_queries(dir, "1m").map_err(|e| format!("--dashboards {e}"))?;
+            Some(
+                query
+                    .check_dashboards(&queries)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        None => None,
+    };
+    let summary = write_report(&cli.out, &series, cli.step, cli.slots, dashboards)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string(&summary).expect("summary serializes")
+    );
+    eprintln!(
+        "wrote {} and {}",
+        cli.out.join("report.png").display(),
+        cli.out.join("summary.json").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! The series of a run, read from Prometheus over a time range.
+
+use std::time::Duration;
+
+use segment_autoscaler::domain::StreamId;
+
+use crate::summary::DashboardCheck;
+use crate::ReportError;
+
+/// The series a report plots, each sampled on the same grid.
+pub struct RunSeries {
+    /// Seconds since the start of each sample.
+    pub seconds: Vec<f64>,
+    /// Target load, events/s.
+    pub target_rate: Vec<Option<f64>>,
+    /// Achieved load, events/s.
+    pub achieved_rate: Vec<Option<f64>>,
+    /// Active segments (summed over the streams).
+    pub segments: Vec<Option<f64>>,
+    /// TaskManagers registered with Flink.
+    pub taskmanagers: Vec<Option<f64>>,
+    /// The job's source parallelism.
+    pub parallelism: Vec<Option<f64>>,
+}
+
+/// Where a report's data comes from.
+pub struct ReportQuery {
+    /// Prometheus base URL.
+    pub prometheus: String,
+    /// Start, Unix seconds.
+    pub from: f64,
+    /// End, Unix seconds.
+    pub to: f64,
+    /// Sampling step.
+    pub step: Duration,
+    /// `scope/stream` whose segments to count; empty: the autoscaler's own segment gauges.
+    pub streams: Vec<StreamId>,
+}
+
+impl ReportQuery {
+    async fn range(
+        &self,
+        http: &reqwest::Client,
+        query: &str,
+    ) -> Result<Vec<Option<f64>>, ReportError> {
+        let failed = |message: String| ReportError::Query {
+            query: query.into(),
+            message,
+        };
+        let step = self.step.as_secs_f64();
+        let body: serde_json::Value = http
+            .get(format!(
+                "{}/api/v1/query_range",
+                self.prometheus.trim_end_matches('/')
+            ))
+            .query(&[
+                ("query", query.to_string()),
+                ("start", format!("{:.3}", self.from)),
+                ("end", format!("{:.3}", self.to)),
+                ("step", format!("{step}")),
+            ])
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if body["status"] != "success" {
+            return Err(failed(
+                body["error"].as_str().unwrap_or("query failed").into(),
+            ));
+        }
+        let samples = ((self.to - self.from) / step).floor() as usize + 1;
+        let mut values = vec![None; samples];
+        // Several series (e.g. one per TaskManager) are summed per sample.
+        for series in body["data"]["result"].as_array().into_iter().flatten() {
+            for point in series["values"].as_array().into_iter().flatten() {
+                let (Some(t), Some(v)) = (
+                    point[0].as_f64(),
+                    point[1].as_str().and_then(|v| v.parse::<f64>().ok()),
+                ) else {
+                    continue;
+                };
+                let i = ((t - self.from) / step).round() as usize;
+                if i < samples && v.is_finite() {
+                    values[i] = Some(values[i].unwrap_or(0.0) + v);
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    /// Evaluates `queries` over the run; returns which gave no sample at all.
+    pub async fn check_dashboards(
+        &self,
+        queries: &[(String, String)],
+    ) -> Result<DashboardCheck, ReportError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
+        let mut without_data = Vec::new();
+        for (place, expr) in queries {
+            let values = self.range(&http, expr).await?;
+            if values.iter().all(Option::is_none) {
+                without_data.push(format!("{place}: {expr}"));
+            }
+        }
+        Ok(DashboardCheck {
+            checked: queries.len(),
+            without_data,
+        })
+    }
+
+    /// Fetches every series of the report.
+    pub async fn fetch(&self) -> Result<RunSeries, ReportError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
+        let segments_query = if self.streams.is_empty() {
+            "sum(segment_autoscaler_stream_segments)".to_string()
+        } else {
+            let matchers: Vec<String> = self
+                .streams
+                .iter()
+                .map(|s| format!("max by (scope, stream) (pravega_controller_segments_count{{scope=\"{}\",stream=\"{}\"}})", s.scope, s.stream))
+                .collect();
+            format!("sum({})", matchers.join(" or "))
+        };
+        let target_rate = self.range(&http, "sum(data_generator_target_rate)").await?;
+        let achieved_rate = self
+            .range(&http, "sum(data_generator_achieved_rate)")
+            .await?;
+        let segments = self.range(&http, &segments_query).await?;
+        let taskmanagers = self
+            .range(&http, "max(flink_jobmanager_numRegisteredTaskManagers)")
+            .await?;
+        let parallelism = self
+            .range(&http, "max(segment_autoscaler_job_parallelism)")
+            .await?;
+        let step = self.step.as_secs_f64();
+        let seconds = (0..segments.len()).map(|i| i as f64 * step).collect();
+        Ok(RunSeries {
+            seconds,
+            target_rate,
+            achieved_rate,
+            segments,
+            taskmanagers,
+            parallelism,
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! The alignment figures of `summary.json`: how often and how fast the job's parallelism
+//! followed the segments.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// What a run's alignment looked like.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlignmentSummary {
+    /// How many times the job's parallelism changed.
+    pub rescales: usize,
+    /// How many times the segment count changed.
+    pub segment_changes: usize,
+    /// Median time from a segment change until the job ran at the matching parallelism.
+    pub alignment_seconds_median: Option<f64>,
+    /// Longest such time.
+    pub alignment_seconds_max: Option<f64>,
+    /// Median alignment time after segment increases (the scale-up path).
+    pub scale_up_alignment_seconds_median: Option<f64>,
+    /// Median alignment time after segment decreases (includes the scale-down stabilization).
+    pub scale_down_alignment_seconds_median: Option<f64>,
+    /// Segment changes the job never caught up with before the end.
+    pub unaligned_at_end: usize,
+    /// Share of samples where the job's parallelism did not match the segments.
+    pub misaligned_fraction: Option<f64>,
+    /// Seconds covered by samples with both figures known.
+    pub observed_seconds: f64,
+    /// Dashboard queries evaluated over the run (with `--dashboards`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard_queries: Option<DashboardCheck>,
+}
+
+/// Whether every dashboard query had data during the run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DashboardCheck {
+    /// Queries evaluated.
+    pub checked: usize,
+    /// `dashboard / panel: query` of those that returned no sample.
+    pub without_data: Vec<String>,
+}
+
+/// The parallelism that matches `segments`: one reader per segment, in whole TaskManagers of
+/// `slots` slots.
+fn matching_parallelism(segments: f64, slots: u32) -> f64 {
+    (segments / f64::from(slots)).ceil() * f64::from(slots)
+}
+
+/// Summarizes sampled series (one sample per `step`, `None` where unknown).
+pub fn summarize(
+    segments: &[Option<f64>],
+    parallelism: &[Option<f64>],
+    step: Duration,
+    slots: u32,
+) -> AlignmentSummary {
+    let step_secs = step.as_secs_f64();
+    let aligned_at = |i: usize| match (segments[i], parallelism[i]) {
+        (Some(s), Some(p)) => Some(p == matching_parallelism(s, slots)),
+        _ => None,
+    };
+    let samples = segments.len().min(parallelism.len());
+    let known: Vec<bool> = (0..samples).filter_map(aligned_at).collect();
+    let misaligned_fraction = (!known.is_empty())
+        .then(|| known.iter().filter(|a| !**a).count() as f64 / known.len() as f64);
+
+    let changes = |series: &[Option<f64>]| -> Vec<usize> {
+        let mut last = None;
+        let mut at = Vec::new();
+        for (i, value) in series.iter().enumerate() {
+            if let Some(v) = value {
+                if last.is_some_and(|l| l != *v) {
+                    at.push(i);
+                }
+                last = Some(*v);
+            }
+        }
+        at
+    };
+    let segment_changes = changes(segments);
+    let (mut all, mut ups, mut downs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unaligned_at_end = 0;
+    for &start in &segment_changes {
+        let Some(end) = (start..samples).find(|&i| aligned_at(i) == Some(true)) else {
+            unaligned_at_end += 1;
+            continue;
+        };
+        let seconds = (end - start) as f64 * step_secs;
+        all.push(seconds);
+        let before = segments[..start].iter().rev().find_map(|v| *v);
+        if before.is_some_and(|b| segments[start].is_some_and(|now| now > b)) {
+            ups.push(seconds);
+        } else {
+            downs.push(seconds);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    };
+    let max = all.iter().copied().reduce(f64::max);
+    AlignmentSummary {
+        rescales: changes(parallelism).len(),
+        segment_changes: segment_changes.len(),
+        alignment_seconds_median: median(all),
+        alignment_seconds_max: max,
+        scale_up_alignment_seconds_median: median(ups),
+        scale_down_alignment_seconds_median: median(downs),
+        unaligned_at_end,
+        misaligned_fraction,
+        observed_seconds: known.len() as f64 * step_secs,
+        dashboard_queries: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(values: &[i64]) -> Vec<Option<f64>> {
+        values
+            .iter()
+            .map(|&v| (v >= 0).then_some(v as f64))
+            .collect()
+    }
+
+    #[test]
+    fn alignment_is_timed_from_each_segment_change() {
+        // segments 1 -> 2 at 2, 2 -> 1 at 8; the job follows 3 s and 2 s later.
+        let segments = series(&[1, 1, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1]);
+        let parallelism = series(&[1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 1, 1]);
+        let s = summarize(&segments, &parallelism, Duration::from_secs(1), 1);
+        assert_eq!((s.segment_changes, s.rescales), (2, 2));
+        assert_eq!(
+            (s.alignment_seconds_median, s.alignment_seconds_max),
+            (Some(3.0), Some(3.0))
+        );
+        assert_eq!(s.unaligned_at_end, 0);
+        assert_eq!(s.misaligned_fraction, Some(5.0 / 12.0));
+        assert_eq!(s.observed_seconds, 12.0);
+    }
+
+    #[test]
+    fn unknown_samples_are_left_out_and_open_changes_counted() {
+        let segments = series(&[1, -1, 1, 3, 3]);
+        let parallelism = series(&[1, 1, -1, 1, 1]);
+        let s = summarize(&segments, &parallelism, Duration::from_secs(2), 1);
+        assert_eq!(
+            (
+                s.segment_changes,
+                s.unaligned_at_end,
+                s.alignment_seconds_median
+            ),
+            (1, 1, None)
+        );
+        assert_eq!(s.misaligned_fraction, Some(2.0 / 3.0));
+        assert_eq!(s.observed_seconds, 6.0);
+    }
+
+    #[test]
+    fn slots_round_the_matching_parallelism_up() {
+        let s = summarize(
+            &series(&[3, 3]),
+            &series(&[4, 4]),
+            Duration::from_secs(1),
+            2,
+        );
+        assert_eq!(
+            s.misaligned_fraction,
+            Some(0.0),
+            "3 segments on 2-slot TaskManagers: parallelism 4"
+        );
+    }
+}

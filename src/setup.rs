@@ -1,0 +1,279 @@
+//! The composition root: sources, targets, Flink clients and the leader elector built from a
+//! validated [`Config`]. Nothing else in the crate reads the configuration to build I/O.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::actuate::{CommandTarget, DeploymentTarget, ScaleTarget, StatefulSetTarget};
+use crate::config::{Config, PrometheusConfig, TargetConfig};
+use crate::leader::LeaderElector;
+use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
+use crate::reconcile::{Autoscaler, LiveBinding};
+use crate::telemetry::Telemetry;
+use crate::verify::FlinkClient;
+
+/// Why the autoscaler could not be set up from a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The kubeconfig file named by `kubernetes.kubeconfig` is unusable.
+    #[error("kubernetes.kubeconfig {path}: {source}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: kube::config::KubeconfigError,
+    },
+    /// No Kubernetes configuration could be inferred (KUBECONFIG, ~/.kube/config, in-cluster).
+    #[error("kubernetes client: {0}")]
+    InferConfig(#[from] kube::config::InferConfigError),
+    /// The Kubernetes client could not be built from its configuration.
+    #[error("kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    /// A Deployment or StatefulSet target, or leader election, without a Kubernetes client.
+    #[error("{0} needs a Kubernetes client")]
+    NoKubernetes(String),
+    /// A secret file could not be read.
+    #[error("{field}: {path}: {source}")]
+    SecretFile {
+        /// The config field naming the file.
+        field: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A secret's environment variable is not set.
+    #[error("{field}: environment variable {name} is not set")]
+    SecretEnv {
+        /// The config field naming the variable.
+        field: &'static str,
+        /// The variable.
+        name: String,
+    },
+}
+
+/// Whether the configuration needs a Kubernetes client.
+pub fn needs_kubernetes(config: &Config) -> bool {
+    config.leader_election.is_some()
+        || config
+            .bindings
+            .iter()
+            .any(|b| !matches!(b.target, TargetConfig::Command { .. }))
+}
+
+/// A Kubernetes client from `kubernetes.kubeconfig`, or inferred (KUBECONFIG, ~/.kube/config,
+/// in-cluster ServiceAccount).
+pub async fn kube_client(config: &Config) -> Result<kube::Client, SetupError> {
+    let kube_config = match &config.kubernetes.kubeconfig {
+        Some(path) => {
+            let kubeconfig_error = |source| SetupError::Kubeconfig {
+                path: path.clone(),
+                source,
+            };
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+            kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await
+            .map_err(kubeconfig_error)?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(kube_config)?)
+}
+
+/// The bearer token for Prometheus, if one is configured (never logged).
+fn prometheus_token(config: &PrometheusConfig) -> Result<Option<String>, SetupError> {
+    if let Some(path) = &config.bearer_token_file {
+        let token = std::fs::read_to_string(path).map_err(|source| SetupError::SecretFile {
+            field: "prometheus.bearer_token_file",
+            path: path.clone(),
+            source,
+        })?;
+        return Ok(Some(token.trim().to_string()));
+    }
+    if let Some(name) = &config.bearer_token_env {
+        let token = std::env::var(name).map_err(|_| SetupError::SecretEnv {
+            field: "prometheus.bearer_token_env",
+            name: name.clone(),
+        })?;
+        return Ok(Some(token.trim().to_string()));
+    }
+    Ok(None)
+}
+
+/// The configured segment-count sources.
+pub fn sources(config: &Config) -> Result<Sources, SetupError> {
+    let prometheus = match &config.prometheus {
+        Some(p) => {
+            Some(Box::new(PrometheusSource::new(p, prometheus_token(p)?)) as Box<dyn SegmentSource>)
+        }
+        None => None,
+    };
+    let controller = config
+        .pravega
+        .as_ref()
+        .map(|p| Box::new(ControllerSource::new(p)) as Box<dyn SegmentSource>);
+    Ok(Sources {
+        prometheus,
+        controller,
+    })
+}
+
+/// The autoscaler for a validated configuration. `kube` is required when [`needs_kubernetes`]
+/// says so; `identity` names this replica in Events.
+pub fn autoscaler(
+    config: &Config,
+    kube: Option<&kube::Client>,
+    identity: &str,
+    telemetry: Arc<Telemetry>,
+) -> Result<Autoscaler, SetupError> {
+    let kube_client = |what: &str| {
+        kube.cloned()
+            .ok_or_else(|| SetupError::NoKubernetes(what.into()))
+    };
+    let bindings = config
+        .bindings
+        .iter()
+        .map(|b| {
+            let target: Box<dyn ScaleTarget> = match &b.target {
+                TargetConfig::Deployment { namespace, name } => Box::new(DeploymentTarget::new(
+                    kube_client("a deployment target")?,
+                    namespace,
+                    name,
+                    identity,
+                )),
+                TargetConfig::Statefulset { namespace, name } => Box::new(StatefulSetTarget::new(
+                    kube_client("a statefulset target")?,
+                    namespace,
+                    name,
+                    identity,
+                )),
+                TargetConfig::Command { get, set, timeout } => {
+                    Box::new(CommandTarget::new(get.clone(), set.clone(), *timeout))
+                }
+            };
+            let flink = b
+                .flink
+                .as_ref()
+                .map(|f| FlinkClient::new(&f.rest_url, f.timeout));
+            Ok(LiveBinding::new(b.clone(), target, flink))
+        })
+        .collect::<Result<Vec<_>, SetupError>>()?;
+    Ok(Autoscaler::new(sources(config)?, bindings, telemetry))
+}
+
+/// The leader elector, when leader election is configured.
+pub fn leader_elector(
+    config: &Config,
+    kube: Option<&kube::Client>,
+    identity: &str,
+) -> Result<Option<LeaderElector>, SetupError> {
+    let Some(le) = &config.leader_election else {
+        return Ok(None);
+    };
+    let client = kube
+        .cloned()
+        .ok_or_else(|| SetupError::NoKubernetes("leader election".into()))?;
+    Ok(Some(LeaderElector::new(
+        client,
+        &le.namespace,
+        &le.lease_name,
+        identity,
+        le.lease_duration,
+    )))
+}
+
+/// This replica's identity: `leader_election.identity`, else host name and process id.
+pub fn identity(config: &Config) -> String {
+    config
+        .leader_election
+        .as_ref()
+        .and_then(|le| le.identity.clone())
+        .unwrap_or_else(crate::leader::default_identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMAND_TARGET: &str = "{kind: command, get: [x], set: [x, '{replicas}']}";
+
+    fn config(extra: &str, target: &str) -> Config {
+        Config::parse(&format!(
+            "pravega: {{controller: tcp://127.0.0.1:1}}\n{extra}bindings:\n- {{name: b, streams: [s/t], max_replicas: 2, target: {target}}}\n"
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn command_targets_need_no_kubernetes() {
+        let config = config("", COMMAND_TARGET);
+        assert!(!needs_kubernetes(&config));
+        let autoscaler = autoscaler(&config, None, "me", Telemetry::new(config.interval));
+        assert!(autoscaler.is_ok());
+    }
+
+    #[tokio::test]
+    async fn kubernetes_targets_and_leases_are_refused_without_a_client() {
+        let config = config("", "{kind: deployment, namespace: n, name: tm}");
+        assert!(needs_kubernetes(&config));
+        let error = autoscaler(&config, None, "me", Telemetry::new(config.interval))
+            .err()
+            .unwrap();
+        assert_eq!(
+            error.to_string(),
+            "a deployment target needs a Kubernetes client"
+        );
+        let config = config_with_lease();
+        assert!(needs_kubernetes(&config));
+        assert!(leader_elector(&config, None, "me").is_err());
+        assert_eq!(identity(&config), "pod-a");
+    }
+
+    fn config_with_lease() -> Config {
+        config(
+            "leader_election: {namespace: n, identity: pod-a}\n",
+            COMMAND_TARGET,
+        )
+    }
+
+    #[tokio::test]
+    async fn secrets_that_cannot_be_read_name_their_field() {
+        let config = config(
+            "prometheus: {url: 'http://p:1', bearer_token_file: /nonexistent/token}\n",
+            COMMAND_TARGET,
+        );
+        let error = sources(&config).err().unwrap().to_string();
+        assert!(
+            error.starts_with("prometheus.bearer_token_file: /nonexistent/token:"),
+            "{error}"
+        );
+        let config = self::config(
+            "prometheus: {url: 'http://p:1', bearer_token_env: SEGMENT_AUTOSCALER_NO_SUCH_VAR}\n",
+            COMMAND_TARGET,
+        );
+        let error = sources(&config).err().unwrap().to_string();
+        assert_eq!(
+            error,
+            "prometheus.bearer_token_env: environment variable SEGMENT_AUTOSCALER_NO_SUCH_VAR is not set"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broken_kubeconfig_names_the_field_and_file() {
+        let file = std::env::temp_dir().join(format!("sa-kubeconfig-{}", std::process::id()));
+        std::fs::write(&file, "not: [a kubeconfig").unwrap();
+        let config = config(
+            &format!("kubernetes: {{kubeconfig: {}}}\n", file.display()),
+            COMMAND_TARGET,
+        );
+        let error = kube_client(&config).await.err().unwrap().to_string();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            error.starts_with(&format!("kubernetes.kubeconfig {}:", file.display())),
+            "{error}"
+        );
+    }
+}

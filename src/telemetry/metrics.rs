@@ -1,0 +1,371 @@
+//! Every metric the autoscaler exports (prefix `segment_autoscaler_`), and the functions that
+//! record a reconciliation's outcome into them.
+
+use std::collections::BTreeSet;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::domain::{ErrorReason, SourceKind};
+use crate::observe::Observation;
+use crate::plan::{Action, ScaleDecision};
+
+/// Labels of per-binding series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BindingLabels {
+    /// The binding's name.
+    pub binding: String,
+}
+
+/// Labels of per-stream series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    /// The binding's name.
+    pub binding: String,
+    /// `scope/stream`.
+    pub stream: String,
+}
+
+/// Labels of decision counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// The binding's name.
+    pub binding: String,
+    /// `scale_up`, `scale_down` or `hold`.
+    pub action: String,
+}
+
+/// Labels of scale error counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScaleErrorLabels {
+    /// The binding's name.
+    pub binding: String,
+    /// One of [`ErrorReason`]'s labels.
+    pub reason: String,
+}
+
+/// Labels of source error counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceErrorLabels {
+    /// `prometheus` or `controller`.
+    pub source: String,
+    /// One of [`ErrorReason`]'s labels.
+    pub reason: String,
+}
+
+/// Every metric the autoscaler exports, registered once.
+pub struct Metrics {
+    /// Active segments per bound stream (absent while unknown).
+    pub stream_segments: Family<StreamLabels, Gauge>,
+    /// Replicas of the target, as read.
+    pub current_replicas: Family<BindingLabels, Gauge>,
+    /// Replicas the segments call for.
+    pub desired_replicas: Family<BindingLabels, Gauge>,
+    /// Decisions taken, by action.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// Scale writes that failed, by reason.
+    pub scale_errors: Family<ScaleErrorLabels, Counter>,
+    /// Reconciliations in which a source failed, by source and reason.
+    pub source_errors: Family<SourceErrorLabels, Counter>,
+    /// Duration of a whole reconciliation.
+    pub reconcile_duration: Histogram,
+    /// Parallelism of the job's source vertex, per Flink's REST API.
+    pub job_parallelism: Family<BindingLabels, Gauge>,
+    /// 1 when the job runs at the desired parallelism (segments, within the replica bounds).
+    pub job_aligned: Family<BindingLabels, Gauge>,
+    /// 1 when this replica may act (leader, or no leader election), else 0.
+    pub leader: Gauge,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("segment_autoscaler");
+        let m = Metrics {
+            stream_segments: Family::default(),
+            current_replicas: Family::default(),
+            desired_replicas: Family::default(),
+            decisions: Family::default(),
+            scale_errors: Family::default(),
+            source_errors: Family::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            job_parallelism: Family::default(),
+            job_aligned: Family::default(),
+            leader: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "stream_segments",
+            "Active segments of a bound stream",
+            m.stream_segments.clone(),
+        );
+        registry.register(
+            "current_replicas",
+            "Replicas of the binding's target",
+            m.current_replicas.clone(),
+        );
+        registry.register(
+            "desired_replicas",
+            "Replicas the segments call for",
+            m.desired_replicas.clone(),
+        );
+        registry.register(
+            "decisions",
+            "Decisions taken, by action",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "scale_errors",
+            "Scale writes that failed, by reason",
+            m.scale_errors.clone(),
+        );
+        registry.register(
+            "source_errors",
+            "Reconciliations in which a segment-count source failed, by source and reason",
+            m.source_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of one reconciliation",
+            m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "job_parallelism",
+            "Parallelism of the Flink job's source vertex",
+            m.job_parallelism.clone(),
+        );
+        registry.register(
+            "job_aligned",
+            "1 if the job runs at the desired parallelism (segments, within the replica bounds)",
+            m.job_aligned.clone(),
+        );
+        registry.register("leader", "1 if this replica may act", m.leader.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+fn binding_labels(binding: &str) -> BindingLabels {
+    BindingLabels {
+        binding: binding.into(),
+    }
+}
+
+impl Metrics {
+    /// The metrics in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("encoding to a String");
+        text
+    }
+
+    /// Exports a source's error counters at 0, so `rate()` works before the first failure.
+    pub fn register_source(&self, source: SourceKind) {
+        for reason in ErrorReason::ALL {
+            self.source_errors
+                .get_or_create(&SourceErrorLabels {
+                    source: source.as_str().into(),
+                    reason: reason.as_str().into(),
+                })
+                .inc_by(0);
+        }
+    }
+
+    /// Exports a binding's counters at 0.
+    pub fn register_binding(&self, binding: &str) {
+        for action in [Action::ScaleUp, Action::ScaleDown, Action::Hold] {
+            self.decisions
+                .get_or_create(&DecisionLabels {
+                    binding: binding.into(),
+                    action: action.as_str().into(),
+                })
+                .inc_by(0);
+        }
+        for reason in ErrorReason::ALL {
+            self.scale_errors
+                .get_or_create(&ScaleErrorLabels {
+                    binding: binding.into(),
+                    reason: reason.as_str().into(),
+                })
+                .inc_by(0);
+        }
+    }
+
+    /// Counts one reconciliation's source failures, once per source and reason.
+    pub fn record_source_failures(&self, failures: &BTreeSet<(SourceKind, ErrorReason)>) {
+        for (source, reason) in failures {
+            self.source_errors
+                .get_or_create(&SourceErrorLabels {
+                    source: source.as_str().into(),
+                    reason: reason.as_str().into(),
+                })
+                .inc();
+        }
+    }
+
+    /// Counts a failed scale write.
+    pub fn record_scale_error(&self, binding: &str, reason: ErrorReason) {
+        self.scale_errors
+            .get_or_create(&ScaleErrorLabels {
+                binding: binding.into(),
+                reason: reason.as_str().into(),
+            })
+            .inc();
+    }
+
+    /// Records a binding's observations and decision.
+    pub fn record_decision(
+        &self,
+        binding: &str,
+        observations: &[Observation],
+        decision: &ScaleDecision,
+    ) {
+        for o in observations {
+            let labels = StreamLabels {
+                binding: binding.into(),
+                stream: o.stream.to_string(),
+            };
+            match o.reading.segments() {
+                Some(n) => {
+                    self.stream_segments
+                        .get_or_create(&labels)
+                        .set(i64::from(n));
+                }
+                // Unknown is not 0: the series disappears rather than lie.
+                None => {
+                    self.stream_segments.remove(&labels);
+                }
+            }
+        }
+        let labels = binding_labels(binding);
+        match decision.current_replicas {
+            Some(n) => {
+                self.current_replicas
+                    .get_or_create(&labels)
+                    .set(i64::from(n));
+            }
+            None => {
+                self.current_replicas.remove(&labels);
+            }
+        }
+        if let Some(n) = decision.desired_replicas {
+            self.desired_replicas
+                .get_or_create(&labels)
+                .set(i64::from(n));
+        }
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                binding: binding.into(),
+                action: decision.action.as_str().into(),
+            })
+            .inc();
+    }
+
+    /// Records what Flink says of a binding's job: its parallelism (`None` when it could not
+    /// be read: the series disappears) and whether it is aligned.
+    pub fn record_job(&self, binding: &str, parallelism: Option<u32>, aligned: bool) {
+        let labels = binding_labels(binding);
+        match parallelism {
+            Some(n) => {
+                self.job_parallelism
+                    .get_or_create(&labels)
+                    .set(i64::from(n));
+            }
+            None => {
+                self.job_parallelism.remove(&labels);
+            }
+        }
+        self.job_aligned
+            .get_or_create(&labels)
+            .set(i64::from(aligned));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::SegmentReading;
+
+    #[test]
+    fn metrics_are_exported_with_their_labels() {
+        let m = Metrics::default();
+        m.register_binding("b");
+        m.register_source(SourceKind::Prometheus);
+        m.record_source_failures(
+            &[(SourceKind::Prometheus, ErrorReason::Timeout)]
+                .into_iter()
+                .collect(),
+        );
+        m.record_scale_error("b", ErrorReason::Forbidden);
+        let decision = ScaleDecision {
+            segments: Some(3),
+            current_replicas: Some(1),
+            desired_replicas: Some(3),
+            action: Action::ScaleUp,
+            reason: "r".into(),
+        };
+        let observed = Observation {
+            stream: "demo/a".parse().unwrap(),
+            reading: SegmentReading::Segments(3),
+            source: SourceKind::Controller,
+        };
+        m.record_decision("b", &[observed], &decision);
+        m.record_job("b", Some(1), false);
+        let text = m.encode();
+        for line in [
+            "segment_autoscaler_current_replicas{binding=\"b\"} 1",
+            "segment_autoscaler_desired_replicas{binding=\"b\"} 3",
+            "segment_autoscaler_stream_segments{binding=\"b\",stream=\"demo/a\"} 3",
+            "segment_autoscaler_decisions_total{binding=\"b\",action=\"scale_up\"} 1",
+            "segment_autoscaler_decisions_total{binding=\"b\",action=\"hold\"} 0",
+            "segment_autoscaler_source_errors_total{source=\"prometheus\",reason=\"timeout\"} 1",
+            "segment_autoscaler_source_errors_total{source=\"prometheus\",reason=\"unreachable\"} 0",
+            "segment_autoscaler_scale_errors_total{binding=\"b\",reason=\"forbidden\"} 1",
+            "segment_autoscaler_scale_errors_total{binding=\"b\",reason=\"conflict\"} 0",
+            "segment_autoscaler_job_parallelism{binding=\"b\"} 1",
+            "segment_autoscaler_job_aligned{binding=\"b\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
+        assert!(
+            text.contains("segment_autoscaler_reconcile_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_figures_disappear_rather_than_read_0() {
+        let m = Metrics::default();
+        let mut decision = ScaleDecision {
+            segments: Some(2),
+            current_replicas: Some(2),
+            desired_replicas: Some(2),
+            action: Action::Hold,
+            reason: "r".into(),
+        };
+        let mut observed = Observation {
+            stream: "demo/a".parse().unwrap(),
+            reading: SegmentReading::Segments(2),
+            source: SourceKind::Controller,
+        };
+        m.record_decision("b", std::slice::from_ref(&observed), &decision);
+        m.record_job("b", Some(2), true);
+        observed.reading = SegmentReading::Missing;
+        decision.current_replicas = None;
+        m.record_decision("b", &[observed], &decision);
+        m.record_job("b", None, false);
+        let text = m.encode();
+        for gone in [
+            "segment_autoscaler_stream_segments{",
+            "segment_autoscaler_current_replicas{",
+            "segment_autoscaler_job_parallelism{",
+        ] {
+            assert!(!text.contains(gone), "{gone} in:\n{text}");
+        }
+        assert!(text.contains("segment_autoscaler_job_aligned{binding=\"b\"} 0"));
+    }
+}
