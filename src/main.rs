@@ -13,7 +13,14 @@ use segment_autoscaler::telemetry::{self, LogFormat, Telemetry};
 
 /// Keeps Flink TaskManagers aligned one-to-one with the active segments of Pravega streams.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Each interval: observe (segments, current replicas, the Flink job's status) -> \
+plan -> act (the leader only) -> verify. Configuration, metrics and RBAC: README.md. Charts \
+and summaries of a past run come from the separate `demo-report` binary."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

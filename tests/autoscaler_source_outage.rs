@@ -1,6 +1,7 @@
 //! Acceptance (b): Prometheus stops mid-run. The binding holds (nothing is scaled down although
-//! the stream merged meanwhile), the source-error metric rises, `plan` still answers (exit 0,
-//! naming the failed source), and scaling resumes when Prometheus returns.
+//! the stream merged meanwhile), the source-error metric rises with reason `unreachable`,
+//! `plan` still answers (exit 0, naming the failed source), and scaling resumes when
+//! Prometheus returns.
 
 mod support;
 
@@ -27,7 +28,9 @@ impl Drop for PrometheusBack<'_> {
     }
 }
 
-const ERRORS: &str = "segment_autoscaler_source_errors_total{source=\"prometheus\"}";
+/// A stopped Prometheus refuses connections: the failures are counted as `unreachable`.
+const ERRORS: &str =
+    "segment_autoscaler_source_errors_total{source=\"prometheus\",reason=\"unreachable\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_while_prometheus_is_down_and_resumes_after() {

@@ -3,8 +3,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN apt-get update && apt-get install -y --no-install-recommends libfontconfig1-dev \
- && cargo build --release --locked -p data-generator
+RUN cargo build --release --locked -p data-generator
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/data-generator /usr/local/bin/data-generator
