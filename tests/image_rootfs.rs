@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -47,11 +48,10 @@ async fn plan_runs_from_the_minimal_root_file_system() {
     scale_to(&controller, &stream, 3).await;
 
     std::fs::create_dir_all(rootfs.join("etc/segment-autoscaler")).unwrap();
-    std::fs::copy(
-        &stack.kubeconfig_restricted,
-        rootfs.join("etc/segment-autoscaler/kubeconfig"),
-    )
-    .unwrap();
+    // Mounted into a pod, a Secret is readable by the pod's user; so is this copy.
+    let kubeconfig = rootfs.join("etc/segment-autoscaler/kubeconfig");
+    std::fs::copy(&stack.kubeconfig_restricted, &kubeconfig).unwrap();
+    std::fs::set_permissions(&kubeconfig, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(
         rootfs.join("etc/segment-autoscaler/config.yaml"),
         format!(
@@ -80,7 +80,10 @@ bindings:
             "--config",
             "/etc/segment-autoscaler/config.yaml",
         ])
+        // Nothing of this environment (KUBECONFIG, proxies) reaches the image; PATH only
+        // finds chroot itself.
         .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .output()
         .expect("run chroot");
     assert!(plan.status.success(), "plan in the image failed: {plan:?}");

@@ -1,7 +1,7 @@
-//! The Kubernetes demo stack (`deploy/k8s`) and the dashboards against the real components:
-//! the kustomization renders and the real API server accepts every object (server-side dry
-//! run); the autoscaler's RBAC, applied for real, allows exactly what it needs; every dashboard
-//! query is valid PromQL for promtool.
+//! The Kubernetes demo stack (`deploy/k8s`) against the real API server: the kustomization
+//! renders and the API server accepts every object (server-side dry run); the autoscaler's
+//! RBAC, applied for real, allows exactly what it needs. (The dashboards' PromQL is checked in
+//! `demo-report/tests/dashboards.rs`.)
 
 mod support;
 
