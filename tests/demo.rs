@@ -34,11 +34,12 @@ fn shortened_demo_follows_one_rise_and_fall() {
     let out = repo_root().join("target/demo-test-out");
     let _ = std::fs::remove_dir_all(&out);
     // From 400 up to 1600 events/s and back over 80 s at 1000 per segment: 2 segments from
-    // about 20 s to 60 s after the generator starts, 1 before and after.
+    // about 20 s to 60 s after the generator starts (once Flink runs), 1 before and after; the
+    // last 50 s leave room for the stabilization and a slow restart of the job.
     let output = Command::new(repo_root().join("deploy/local/demo"))
         .args([
             "--duration",
-            "100",
+            "110",
             "--period",
             "80s",
             "--base",
