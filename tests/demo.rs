@@ -33,19 +33,22 @@ fn status_rows(stdout: &str) -> Vec<(String, String, String)> {
 fn shortened_demo_follows_one_rise_and_fall() {
     let out = repo_root().join("target/demo-test-out");
     let _ = std::fs::remove_dir_all(&out);
-    // From 400 up to 1600 events/s and back over 80 s at 1000 per segment: 2 segments from
-    // about 20 s to 60 s after the generator starts (once Flink runs), 1 before and after; the
-    // last 50 s leave room for the stabilization and a slow restart of the job.
+    // From 200 up to 800 events/s and back over 100 s at 500 per segment: 2 segments from about
+    // 25 s to 75 s after the generator starts (once Flink runs), 1 before and after. A new
+    // TaskManager JVM can take 30 s to register on a loaded 2-core machine: the 50 s at 2
+    // segments leave room for it, the last 65 s for the stabilization and the job's restart.
     let output = Command::new(repo_root().join("deploy/local/demo"))
         .args([
             "--duration",
-            "110",
+            "140",
             "--period",
-            "80s",
+            "100s",
             "--base",
-            "1000",
+            "500",
             "--amplitude",
-            "600",
+            "300",
+            "--per-segment",
+            "500",
             "--stabilization",
             "10s",
         ])
