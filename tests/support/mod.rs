@@ -26,6 +26,8 @@ pub enum Component {
     Flink,
     /// kube-apiserver with etcd, RBAC enforced.
     Kubernetes,
+    /// A real single-node Kubernetes: kubelet, containerd, kube-proxy, CoreDNS.
+    Cluster,
 }
 
 impl Component {
@@ -36,6 +38,7 @@ impl Component {
             Component::Prometheus => "prometheus",
             Component::Flink => "flink",
             Component::Kubernetes => "kubernetes",
+            Component::Cluster => "cluster",
         }
     }
 }
@@ -55,6 +58,12 @@ pub struct Stack {
     pub kubeconfig_admin: PathBuf,
     /// Kubeconfig of the autoscaler's restricted ServiceAccount.
     pub kubeconfig_restricted: PathBuf,
+    /// Kubeconfig of the single-node cluster's administrator.
+    pub cluster_kubeconfig: PathBuf,
+    /// An image with busybox that the cluster's node holds (nothing can be pulled).
+    pub cluster_probe_image: String,
+    /// The network namespace the cluster's node lives in.
+    pub cluster_netns: String,
     /// The `deploy/local/stack` script, for commands such as `taskmanagers N`.
     pub stack_script: PathBuf,
     /// The stack's kubectl (built with the API server).
@@ -114,6 +123,9 @@ impl Stack {
             flink_rest_url: var("FLINK_REST_URL"),
             kubeconfig_admin: var("KUBECONFIG").into(),
             kubeconfig_restricted: var("KUBECONFIG_RESTRICTED").into(),
+            cluster_kubeconfig: var("CLUSTER_KUBECONFIG").into(),
+            cluster_probe_image: var("CLUSTER_PROBE_IMAGE"),
+            cluster_netns: var("CLUSTER_NETNS"),
             stack_script: var("STACK_SCRIPT").into(),
             kubectl: var("STACK_KUBECTL").into(),
             promtool: var("STACK_PROMTOOL").into(),
@@ -163,9 +175,14 @@ impl Stack {
     }
 
     async fn wait_ready(&self, component: Component) {
-        if component == Component::Kubernetes {
-            let client = self.kube_client(&self.kubeconfig_admin).await;
-            let what = format!("kube-apiserver ({})", self.kubeconfig_admin.display());
+        if matches!(component, Component::Kubernetes | Component::Cluster) {
+            let kubeconfig = if component == Component::Cluster {
+                &self.cluster_kubeconfig
+            } else {
+                &self.kubeconfig_admin
+            };
+            let client = self.kube_client(kubeconfig).await;
+            let what = format!("kube-apiserver ({})", kubeconfig.display());
             eventually(&what, READY_TIMEOUT, || {
                 let client = client.clone();
                 async move {
@@ -189,7 +206,7 @@ impl Stack {
                 "the Flink job",
                 format!("{}/jobs/overview", self.flink_rest_url),
             ),
-            Component::Kubernetes => unreachable!("handled above"),
+            Component::Kubernetes | Component::Cluster => unreachable!("handled above"),
         };
         let http = reqwest::Client::new();
         eventually(&format!("{what} at {url}"), READY_TIMEOUT, || {
