@@ -84,4 +84,47 @@ mod tests {
             "every variable is replaced: {queries:?}"
         );
     }
+
+    /// What Grafana's dashboard linter asks of a provisioned dashboard: not editable, variables
+    /// with capitalised labels, and no panel mixing a unitless gauge into a seconds axis.
+    #[test]
+    fn the_project_dashboard_passes_the_linter_findings() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../dashboards/segment-autoscaler.json");
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(dashboard["editable"], false, "provisioned: not editable");
+        for variable in dashboard["templating"]["list"].as_array().unwrap() {
+            let label = variable["label"].as_str().unwrap_or_default();
+            assert!(
+                label.chars().next().is_some_and(char::is_uppercase),
+                "variable {} has a capitalised label: {label:?}",
+                variable["name"]
+            );
+        }
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let unit = panel["fieldConfig"]["defaults"]["unit"].as_str();
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap_or_default();
+                if !expr.contains("segment_autoscaler_leader") || unit != Some("s") {
+                    continue;
+                }
+                let overridden = panel["fieldConfig"]["overrides"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|o| {
+                        o["matcher"]["options"] == target["refId"]
+                            && o["properties"].as_array().is_some_and(|props| {
+                                props.iter().any(|p| p["id"] == "unit" && p["value"] != "s")
+                            })
+                    });
+                assert!(
+                    overridden,
+                    "panel {} shows the leader gauge in seconds",
+                    panel["title"]
+                );
+            }
+        }
+    }
 }
