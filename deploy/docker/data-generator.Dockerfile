@@ -1,12 +1,20 @@
-# data-generator: build with the Rust toolchain, run on a distroless base as non-root.
-# Build from the repository root: docker build -f deploy/docker/data-generator.Dockerfile -t data-generator:0.1.0 .
-FROM rust:1.95-bookworm AS build
+# syntax=docker/dockerfile:1
+# data-generator: build with the Rust toolchain, run FROM scratch as non-root (the binary, the C
+# libraries it links, CA certificates, a passwd entry; see deploy/docker/minimal-rootfs).
+# Build from the repository root:
+#   docker build -f deploy/docker/data-generator.Dockerfile -t data-generator:0.1.0 .
+# RUST_IMAGE: see segment-autoscaler.Dockerfile.
+ARG RUST_IMAGE=rust:1.95-bookworm
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p data-generator
+RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry \
+    --mount=type=cache,id=cargo-target,target=/src/target \
+    cargo build --release --locked -p data-generator \
+ && deploy/docker/minimal-rootfs target/release/data-generator /rootfs
 
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/data-generator /usr/local/bin/data-generator
+FROM scratch
+COPY --from=build /rootfs /
 USER 65532:65532
 EXPOSE 9465
 ENTRYPOINT ["/usr/local/bin/data-generator"]

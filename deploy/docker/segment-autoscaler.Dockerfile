@@ -1,11 +1,19 @@
+# syntax=docker/dockerfile:1
 # segment-autoscaler: build with the Rust toolchain, run FROM scratch as non-root: the image holds
 # the binary, the C libraries it links, CA certificates and a passwd entry, nothing else (no
 # shell, no package manager). `deploy/docker/minimal-rootfs` assembles that file system.
-# Build from the repository root: docker build -f deploy/docker/segment-autoscaler.Dockerfile -t segment-autoscaler:0.1.0 .
-FROM rust:1.95-bookworm AS build
+# Build from the repository root:
+#   docker build -f deploy/docker/segment-autoscaler.Dockerfile -t segment-autoscaler:0.1.0 .
+# RUST_IMAGE names the build stage's base (any Debian-based image with cargo on PATH); the local
+# stack builds this file with buildah on a base made from Debian packages (deploy/local/images).
+ARG RUST_IMAGE=rust:1.95-bookworm
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p segment-autoscaler \
+# The registry and target caches survive between builds (and are shared with data-generator).
+RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry \
+    --mount=type=cache,id=cargo-target,target=/src/target \
+    cargo build --release --locked -p segment-autoscaler \
  && deploy/docker/minimal-rootfs target/release/segment-autoscaler /rootfs
 
 FROM scratch

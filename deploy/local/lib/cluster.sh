@@ -36,6 +36,7 @@ CLUSTER_DEBIAN_PACKAGES=(
   "iptables=1.8.9-2"
   "buildah=1.28.2+ds1-3+deb12u1+b3"
   "busybox-static=1:1.35.0-4+deb12u1+b1"
+  "debootstrap=1.0.128+nmu2+deb12u2"
 )
 CLUSTER_CNI_BIN=/usr/lib/cni
 
@@ -133,19 +134,13 @@ cluster_build_coredns() {
     die "CoreDNS build failed"
 }
 
-# cluster_buildah ARGS...: buildah with its storage in the cache, away from the system's.
-cluster_buildah() {
-  buildah --root "$CLUSTER_HOME/buildah/root" --runroot "$CLUSTER_HOME/buildah/runroot" --storage-driver overlay "$@"
-}
-
 # cluster_build_image NAME REFERENCE CONTEXT: builds CONTEXT/Dockerfile and saves the image as a
 # docker-archive tarball $CLUSTER_IMAGES/NAME.tar that containerd imports under REFERENCE.
 cluster_build_image() {
   local name=$1 ref=$2 context=$3
   mkdir -p "$CLUSTER_IMAGES"
-  run_logged "cluster-image-$name" cluster_buildah bud --quiet --layers=false -t "$ref" "$context" &&
-    rm -f "$CLUSTER_IMAGES/$name.tar" &&
-    run_logged "cluster-image-$name-save" cluster_buildah push --quiet "$ref" "docker-archive:$CLUSTER_IMAGES/$name.tar:$ref" ||
+  run_logged "cluster-image-$name" images_buildah bud --quiet --layers=false -t "$ref" "$context" &&
+    run_logged "cluster-image-$name-save" images_save "$ref" "$CLUSTER_IMAGES/$name.tar" ||
     die "building the $name image failed"
 }
 
@@ -172,6 +167,12 @@ cluster_build_images() {
     printf '%s\n' "FROM scratch" "COPY busybox /bin/busybox" 'ENTRYPOINT ["/bin/busybox"]' >"$work/busybox/Dockerfile"
     cluster_build_image busybox "$CLUSTER_PROBE_IMAGE" "$work/busybox"
   }
+}
+
+# cluster_import_image TARBALL: a docker-archive into containerd's namespace for Kubernetes.
+cluster_import_image() {
+  run_logged "cluster-import-$(basename "$1" .tar)" ctr -a "$CLUSTER_CONTAINERD_SOCK" -n k8s.io images import "$1" ||
+    die "cluster: importing $1 failed"
 }
 
 # cluster_in_node CMD...: CMD in the node's network namespace (and only that namespace).
@@ -411,10 +412,7 @@ cluster_up() {
   wait_for 60 cluster-containerd ctr -a "$CLUSTER_CONTAINERD_SOCK" version ||
     fail_with_log containerd "$run/cluster-containerd.log" || return 1
   local image
-  for image in pause coredns busybox; do
-    run_logged "cluster-import-$image" ctr -a "$CLUSTER_CONTAINERD_SOCK" -n k8s.io images import "$CLUSTER_IMAGES/$image.tar" ||
-      die "cluster: importing the $image image failed"
-  done
+  for image in pause coredns busybox; do cluster_import_image "$CLUSTER_IMAGES/$image.tar"; done
 
   cluster_start cluster-kubelet "$bin/kubelet" --config "$run/kubelet/config.yaml" \
     --kubeconfig "$run/kubelet.kubeconfig" --root-dir "$run/kubelet" --cert-dir "$run/kubelet/pki" \
