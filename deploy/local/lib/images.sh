@@ -23,9 +23,6 @@ images_save() {
   rm -f "$2" && images_buildah push --quiet "$1" "docker-archive:$2:$1"
 }
 
-# images_key FILE...: a short digest of the files' contents (inputs of an image).
-images_key() { cat "$@" | sha256sum | cut -c1-16; }
-
 # The Debian base: debootstrap's minbase of the suite, imported FROM scratch.
 # Prints its reference.
 images_debian_base() {
