@@ -80,9 +80,7 @@ cluster_install() {
   if ! cluster_debian_packages_present; then
     command -v apt-get >/dev/null || die "apt-get is required for containerd, runc, the CNI plugins, iptables and buildah"
     log "cluster: installing Debian packages ${CLUSTER_DEBIAN_PACKAGES[*]}"
-    if ! apt-cache show "${CLUSTER_DEBIAN_PACKAGES[0]}" >/dev/null 2>&1; then
-      run_logged apt-update apt-get update || die "apt-get update failed"
-    fi
+    apt_lists_know "${CLUSTER_DEBIAN_PACKAGES[@]}"
     DEBIAN_FRONTEND=noninteractive run_logged cluster-apt apt-get install -y --no-install-recommends \
       "${CLUSTER_DEBIAN_PACKAGES[@]}" || die "installing the cluster's Debian packages failed"
   fi

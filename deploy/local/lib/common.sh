@@ -31,6 +31,17 @@ run_logged() {
   fi
 }
 
+# apt_lists_know PACKAGE=VERSION...: package lists may be missing on a fresh machine; refreshes
+# them once when one of the pinned versions is unknown.
+apt_lists_know() {
+  local spec
+  for spec in "$@"; do
+    apt-cache show "$spec" >/dev/null 2>&1 && continue
+    run_logged apt-update apt-get update || die "apt-get update failed"
+    return
+  done
+}
+
 # port_open PORT: something accepts TCP connections on loopback PORT.
 port_open() { (exec 3<>"/dev/tcp/$STACK_HOST/$1") 2>/dev/null; }
 

@@ -21,10 +21,7 @@ prometheus_install() {
   command -v apt-get >/dev/null || die "apt-get is required to fetch Debian's prometheus package"
   mkdir -p "$PROMETHEUS_HOME"
   log "prometheus: fetching Debian package prometheus=$PROMETHEUS_DEB_VERSION"
-  # Package lists may be missing on a fresh machine; refresh once if the version is unknown.
-  if ! apt-cache show "prometheus=$PROMETHEUS_DEB_VERSION" >/dev/null 2>&1; then
-    run_logged apt-update apt-get update || die "apt-get update failed"
-  fi
+  apt_lists_know "prometheus=$PROMETHEUS_DEB_VERSION"
   (cd "$PROMETHEUS_HOME" && run_logged prometheus-download apt-get download "prometheus=$PROMETHEUS_DEB_VERSION") ||
     die "could not download prometheus=$PROMETHEUS_DEB_VERSION"
   dpkg-deb -x "$PROMETHEUS_HOME"/prometheus_*.deb "$PROMETHEUS_HOME/root"
