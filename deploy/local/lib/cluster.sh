@@ -229,24 +229,7 @@ cluster_identity() {
   local token
   token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
   echo "$token,$2,$2,$3" >>"$CLUSTER_RUN/tokens.csv"
-  cat >"$CLUSTER_RUN/$1.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: stack-cluster
-  cluster:
-    server: $(cluster_endpoint)
-    certificate-authority-data: $(base64 -w0 "$CLUSTER_RUN/pki/ca.crt")
-users:
-- name: $2
-  user:
-    token: $token
-contexts:
-- name: $1@stack-cluster
-  context: {cluster: stack-cluster, user: $2}
-current-context: $1@stack-cluster
-KC
-  chmod 600 "$CLUSTER_RUN/$1.kubeconfig"
+  write_token_kubeconfig "$CLUSTER_RUN/$1.kubeconfig" "$(cluster_endpoint)" "$CLUSTER_RUN/pki/ca.crt" "$2" "$token"
 }
 
 cluster_write_config() {
@@ -341,8 +324,7 @@ YAML
 }
 
 cluster_apiserver_ready() {
-  curl -fsS --max-time 5 --cacert "$CLUSTER_RUN/pki/ca.crt" -H "Authorization: Bearer $(cluster_admin_token)" \
-    "$(cluster_endpoint)/readyz" | grep -qx ok
+  apiserver_ready "$(cluster_endpoint)" "$CLUSTER_RUN/pki/ca.crt" "$(cluster_admin_token)"
 }
 
 cluster_admin_token() { awk -F, '$2 == "stack-admin" { print $1 }' "$CLUSTER_RUN/tokens.csv"; }

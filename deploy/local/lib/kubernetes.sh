@@ -125,31 +125,42 @@ kubernetes_make_pki() {
   ) >"$KUBE_RUN/pki.log" 2>&1 || fail_with_log "kubernetes pki" "$KUBE_RUN/pki.log"
 }
 
-# kubernetes_write_kubeconfig FILE USER TOKEN
-kubernetes_write_kubeconfig() {
-  cat >"$1" <<KC
+# write_token_kubeconfig FILE SERVER CA_FILE USER TOKEN [NAMESPACE]: a kubeconfig acting as USER
+# with a bearer token (the stack's API server and the single-node cluster both use these).
+write_token_kubeconfig() {
+  local file=$1 server=$2 ca=$3 user=$4 token=$5 namespace=${6:-}
+  cat >"$file" <<KC
 apiVersion: v1
 kind: Config
 clusters:
 - name: stack
   cluster:
-    server: $(kubernetes_endpoint)
-    certificate-authority-data: $(base64 -w0 "$KUBE_RUN/pki/ca.crt")
+    server: $server
+    certificate-authority-data: $(base64 -w0 "$ca")
 users:
-- name: $2
+- name: $user
   user:
-    token: $3
+    token: $token
 contexts:
-- name: $2@stack
-  context: {cluster: stack, user: $2, namespace: $KUBE_DEMO_NAMESPACE}
-current-context: $2@stack
+- name: $user@stack
+  context: {cluster: stack, user: $user${namespace:+, namespace: $namespace}}
+current-context: $user@stack
 KC
-  chmod 600 "$1"
+  chmod 600 "$file"
+}
+
+# kubernetes_write_kubeconfig FILE USER TOKEN: for the stack's API server, in the demo namespace.
+kubernetes_write_kubeconfig() {
+  write_token_kubeconfig "$1" "$(kubernetes_endpoint)" "$KUBE_RUN/pki/ca.crt" "$2" "$3" "$KUBE_DEMO_NAMESPACE"
+}
+
+# apiserver_ready URL CA_FILE TOKEN: the API server at URL answers /readyz with ok.
+apiserver_ready() {
+  curl -fsS --max-time 5 --cacert "$2" -H "Authorization: Bearer $3" "$1/readyz" | grep -qx ok
 }
 
 kubernetes_apiserver_ready() {
-  curl -fsS --cacert "$KUBE_RUN/pki/ca.crt" -H "Authorization: Bearer $(cat "$KUBE_RUN/admin.token")" \
-    "$(kubernetes_endpoint)/readyz" | grep -qx ok
+  apiserver_ready "$(kubernetes_endpoint)" "$KUBE_RUN/pki/ca.crt" "$(cat "$KUBE_RUN/admin.token")"
 }
 
 kubectl_admin() { "$KUBE_HOME/bin/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
