@@ -103,9 +103,12 @@ impl Autoscaler {
         tokio::pin!(shutdown);
         let mut leading = false;
         loop {
+            // Shutdown first when both are ready: an unbiased select could pick the tick and run
+            // (and renew the Lease) again after SIGTERM.
             tokio::select! {
-                _ = ticks.tick() => {}
+                biased;
                 _ = &mut shutdown => break,
+                _ = ticks.tick() => {}
             }
             let may_act = match &elector {
                 None => true,
@@ -127,7 +130,13 @@ impl Autoscaler {
             leading = may_act;
             self.telemetry.metrics.leader.set(i64::from(may_act));
             // A standby still observes and plans, so its history is warm when it takes over.
-            self.reconcile(may_act).await;
+            // Shutdown abandons a pass in flight: a pass waiting on a slow source must not keep
+            // the Lease from being released while the pod's grace period runs out.
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                _ = self.reconcile(may_act) => {}
+            }
         }
         tracing::info!("stopping");
         if let Some(elector) = &elector {
@@ -394,6 +403,40 @@ mod tests {
         let binding = LiveBinding::new(config.bindings[0].clone(), Box::new(target.clone()), None);
         let autoscaler = Autoscaler::new(sources, vec![binding], telemetry.clone());
         (autoscaler, table, target, telemetry)
+    }
+
+    /// A source that never answers.
+    struct StalledSource;
+
+    #[async_trait::async_trait]
+    impl SegmentSource for StalledSource {
+        fn kind(&self) -> SourceKind {
+            SourceKind::Prometheus
+        }
+        async fn read(&self, _: &BTreeSet<StreamId>) -> HashMap<StreamId, SegmentReading> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_the_loop_during_a_pass_that_waits_on_a_source() {
+        let (autoscaler, _, _, telemetry) = setup(SourceChoice::Prometheus);
+        let bindings = autoscaler.bindings;
+        let sources = Sources {
+            prometheus: Some(Box::new(StalledSource)),
+            controller: None,
+        };
+        let autoscaler = Autoscaler::new(sources, bindings, telemetry);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(autoscaler.run(Duration::from_millis(10), None, async {
+            let _ = stopped.await;
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(2), run)
+            .await
+            .expect("the loop stopped though its pass was still waiting")
+            .unwrap();
     }
 
     #[tokio::test]
