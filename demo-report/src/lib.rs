@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub use dashboards::dashboard_queries;
 pub use query::{ReportQuery, RunSeries};
-pub use summary::{summarize, AlignmentSummary, DashboardCheck};
+pub use summary::{summarize, AlignmentSummary, DashboardCheck, Platform};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,7 @@ pub fn write_report(
     series: &RunSeries,
     step: Duration,
     slots: u32,
+    platform: Option<Platform>,
     dashboards: Option<DashboardCheck>,
 ) -> Result<AlignmentSummary, ReportError> {
     std::fs::create_dir_all(out).map_err(|e| ReportError::Output {
@@ -48,6 +49,7 @@ pub fn write_report(
         message: e.to_string(),
     })?;
     let summary = AlignmentSummary {
+        platform,
         dashboard_queries: dashboards,
         ..summarize(&series.segments, &series.parallelism, step, slots)
     };
@@ -126,7 +128,15 @@ mod tests {
                 .map(|i| Some(if i < 34 { 1.0 } else { 2.0 }))
                 .collect(),
         };
-        let summary = write_report(&dir, &run, Duration::from_secs(1), 1, None).unwrap();
+        let summary = write_report(
+            &dir,
+            &run,
+            Duration::from_secs(1),
+            1,
+            Some(Platform::Kubernetes),
+            None,
+        )
+        .unwrap();
         assert_eq!(summary.alignment_seconds_max, Some(4.0));
         let png = std::fs::read(dir.join("report.png")).unwrap();
         assert_eq!(&png[1..4], b"PNG");
@@ -134,6 +144,7 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
                 .unwrap();
         assert_eq!(json["rescales"], 1);
+        assert_eq!(json["platform"], "kubernetes");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use demo_report::{dashboard_queries, parse_time, write_report, ReportQuery};
+use demo_report::{dashboard_queries, parse_time, write_report, Platform, ReportQuery};
 use segment_autoscaler::domain::StreamId;
 
 /// Charts a past run of the demo from Prometheus (report.png) and summarizes how closely the
@@ -40,6 +40,9 @@ struct Cli {
     /// list those without data in summary.json.
     #[arg(long)]
     dashboards: Option<PathBuf>,
+    /// Where the run happened, recorded in summary.json.
+    #[arg(long, value_enum)]
+    platform: Option<Platform>,
 }
 
 #[tokio::main]
@@ -81,8 +84,15 @@ async fn report(cli: Cli) -> Result<(), String> {
         }
         None => None,
     };
-    let summary = write_report(&cli.out, &series, cli.step, cli.slots, dashboards)
-        .map_err(|e| e.to_string())?;
+    let summary = write_report(
+        &cli.out,
+        &series,
+        cli.step,
+        cli.slots,
+        cli.platform,
+        dashboards,
+    )
+    .map_err(|e| e.to_string())?;
     println!(
         "{}",
         serde_json::to_string(&summary).expect("summary serializes")

@@ -7,6 +7,11 @@ use segment_autoscaler::domain::StreamId;
 use crate::summary::DashboardCheck;
 use crate::ReportError;
 
+/// The job parallelism the acting autoscaler saw: a standby replica (leader gauge 0) is left out,
+/// since it may be a step behind; a replica without leader election counts.
+const ACTING_PARALLELISM: &str =
+    "max(segment_autoscaler_job_parallelism unless on (instance) (segment_autoscaler_leader == 0))";
+
 /// The series a report plots, each sampled on the same grid.
 pub struct RunSeries {
     /// Seconds since the start of each sample.
@@ -136,9 +141,7 @@ impl ReportQuery {
         let taskmanagers = self
             .range(&http, "max(flink_jobmanager_numRegisteredTaskManagers)")
             .await?;
-        let parallelism = self
-            .range(&http, "max(segment_autoscaler_job_parallelism)")
-            .await?;
+        let parallelism = self.range(&http, ACTING_PARALLELISM).await?;
         let step = self.step.as_secs_f64();
         let seconds = (0..segments.len()).map(|i| i as f64 * step).collect();
         Ok(RunSeries {

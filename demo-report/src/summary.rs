@@ -5,9 +5,23 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// Where the demo ran: the figures of a local run and of a Kubernetes run differ (a TaskManager
+/// pod takes longer to start than a local process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Processes on this machine (`deploy/local/demo`).
+    Local,
+    /// Pods on a Kubernetes cluster (`deploy/local/demo --kubernetes`).
+    Kubernetes,
+}
+
 /// What a run's alignment looked like.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlignmentSummary {
+    /// Where the run happened, when told (`--platform`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
     /// How many times the job's parallelism changed.
     pub rescales: usize,
     /// How many times the segment count changed.
@@ -99,6 +113,7 @@ pub fn summarize(
     };
     let max = all.iter().copied().reduce(f64::max);
     AlignmentSummary {
+        platform: None,
         rescales: changes(parallelism).len(),
         segment_changes: segment_changes.len(),
         alignment_seconds_median: median(all),
