@@ -209,6 +209,15 @@ images_build_prometheus() {
     images_retag "$ref" "$IMAGES_PREFIX/prometheus:$version"
 }
 
+# curl for tests that call the API server from inside a pod (not part of the demo).
+images_build_curl() {
+  local debian ref
+  debian=$(images_debian_base)
+  ref=$(images_build_local curl "$IMAGES_DEBIAN_SUITE" "$(images_stage curl)" "DEBIAN_IMAGE=$debian")
+  images_tarball curl "${ref##*:}" "$IMAGES_PREFIX/curl:$IMAGES_DEBIAN_SUITE" \
+    images_retag "$ref" "$IMAGES_PREFIX/curl:$IMAGES_DEBIAN_SUITE"
+}
+
 # The images the Kubernetes demo runs, in the order they are best built (the slowest last).
 IMAGES_ALL=(prometheus pravega flink-job data-generator segment-autoscaler)
 
@@ -216,6 +225,7 @@ IMAGES_ALL=(prometheus pravega flink-job data-generator segment-autoscaler)
 images_reference() {
   case $1 in
     pravega) echo "$IMAGES_PREFIX/pravega:$PRAVEGA_VERSION" ;;
+    curl) echo "$IMAGES_PREFIX/curl:$IMAGES_DEBIAN_SUITE" ;;
     prometheus) echo "$IMAGES_PREFIX/prometheus:${PROMETHEUS_DEB_VERSION%%+*}" ;;
     *) echo "$IMAGES_PREFIX/$1:$IMAGES_TAG" ;;
   esac
@@ -236,7 +246,8 @@ images_build() {
       flink-job) tarball=$(images_build_flink_job) ;;
       pravega) tarball=$(images_build_pravega) ;;
       prometheus) tarball=$(images_build_prometheus) ;;
-      *) die "unknown image '$name' (expected: ${IMAGES_ALL[*]})" ;;
+      curl) tarball=$(images_build_curl) ;;
+      *) die "unknown image '$name' (expected: ${IMAGES_ALL[*]} curl)" ;;
     esac
     ((load == 0)) || cluster_import_image "$tarball"
     echo "$name $(images_reference "$name") $tarball"

@@ -1,0 +1,100 @@
+# shellcheck shell=bash
+# `deploy/local/demo --kubernetes`: the demo as users run it, deploy/k8s on the single-node
+# cluster of deploy/local/stack (through the overlay deploy/local/k8s). Sourced by
+# deploy/local/demo after it parsed the options (duration, out, status_every) and defined repo,
+# stack, log and the status table (fetch, metric, status_header, status_line).
+
+namespace=segment-autoscaler-demo
+# Bounds of the waits, on a slow 2-core machine.
+ready_timeout=600
+
+log "installing what is missing and building demo-report"
+"$stack" install cluster pravega prometheus flink
+cargo build -q -p demo-report
+bin="$repo/target/debug"
+eval "$("$stack" env)"
+
+k() { "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" --request-timeout=30s -n "$namespace" "$@"; }
+# in_cluster CMD...: CMD in the node's network namespace, where pod and Service addresses route.
+in_cluster() { nsenter --net="/run/netns/$CLUSTER_NETNS" "$@"; }
+
+started_cluster=0 start_time="" finished=0
+finish() {
+  local status=$?
+  ((finished)) && return
+  finished=1
+  trap - INT TERM EXIT
+  log "stopping"
+  if [[ -n $start_time ]]; then
+    local prometheus
+    prometheus=$(k get service prometheus -o jsonpath='{.spec.clusterIP}' 2>/dev/null || true)
+    log "writing the report to $out (from Prometheus in the cluster, $prometheus)"
+    in_cluster "$bin/demo-report" --prometheus "http://$prometheus:9090" --from "$start_time" --to now \
+      --stream demo/load --dashboards "$repo/dashboards" --platform kubernetes --out "$out" \
+      >"$out/summary.line" 2>"$out/report.log" ||
+      { log "report failed:"; cat "$out/report.log" >&2; status=1; }
+  fi
+  if "$stack" running cluster; then
+    k get events --sort-by=.lastTimestamp >"$out/events.txt" 2>&1 || true
+    local pod
+    for pod in $(k get pods -o name 2>/dev/null); do
+      k logs --all-containers "$pod" >"$out/${pod#pod/}.log" 2>&1 || true
+    done
+    log "deleting namespace $namespace"
+    "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" delete namespace "$namespace" --wait=true --timeout=180s >/dev/null ||
+      { log "namespace $namespace was not deleted in 180 s"; status=1; }
+  fi
+  ((started_cluster == 0)) || "$stack" down cluster
+  log "done; pod logs, events, report.png and summary.json are in $out"
+  exit "$status"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+if ! "$stack" running cluster; then
+  "$stack" up cluster
+  started_cluster=1
+fi
+log "building and importing the images"
+"$stack" images --load >"$out/images.txt"
+
+# A fresh namespace, so Pravega (in memory), the stream and Prometheus start empty.
+if k get namespace "$namespace" >/dev/null 2>&1; then
+  log "deleting the namespace $namespace left by an earlier run"
+  "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" delete namespace "$namespace" --wait=true --timeout=180s >/dev/null
+fi
+log "applying deploy/local/k8s (deploy/k8s with local images)"
+"$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" apply -k "$repo/deploy/local/k8s" >"$out/apply.txt"
+
+log "waiting until every pod is Ready (at most $ready_timeout s)"
+deadline=$(($(date +%s) + ready_timeout))
+for deployment in pravega prometheus data-generator segment-autoscaler flink-taskmanager; do
+  k rollout status "deployment/$deployment" --timeout="$((deadline - $(date +%s)))s" >/dev/null ||
+    { log "deployment $deployment not Ready in time"; k get pods >&2; exit 1; }
+done
+until k wait --for=condition=Ready pod -l component=jobmanager --timeout=10s >/dev/null 2>&1; do
+  (($(date +%s) < deadline)) || { log "the Flink JobManager is not Ready in time"; k get pods >&2; exit 1; }
+done
+k get pods -o wide >&2
+start_time=$(date +%s)
+
+# Pod and Service addresses route only inside the node's network namespace.
+fetch() { in_cluster curl -fsS --max-time 2 "$1"; }
+# The metrics URL of the replica that leads (the other one only stands by).
+leader_metrics() {
+  local ip
+  for ip in $(k get pods -l app.kubernetes.io/name=segment-autoscaler -o jsonpath='{.items[*].status.podIP}'); do
+    [[ $(metric segment_autoscaler_leader "http://$ip:9464/metrics") == 1 ]] && { echo "http://$ip:9464/metrics"; return; }
+  done
+  echo "http://0.0.0.0:1/none"
+}
+generator_ip=$(k get service data-generator -o jsonpath='{.spec.clusterIP}')
+
+log "running; Ctrl-C stops the demo"
+status_header
+deadline=$(($(date +%s) + ${duration:-0}))
+while [[ -z $duration ]] || (($(date +%s) < deadline)); do
+  ready=$(k get deployment flink-taskmanager -o jsonpath='{.status.readyReplicas}' 2>/dev/null) || ready=-
+  status_line "http://$generator_ip:9465/metrics" "$(leader_metrics)" "${ready:-0}"
+  sleep "$status_every"
+done
