@@ -9,136 +9,30 @@
 //! - deleting the leader's pod hands the Lease over within the lease duration.
 //!
 //! The data generator is scaled to zero here: the test drives the segments itself through the
-//! Pravega controller in the cluster, from a thread entered into the node's network namespace
-//! (where pod and Service addresses route).
+//! Pravega controller in the cluster (the host routes pod and Service addresses to the node).
 
 mod support;
 
-use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams};
-use serde_json::{json, Value};
+use serde_json::json;
+use support::cluster::{self, NAMESPACE, TASKMANAGERS};
 use support::kubernetes::kubectl;
-use support::{eventually, pravega, repo_root, Component, Stack};
+use support::{eventually, flink, repo_root, Component, Stack};
 
-/// The namespace and Lease deploy/k8s uses.
-const NAMESPACE: &str = "segment-autoscaler-demo";
+/// The Lease deploy/k8s uses, and its replicas' label.
 const LEASE: &str = "segment-autoscaler";
 const AUTOSCALER: &str = "app.kubernetes.io/name=segment-autoscaler";
-const TASKMANAGERS: &str = "flink-taskmanager";
 /// The lease duration in deploy/k8s's config (15 s) and a little slack for a slow machine.
 const HANDOVER_BOUND: Duration = Duration::from_secs(17);
 
-/// deploy/local/k8s with the data generator at zero replicas (so only the test changes segments).
-fn write_overlay(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-         resources: [../../deploy/local/k8s]\n\
-         replicas: [{name: data-generator, count: 0}]\n",
-    )
-    .unwrap();
-}
-
-/// Runs `work` on a thread entered into the network namespace `netns` (sockets it opens live
-/// there), with a runtime of its own.
-async fn in_cluster_network<T, F>(netns: &str, work: impl FnOnce() -> F + Send + 'static) -> T
-where
-    T: Send + 'static,
-    F: std::future::Future<Output = T>,
-{
-    let path = format!("/run/netns/{netns}");
-    tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: setns(2) on a valid descriptor; it changes only this thread's namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime")
-            .block_on(work())
-    })
-    .await
-    .expect("the thread in the cluster's network")
-}
-
-/// A Service's cluster IP.
-async fn service_ip(services: &Api<Service>, name: &str) -> String {
-    services
-        .get(name)
-        .await
-        .unwrap_or_else(|e| panic!("Service {name}: {e}"))
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .unwrap_or_else(|| panic!("Service {name} has a cluster IP"))
-}
-
-/// Creates `demo/load` with one segment if missing, then scales it to `n` segments unless
-/// `n` is `None`, through the controller at `controller` in the cluster's network.
-async fn stream_segments(netns: &str, controller: String, n: Option<usize>) {
-    in_cluster_network(netns, move || async move {
-        let client = pravega::controller(&controller);
-        let stream = pravega::create_stream(&client, "demo", "load").await;
-        if let Some(n) = n {
-            pravega::scale_to(&client, &stream, n).await;
-        }
-    })
-    .await
-}
-
-/// The Flink job's state and the parallelism of each of its vertices, from the JobManager's
-/// REST API at `rest` in the cluster's network.
-async fn job_parallelism(netns: &str, rest: String) -> Result<(String, Vec<u64>), String> {
-    in_cluster_network(netns, move || async move {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let get = |path: String| {
-            let http = http.clone();
-            let url = format!("{rest}{path}");
-            async move {
-                http.get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))?
-                    .json::<Value>()
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))
-            }
-        };
-        let overview = get("/jobs/overview".into()).await?;
-        let job = overview["jobs"]
-            .as_array()
-            .and_then(|jobs| jobs.iter().find(|j| j["state"] != "FINISHED"))
-            .ok_or_else(|| format!("no job: {overview}"))?;
-        let id = job["jid"].as_str().ok_or("job without id")?;
-        let details = get(format!("/jobs/{id}")).await?;
-        let parallelism = details["vertices"]
-            .as_array()
-            .ok_or_else(|| format!("no vertices: {details}"))?
-            .iter()
-            .filter_map(|v| v["parallelism"].as_u64())
-            .collect();
-        Ok((
-            details["state"].as_str().unwrap_or("?").to_string(),
-            parallelism,
-        ))
-    })
-    .await
-}
-
 /// Waits until the TaskManager Deployment has `n` Ready pods (and asks for `n`) and the job
-/// runs with every vertex at parallelism `n`; returns how long that took.
+/// runs with `n` TaskManagers and every vertex at parallelism `n`; returns how long that took.
 async fn wait_aligned(
-    stack: &Stack,
     deployments: &Api<Deployment>,
     flink_rest: &str,
     n: i32,
@@ -155,21 +49,17 @@ async fn wait_aligned(
                 .map_err(|e| e.to_string())?
                 .status
                 .unwrap_or_default();
-            let (state, parallelism) =
-                job_parallelism(&stack.cluster_netns, flink_rest.to_string()).await?;
-            let seen = format!(
-                "replicas {:?}, Ready {:?}, job {state} at {parallelism:?}",
-                status.replicas, status.ready_replicas
-            );
-            let aligned = status.replicas == Some(n)
+            let job = flink::view(flink_rest).await?;
+            if status.replicas == Some(n)
                 && status.ready_replicas == Some(n)
-                && state == "RUNNING"
-                && !parallelism.is_empty()
-                && parallelism.iter().all(|&p| p == n as u64);
-            if aligned {
+                && job.aligned_at(n as u64)
+            {
                 Ok(())
             } else {
-                Err(seen)
+                Err(format!(
+                    "replicas {:?}, Ready {:?}, Flink {job:?}",
+                    status.replicas, status.ready_replicas
+                ))
             }
         },
     )
@@ -187,12 +77,7 @@ async fn ready_autoscaler_pods(pods: &Api<Pod>) -> Result<Vec<String>, String> {
         .items
         .into_iter()
         .filter(|pod| pod.metadata.deletion_timestamp.is_none())
-        .filter(|pod| {
-            pod.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
+        .filter(cluster::is_ready)
         .filter_map(|pod| pod.metadata.name)
         .collect())
 }
@@ -214,50 +99,6 @@ fn pod_of<'a>(identity: &str, pods: &'a [String]) -> Option<&'a String> {
             .strip_prefix(pod.as_str())
             .is_some_and(|rest| rest.starts_with('-'))
     })
-}
-
-/// Whether every Deployment has all the pods it asks for Ready, and the JobManager's pod is
-/// Ready; otherwise what is not.
-async fn every_workload_ready(
-    deployments: &Api<Deployment>,
-    pods: &Api<Pod>,
-) -> Result<(), String> {
-    let mut waiting = Vec::new();
-    for deployment in deployments
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        let name = deployment.metadata.name.unwrap_or_default();
-        let wanted = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
-        let ready = deployment
-            .status
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0);
-        if ready != wanted {
-            waiting.push(format!("{name} {ready}/{wanted}"));
-        }
-    }
-    let jobmanager_ready = pods
-        .list(&ListParams::default().labels("component=jobmanager"))
-        .await
-        .map_err(|e| e.to_string())?
-        .items
-        .iter()
-        .any(|pod| {
-            pod.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        });
-    if !jobmanager_ready {
-        waiting.push("flink-jobmanager".into());
-    }
-    if waiting.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("not Ready: {}", waiting.join(", ")))
-    }
 }
 
 /// Runs curl in an ephemeral container of `pod` with the pod's ServiceAccount token, against
@@ -347,21 +188,6 @@ async fn api_codes_from_inside(
     String::from_utf8_lossy(&logs.stdout).into_owned()
 }
 
-/// Deletes the namespace and waits until it is gone.
-async fn delete_namespace(namespaces: &Api<Namespace>) {
-    if namespaces.get_opt(NAMESPACE).await.unwrap().is_none() {
-        return;
-    }
-    let _ = namespaces.delete(NAMESPACE, &DeleteParams::default()).await;
-    eventually("the namespace gone", Duration::from_secs(180), || async {
-        match namespaces.get_opt(NAMESPACE).await {
-            Ok(None) => Ok(()),
-            other => Err(format!("{:?}", other.map(|n| n.and_then(|n| n.status)))),
-        }
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow() {
     let stack = Stack::require(&[Component::Cluster]).await;
@@ -377,9 +203,9 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
 
     let client = stack.kube_client(&stack.cluster_kubeconfig).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    delete_namespace(&namespaces).await;
+    cluster::delete_namespace(&namespaces).await;
     let overlay = repo_root().join("target/cluster-stack-overlay");
-    write_overlay(&overlay);
+    cluster::write_overlay_without_generator(&overlay);
     let applied = kubectl(
         &stack.kubectl,
         &stack.cluster_kubeconfig,
@@ -399,7 +225,7 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
     let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
     let started = Instant::now();
     eventually("every workload Ready", Duration::from_secs(600), || {
-        every_workload_ready(&deployments, &pods)
+        cluster::every_workload_ready(&deployments, &pods)
     })
     .await;
     eprintln!("every workload Ready {:?} after apply", started.elapsed());
@@ -416,39 +242,22 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
         .clone();
 
     // Segments 1 -> 3 -> 1: the TaskManager pods and the job's parallelism follow.
-    let controller = format!("tcp://{}:9090", service_ip(&services, "pravega").await);
+    let controller = format!(
+        "tcp://{}:9090",
+        cluster::service_ip(&services, "pravega").await
+    );
     let flink_rest = format!(
         "http://{}:8081",
-        service_ip(&services, "flink-jobmanager").await
+        cluster::service_ip(&services, "flink-jobmanager").await
     );
-    stream_segments(&stack.cluster_netns, controller.clone(), None).await;
-    wait_aligned(
-        &stack,
-        &deployments,
-        &flink_rest,
-        1,
-        Duration::from_secs(300),
-    )
-    .await;
-    stream_segments(&stack.cluster_netns, controller.clone(), Some(3)).await;
-    let up = wait_aligned(
-        &stack,
-        &deployments,
-        &flink_rest,
-        3,
-        Duration::from_secs(240),
-    )
-    .await;
-    stream_segments(&stack.cluster_netns, controller.clone(), Some(1)).await;
+    let segments = |n| cluster::stream_segments(&controller, "demo", "load", n);
+    segments(None).await;
+    wait_aligned(&deployments, &flink_rest, 1, Duration::from_secs(300)).await;
+    segments(Some(3)).await;
+    let up = wait_aligned(&deployments, &flink_rest, 3, Duration::from_secs(240)).await;
+    segments(Some(1)).await;
     // Includes the 60 s scale-down stabilization of deploy/k8s's config.
-    let down = wait_aligned(
-        &stack,
-        &deployments,
-        &flink_rest,
-        1,
-        Duration::from_secs(300),
-    )
-    .await;
+    let down = wait_aligned(&deployments, &flink_rest, 1, Duration::from_secs(300)).await;
     eprintln!("aligned after 1 -> 3 segments in {up:?}, after 3 -> 1 in {down:?}");
 
     // Only the leader scaled, and the Events say so.
@@ -534,5 +343,5 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
         "handover within the lease: {handover:?}"
     );
 
-    delete_namespace(&namespaces).await;
+    cluster::delete_namespace(&namespaces).await;
 }

@@ -15,8 +15,6 @@ bin="$repo/target/debug"
 eval "$("$stack" env)"
 
 k() { "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" --request-timeout=30s -n "$namespace" "$@"; }
-# in_cluster CMD...: CMD in the node's network namespace, where pod and Service addresses route.
-in_cluster() { nsenter --net="/run/netns/$CLUSTER_NETNS" "$@"; }
 
 started_cluster=0 start_time="" finished=0
 finish() {
@@ -29,7 +27,7 @@ finish() {
     local prometheus
     prometheus=$(k get service prometheus -o jsonpath='{.spec.clusterIP}' 2>/dev/null || true)
     log "writing the report to $out (from Prometheus in the cluster, $prometheus)"
-    in_cluster "$bin/demo-report" --prometheus "http://$prometheus:9090" --from "$start_time" --to now \
+    "$bin/demo-report" --prometheus "http://$prometheus:9090" --from "$start_time" --to now \
       --stream demo/load --dashboards "$repo/dashboards" --platform kubernetes --out "$out" \
       >"$out/summary.line" 2>"$out/report.log" ||
       { log "report failed:"; cat "$out/report.log" >&2; status=1; }
@@ -78,8 +76,7 @@ done
 k get pods -o wide >&2
 start_time=$(date +%s)
 
-# Pod and Service addresses route only inside the node's network namespace.
-fetch() { in_cluster curl -fsS --max-time 2 "$1"; }
+# Pod and Service addresses are reached from here: the host routes them to the node.
 # The metrics URL of the replica that leads (the other one only stands by).
 leader_metrics() {
   local ip

@@ -666,3 +666,177 @@ pub mod kubernetes {
             .unwrap_or(0)
     }
 }
+
+/// The Flink job as its JobManager's REST API reports it.
+pub mod flink {
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    /// What the JobManager says of its cluster and job.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct FlinkView {
+        /// Registered TaskManagers.
+        pub taskmanagers: u64,
+        /// The (unfinished) job's state, e.g. `RUNNING`.
+        pub state: String,
+        /// The parallelism of each of the job's vertices.
+        pub parallelism: Vec<u64>,
+    }
+
+    impl FlinkView {
+        /// Whether `n` TaskManagers are registered and the job runs with every vertex at `n`.
+        pub fn aligned_at(&self, n: u64) -> bool {
+            self.taskmanagers == n
+                && self.state == "RUNNING"
+                && !self.parallelism.is_empty()
+                && self.parallelism.iter().all(|&p| p == n)
+        }
+    }
+
+    async fn get(http: &reqwest::Client, url: String) -> Result<Value, String> {
+        http.get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .json::<Value>()
+            .await
+            .map_err(|e| format!("{url}: {e}"))
+    }
+
+    /// Reads `/overview`, `/jobs/overview` and the job's details from the REST API at `rest`.
+    pub async fn view(rest: &str) -> Result<FlinkView, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let overview = get(&http, format!("{rest}/overview")).await?;
+        let jobs = get(&http, format!("{rest}/jobs/overview")).await?;
+        let job = jobs["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["state"] != "FINISHED"))
+            .ok_or_else(|| format!("no job: {jobs}"))?;
+        let id = job["jid"].as_str().ok_or("a job without id")?;
+        let details = get(&http, format!("{rest}/jobs/{id}")).await?;
+        Ok(FlinkView {
+            taskmanagers: overview["taskmanagers"].as_u64().unwrap_or(0),
+            state: details["state"].as_str().unwrap_or("?").to_string(),
+            parallelism: details["vertices"]
+                .as_array()
+                .map(|v| v.iter().filter_map(|v| v["parallelism"].as_u64()).collect())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// deploy/k8s on the single-node cluster (the `cluster` component), through deploy/local/k8s.
+pub mod cluster {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+    use kube::api::{Api, DeleteParams, ListParams};
+
+    use super::{eventually, pravega};
+
+    /// The namespace deploy/k8s uses.
+    pub const NAMESPACE: &str = "segment-autoscaler-demo";
+    /// The TaskManager Deployment the autoscaler scales.
+    pub const TASKMANAGERS: &str = "flink-taskmanager";
+
+    /// Writes into `dir` (two levels below the repository root, e.g. target/NAME) a kustomization
+    /// of deploy/local/k8s with the data generator at zero replicas, so only the caller changes
+    /// the stream's segments.
+    pub fn write_overlay_without_generator(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("kustomization.yaml"),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             resources: [../../deploy/local/k8s]\n\
+             replicas: [{name: data-generator, count: 0}]\n",
+        )
+        .unwrap();
+    }
+
+    /// A Service's cluster IP.
+    pub async fn service_ip(services: &Api<Service>, name: &str) -> String {
+        services
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("Service {name}: {e}"))
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .unwrap_or_else(|| panic!("Service {name} has a cluster IP"))
+    }
+
+    /// Creates `scope/stream` with one segment if missing, then scales it to `n` segments
+    /// unless `n` is `None`, through the controller at `tcp://IP:PORT` (the host routes the
+    /// cluster's pod and Service addresses to the node).
+    pub async fn stream_segments(controller: &str, scope: &str, stream: &str, n: Option<usize>) {
+        let client = pravega::controller(controller);
+        let stream = pravega::create_stream(&client, scope, stream).await;
+        if let Some(n) = n {
+            pravega::scale_to(&client, &stream, n).await;
+        }
+    }
+
+    /// Whether a pod's Ready condition is true.
+    pub fn is_ready(pod: &Pod) -> bool {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    }
+
+    /// Ok when every Deployment has all the pods it asks for Ready and the JobManager's pod is
+    /// Ready; otherwise what is not.
+    pub async fn every_workload_ready(
+        deployments: &Api<Deployment>,
+        pods: &Api<Pod>,
+    ) -> Result<(), String> {
+        let mut waiting = Vec::new();
+        for deployment in deployments
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let name = deployment.metadata.name.unwrap_or_default();
+            let wanted = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
+            let ready = deployment
+                .status
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            if ready != wanted {
+                waiting.push(format!("{name} {ready}/{wanted}"));
+            }
+        }
+        let jobmanager = pods
+            .list(&ListParams::default().labels("component=jobmanager"))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !jobmanager.items.iter().any(is_ready) {
+            waiting.push("flink-jobmanager".into());
+        }
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not Ready: {}", waiting.join(", ")))
+        }
+    }
+
+    /// Deletes the namespace, if there, and waits until it is gone.
+    pub async fn delete_namespace(namespaces: &Api<Namespace>) {
+        if namespaces.get_opt(NAMESPACE).await.unwrap().is_none() {
+            return;
+        }
+        let _ = namespaces.delete(NAMESPACE, &DeleteParams::default()).await;
+        eventually("the namespace gone", Duration::from_secs(180), || async {
+            match namespaces.get_opt(NAMESPACE).await {
+                Ok(None) => Ok(()),
+                other => Err(format!("{:?}", other.map(|n| n.and_then(|n| n.status)))),
+            }
+        })
+        .await;
+    }
+}

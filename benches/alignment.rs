@@ -1,0 +1,282 @@
+//! Alignment benchmark: how long from a change of a stream's segments until Flink runs the job at
+//! the matching parallelism, on the Kubernetes demo stack and on the local stack, with the
+//! autoscaler settings of deploy/k8s (2 s interval, 60 s scale-down stabilization, controller
+//! source).
+//!
+//! Run it through `benches/alignment [kubernetes|local|both]`, which sets `BENCH_PLATFORMS`,
+//! `BENCH_STEPS`, `BENCH_ROUNDS` and `BENCH_OUT`. Each change is a scale call on the real
+//! controller (it returns once the controller completed the scale), after a pause of 5-10 s; from
+//! its return the benchmark polls every 250 ms until:
+//! - *pods Ready* (Kubernetes only): the TaskManager Deployment has that many Ready pods;
+//! - *registered*: the JobManager has that many TaskManagers registered;
+//! - *job aligned*: the job is RUNNING with every vertex at that parallelism.
+//!
+//! Without `--bench` (as under `cargo test --all-targets`) it only explains how to run it.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use kube::api::Api;
+use serde_json::json;
+use support::cluster::{self, NAMESPACE, TASKMANAGERS};
+use support::kubernetes::kubectl;
+use support::{eventually, flink, pravega, repo_root, AutoscalerProcess, Component, Stack};
+
+/// How long one change may take to align (the 60 s stabilization included).
+const STEP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The times of one change, from the scale call's return.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Change {
+    platform: &'static str,
+    from: usize,
+    to: usize,
+    pods_ready_seconds: Option<f64>,
+    registered_seconds: f64,
+    aligned_seconds: f64,
+}
+
+/// Where the benchmark changes segments and reads Flink.
+enum Platform {
+    Kubernetes {
+        controller: String,
+        flink_rest: String,
+        deployments: Api<Deployment>,
+    },
+    Local {
+        controller: String,
+        flink_rest: String,
+        _autoscaler: AutoscalerProcess,
+    },
+}
+
+impl Platform {
+    fn name(&self) -> &'static str {
+        match self {
+            Platform::Kubernetes { .. } => "kubernetes",
+            Platform::Local { .. } => "local",
+        }
+    }
+
+    /// Scales the benchmark's stream to `n` segments (creating it first when `n` is `None`).
+    async fn segments(&self, n: Option<usize>) {
+        match self {
+            Platform::Kubernetes { controller, .. } => {
+                cluster::stream_segments(controller, "demo", "load", n).await
+            }
+            Platform::Local { controller, .. } => {
+                let client = pravega::controller(controller);
+                let stream = pravega::create_stream(&client, "bench", "alignment").await;
+                if let Some(n) = n {
+                    pravega::scale_to(&client, &stream, n).await;
+                }
+            }
+        }
+    }
+
+    async fn flink(&self) -> Result<flink::FlinkView, String> {
+        match self {
+            Platform::Kubernetes { flink_rest, .. } | Platform::Local { flink_rest, .. } => {
+                flink::view(flink_rest).await
+            }
+        }
+    }
+
+    /// Ready TaskManager pods, on Kubernetes.
+    async fn pods_ready(&self) -> Option<i32> {
+        match self {
+            Platform::Kubernetes { deployments, .. } => {
+                let status = deployments.get(TASKMANAGERS).await.ok()?.status?;
+                Some(status.ready_replicas.unwrap_or(0))
+            }
+            Platform::Local { .. } => None,
+        }
+    }
+
+    /// Changes the segments to `to` and times the three milestones.
+    async fn change(&self, from: usize, to: usize) -> Change {
+        self.segments(Some(to)).await;
+        let start = Instant::now();
+        let (mut pods, mut registered, mut aligned) = (None, None, None);
+        while aligned.is_none() || registered.is_none() || (pods.is_none() && self.has_pods()) {
+            assert!(
+                start.elapsed() < STEP_TIMEOUT,
+                "{} {from} -> {to}: not aligned in {STEP_TIMEOUT:?} (pods {pods:?}, registered {registered:?})",
+                self.name()
+            );
+            let now = start.elapsed().as_secs_f64();
+            if pods.is_none() && self.pods_ready().await == Some(to as i32) {
+                pods = Some(now);
+            }
+            if let Ok(view) = self.flink().await {
+                if registered.is_none() && view.taskmanagers == to as u64 {
+                    registered = Some(now);
+                }
+                if aligned.is_none() && view.aligned_at(to as u64) {
+                    aligned = Some(now);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Change {
+            platform: self.name(),
+            from,
+            to,
+            pods_ready_seconds: pods,
+            registered_seconds: registered.unwrap(),
+            aligned_seconds: aligned.unwrap(),
+        }
+    }
+
+    fn has_pods(&self) -> bool {
+        matches!(self, Platform::Kubernetes { .. })
+    }
+}
+
+/// deploy/k8s on the cluster through deploy/local/k8s, without the data generator.
+async fn kubernetes() -> Platform {
+    let stack = Stack::require(&[Component::Cluster]).await;
+    stack.stack_command(&["images", "--load"]);
+    let client = stack.kube_client(&stack.cluster_kubeconfig).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    cluster::delete_namespace(&namespaces).await;
+    let overlay = repo_root().join("target/bench-alignment-overlay");
+    cluster::write_overlay_without_generator(&overlay);
+    let applied = kubectl(
+        &stack.kubectl,
+        &stack.cluster_kubeconfig,
+        &["apply", "-k", overlay.to_str().unwrap()],
+        "",
+    );
+    assert!(applied.status.success(), "kubectl apply -k: {applied:?}");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    eventually("every workload Ready", Duration::from_secs(600), || {
+        cluster::every_workload_ready(&deployments, &pods)
+    })
+    .await;
+    Platform::Kubernetes {
+        controller: format!(
+            "tcp://{}:9090",
+            cluster::service_ip(&services, "pravega").await
+        ),
+        flink_rest: format!(
+            "http://{}:8081",
+            cluster::service_ip(&services, "flink-jobmanager").await
+        ),
+        deployments,
+    }
+}
+
+/// The local stack: Pravega, Flink (its job in reactive mode) and the autoscaler with a command
+/// target starting and stopping local TaskManagers, at deploy/k8s's settings.
+async fn local() -> Platform {
+    let stack = Stack::require(&[Component::Pravega, Component::Flink]).await;
+    stack.stack_command(&["taskmanagers", "1"]);
+    let script = stack.stack_script.display();
+    let config = format!(
+        "interval: 2s\npravega: {{controller: \"{pravega}\"}}\nbindings:\n  - name: local\n    \
+         streams: [bench/alignment]\n    source: controller\n    max_replicas: 8\n    \
+         scale_down_stabilization: 60s\n    target: {{kind: command, get: [\"{script}\", taskmanagers], \
+         set: [\"{script}\", taskmanagers, \"{{replicas}}\"]}}\n    flink: {{rest_url: \"{flink}\"}}\n",
+        pravega = stack.pravega_controller,
+        flink = stack.flink_rest_url,
+    );
+    Platform::Local {
+        controller: stack.pravega_controller.clone(),
+        flink_rest: stack.flink_rest_url.clone(),
+        _autoscaler: AutoscalerProcess::start("bench-alignment", &config),
+    }
+}
+
+/// Median and maximum of `values` (nearest rank), formatted.
+fn median_max(mut values: Vec<f64>) -> String {
+    if values.is_empty() {
+        return "-".into();
+    }
+    values.sort_by(f64::total_cmp);
+    format!(
+        "{:.1} / {:.1}",
+        values[values.len() / 2],
+        values[values.len() - 1]
+    )
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("alignment: run it with benches/alignment (it starts what it measures)");
+        return;
+    }
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let steps: Vec<usize> = var("BENCH_STEPS")
+        .split_whitespace()
+        .map(|s| s.parse().expect("BENCH_STEPS: whole numbers"))
+        .collect();
+    let rounds: usize = var("BENCH_ROUNDS").parse().expect("BENCH_ROUNDS");
+    let out = std::path::PathBuf::from(var("BENCH_OUT"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut changes = Vec::new();
+    for platform in var("BENCH_PLATFORMS").split_whitespace() {
+        runtime.block_on(async {
+            let platform = match platform {
+                "kubernetes" => kubernetes().await,
+                "local" => local().await,
+                other => panic!("BENCH_PLATFORMS: unknown platform {other}"),
+            };
+            // Start aligned at one segment.
+            platform.segments(None).await;
+            let mut current = 1;
+            platform.change(current, 1).await;
+            for _ in 0..rounds {
+                for &to in &steps {
+                    // 5-10 s, so changes fall at random phases of the autoscaler's tick.
+                    let nanos = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap()
+                        .subsec_nanos();
+                    let pause = 5.0 + 5.0 * f64::from(nanos % 1000) / 1000.0;
+                    tokio::time::sleep(Duration::from_secs_f64(pause)).await;
+                    let change = platform.change(current, to).await;
+                    eprintln!("{change:?}");
+                    changes.push(change);
+                    current = to;
+                }
+            }
+        });
+    }
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("alignment.json"),
+        serde_json::to_string_pretty(&json!(changes)).unwrap(),
+    )
+    .unwrap();
+    println!("| platform | direction | changes | pods Ready: median / max | registered: median / max | job aligned: median / max |");
+    println!("|---|---|---|---|---|---|");
+    for platform in ["local", "kubernetes"] {
+        for (direction, up) in [("up", true), ("down", false)] {
+            let mine: Vec<&Change> = changes
+                .iter()
+                .filter(|c| c.platform == platform && (c.to > c.from) == up)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            println!(
+                "| {platform} | {direction} | {} | {} | {} | {} |",
+                mine.len(),
+                median_max(mine.iter().filter_map(|c| c.pods_ready_seconds).collect()),
+                median_max(mine.iter().map(|c| c.registered_seconds).collect()),
+                median_max(mine.iter().map(|c| c.aligned_seconds).collect()),
+            );
+        }
+    }
+}
