@@ -19,12 +19,11 @@ mod support;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use serde_json::json;
 use support::cluster::{self, NAMESPACE, TASKMANAGERS};
-use support::kubernetes::kubectl;
-use support::{eventually, flink, pravega, repo_root, AutoscalerProcess, Component, Stack};
+use support::{flink, pravega, AutoscalerProcess, Component, Stack};
 
 /// How long one change may take to align (the 60 s stabilization included).
 const STEP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -142,24 +141,8 @@ async fn kubernetes() -> Platform {
     let stack = Stack::require(&[Component::Cluster]).await;
     stack.stack_command(&["images", "--load"]);
     let client = stack.kube_client(&stack.cluster_kubeconfig).await;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    cluster::delete_namespace(&namespaces).await;
-    let overlay = repo_root().join("target/bench-alignment-overlay");
-    cluster::write_overlay_without_generator(&overlay);
-    let applied = kubectl(
-        &stack.kubectl,
-        &stack.cluster_kubeconfig,
-        &["apply", "-k", overlay.to_str().unwrap()],
-        "",
-    );
-    assert!(applied.status.success(), "kubectl apply -k: {applied:?}");
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    cluster::deploy_without_generator(&stack, &client, "bench-alignment-overlay").await;
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
-    eventually("every workload Ready", Duration::from_secs(600), || {
-        cluster::every_workload_ready(&deployments, &pods)
-    })
-    .await;
     Platform::Kubernetes {
         controller: format!(
             "tcp://{}:9090",
@@ -169,7 +152,7 @@ async fn kubernetes() -> Platform {
             "http://{}:8081",
             cluster::service_ip(&services, "flink-jobmanager").await
         ),
-        deployments,
+        deployments: Api::namespaced(client, NAMESPACE),
     }
 }
 

@@ -22,7 +22,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::json;
 use support::cluster::{self, NAMESPACE, TASKMANAGERS};
 use support::kubernetes::kubectl;
-use support::{eventually, flink, repo_root, Component, Stack};
+use support::{eventually, flink, Component, Stack};
 
 /// The Lease deploy/k8s uses, and its replicas' label.
 const LEASE: &str = "segment-autoscaler";
@@ -203,32 +203,13 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
 
     let client = stack.kube_client(&stack.cluster_kubeconfig).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    cluster::delete_namespace(&namespaces).await;
-    let overlay = repo_root().join("target/cluster-stack-overlay");
-    cluster::write_overlay_without_generator(&overlay);
-    let applied = kubectl(
-        &stack.kubectl,
-        &stack.cluster_kubeconfig,
-        &["apply", "-k", overlay.to_str().unwrap()],
-        "",
-    );
-    assert!(
-        applied.status.success(),
-        "kubectl apply -k: {}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-
+    let ready = cluster::deploy_without_generator(&stack, &client, "cluster-stack-overlay").await;
+    eprintln!("every workload Ready {ready:?} after apply");
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
     let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
-    let started = Instant::now();
-    eventually("every workload Ready", Duration::from_secs(600), || {
-        cluster::every_workload_ready(&deployments, &pods)
-    })
-    .await;
-    eprintln!("every workload Ready {:?} after apply", started.elapsed());
 
     // One leader among the two Ready replicas.
     let replicas = ready_autoscaler_pods(&pods).await.unwrap();

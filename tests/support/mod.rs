@@ -738,7 +738,8 @@ pub mod cluster {
     use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
     use kube::api::{Api, DeleteParams, ListParams};
 
-    use super::{eventually, pravega};
+    use super::kubernetes::kubectl;
+    use super::{eventually, pravega, repo_root, Stack};
 
     /// The namespace deploy/k8s uses.
     pub const NAMESPACE: &str = "segment-autoscaler-demo";
@@ -748,7 +749,7 @@ pub mod cluster {
     /// Writes into `dir` (two levels below the repository root, e.g. target/NAME) a kustomization
     /// of deploy/local/k8s with the data generator at zero replicas, so only the caller changes
     /// the stream's segments.
-    pub fn write_overlay_without_generator(dir: &Path) {
+    fn write_overlay_without_generator(dir: &Path) {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(
             dir.join("kustomization.yaml"),
@@ -823,6 +824,39 @@ pub mod cluster {
         } else {
             Err(format!("not Ready: {}", waiting.join(", ")))
         }
+    }
+
+    /// Applies deploy/local/k8s with the data generator at zero replicas (its kustomization
+    /// written to target/`name`; a namespace left by an earlier run deleted first) and waits
+    /// until every workload is Ready; returns how long that took after the apply.
+    pub async fn deploy_without_generator(
+        stack: &Stack,
+        client: &kube::Client,
+        name: &str,
+    ) -> Duration {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        delete_namespace(&namespaces).await;
+        let overlay = repo_root().join("target").join(name);
+        write_overlay_without_generator(&overlay);
+        let applied = kubectl(
+            &stack.kubectl,
+            &stack.cluster_kubeconfig,
+            &["apply", "-k", overlay.to_str().unwrap()],
+            "",
+        );
+        assert!(
+            applied.status.success(),
+            "kubectl apply -k: {}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+        let applied_at = std::time::Instant::now();
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        eventually("every workload Ready", Duration::from_secs(600), || {
+            every_workload_ready(&deployments, &pods)
+        })
+        .await;
+        applied_at.elapsed()
     }
 
     /// Deletes the namespace, if there, and waits until it is gone.

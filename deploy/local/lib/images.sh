@@ -26,7 +26,8 @@ images_save() {
   rm -f "$2" && images_buildah push --quiet "$1" "docker-archive:$2:$1"
 }
 
-# images_key WORD...: 16 hex digits naming the words and the content of those that are files.
+# images_key WORD...: 16 hex digits naming the words and the content of those that are files
+# (a file counts by its content only, so the key is the same in every clone).
 images_key() {
   local word
   for word in "$@"; do
@@ -34,31 +35,28 @@ images_key() {
   done | sha256sum | cut -c1-16
 }
 
-# images_stage NAME: an empty build context for deploy/local/images/NAME.Dockerfile, holding the
-# recipe's helper files (NAME-*); prints its path. Callers link the artifacts in.
-images_stage() {
-  local context="$IMAGES_HOME/context-$1"
-  rm -rf "$context" && mkdir -p "$context"
-  cp "$IMAGES_RECIPES/$1".Dockerfile "$context/Dockerfile"
-  find "$IMAGES_RECIPES" -maxdepth 1 -name "$1-*" -exec cp {} "$context/" \;
-  echo "$context"
-}
-
 # images_link SOURCE... DIRECTORY: hard links when the cache shares a file system, else copies.
 images_link() { cp -al "$@" 2>/dev/null || cp -a "$@"; }
 
-# images_build_local NAME VERSION CONTEXT [BUILD-ARG...]: builds deploy/local/images/NAME.Dockerfile
-# on CONTEXT as $IMAGES_PREFIX/NAME:VERSION-KEY unless that exists; KEY covers the recipe, its
-# helper files and the build arguments, VERSION the artifacts in CONTEXT. Prints the reference.
+# images_build_local NAME VERSION STAGE [BUILD-ARG...]: builds deploy/local/images/NAME.Dockerfile
+# as $IMAGES_PREFIX/NAME:VERSION-KEY unless that exists; KEY covers the recipe, its helper files
+# (deploy/local/images/NAME-*) and the build arguments, VERSION the artifacts the command STAGE
+# puts into the build context (given as its argument; it already holds the recipe and helpers).
+# Prints the reference.
 images_build_local() {
-  local name=$1 version=$2 context=$3 ref arg
+  local name=$1 version=$2 stage=$3 ref arg context
   shift 3
   local build_args=()
   for arg in "$@"; do build_args+=(--build-arg "$arg"); done
-  ref="$IMAGES_PREFIX/$name:$version-$(images_key "$IMAGES_RECIPES/$name".Dockerfile "$IMAGES_RECIPES/$name"-* "$@")"
-  if images_present "$ref"; then
-    rm -rf "$context"
-  else
+  local helpers
+  mapfile -t helpers < <(find "$IMAGES_RECIPES" -maxdepth 1 -name "$name-*" | sort)
+  ref="$IMAGES_PREFIX/$name:$version-$(images_key "$IMAGES_RECIPES/$name".Dockerfile "${helpers[@]}" "$@")"
+  if ! images_present "$ref"; then
+    context="$IMAGES_HOME/context-$name"
+    rm -rf "$context" && mkdir -p "$context"
+    cp "$IMAGES_RECIPES/$name".Dockerfile "$context/Dockerfile"
+    ((${#helpers[@]} == 0)) || cp "${helpers[@]}" "$context/"
+    "$stage" "$context"
     log "images: building $ref (deploy/local/images/$name.Dockerfile)"
     run_logged "images-$name" images_buildah bud --quiet --network host "${build_args[@]}" -t "$ref" "$context" >&2 ||
       die "building $ref failed"
@@ -67,9 +65,12 @@ images_build_local() {
   echo "$ref"
 }
 
+# A context with nothing besides the recipe.
+images_stage_nothing() { :; }
+
 # The Debian base: debootstrap's minbase of the suite. Prints its reference.
 images_debian_base() {
-  local rootfs="$IMAGES_HOME/debian-$IMAGES_DEBIAN_SUITE/rootfs.tar" context
+  local rootfs="$IMAGES_HOME/debian-$IMAGES_DEBIAN_SUITE/rootfs.tar"
   if [[ ! -f $rootfs ]]; then
     command -v debootstrap >/dev/null || die "debootstrap is required (cluster install brings it)"
     log "images: debootstrap $IMAGES_DEBIAN_SUITE (minbase) from $IMAGES_DEBIAN_MIRROR"
@@ -81,10 +82,9 @@ images_debian_base() {
     rm -rf "$work/rootfs/var/lib/apt/lists/"* "$work/rootfs/var/cache/apt/"*.bin
     tar -C "$work/rootfs" -cf "$rootfs.partial" . && mv "$rootfs.partial" "$rootfs" && rm -rf "$work/rootfs"
   fi
-  context=$(images_stage debian)
-  images_link "$rootfs" "$context/"
-  images_build_local debian "$IMAGES_DEBIAN_SUITE" "$context"
+  images_build_local debian "$IMAGES_DEBIAN_SUITE" images_stage_debian
 }
+images_stage_debian() { images_link "$IMAGES_HOME/debian-$IMAGES_DEBIAN_SUITE/rootfs.tar" "$1/"; }
 
 # The certificate authorities this machine adds (an egress proxy's here) into CONTEXT/ca-certificates.
 images_stage_ca_certificates() {
@@ -94,42 +94,41 @@ images_stage_ca_certificates() {
 
 # The Rust build base, with this machine's toolchain. Prints its reference.
 images_rust_base() {
-  local debian toolchain context
+  local debian
   debian=$(images_debian_base)
+  images_build_local rust "$(rustc --version | awk '{print $2}')-$IMAGES_DEBIAN_SUITE" images_stage_rust "DEBIAN_IMAGE=$debian"
+}
+images_stage_rust() {
+  local toolchain
   toolchain=$(rustc --print sysroot)
-  context=$(images_stage rust)
-  images_stage_ca_certificates "$context"
-  mkdir -p "$context/toolchain"
-  cp -a "$toolchain/bin" "$toolchain/lib" "$context/toolchain/"
-  [[ ! -d $toolchain/libexec ]] || cp -a "$toolchain/libexec" "$context/toolchain/"
-  images_build_local rust "$(rustc --version | awk '{print $2}')-$IMAGES_DEBIAN_SUITE" "$context" "DEBIAN_IMAGE=$debian"
+  images_stage_ca_certificates "$1"
+  mkdir -p "$1/toolchain"
+  cp -a "$toolchain/bin" "$toolchain/lib" "$1/toolchain/"
+  [[ ! -d $toolchain/libexec ]] || cp -a "$toolchain/libexec" "$1/toolchain/"
 }
 
 # The Maven build base. Prints its reference.
 images_maven_base() {
-  local debian context
+  local debian
   debian=$(images_debian_base)
-  context=$(images_stage maven)
-  images_stage_ca_certificates "$context"
-  images_build_local maven "java17-$IMAGES_DEBIAN_SUITE" "$context" "DEBIAN_IMAGE=$debian"
+  images_build_local maven "java17-$IMAGES_DEBIAN_SUITE" images_stage_ca_certificates "DEBIAN_IMAGE=$debian"
 }
 
 # The Java runtime base. Prints its reference.
 images_java_base() {
   local debian
   debian=$(images_debian_base)
-  images_build_local java "17-$IMAGES_DEBIAN_SUITE" "$(images_stage java)" "DEBIAN_IMAGE=$debian"
+  images_build_local java "17-$IMAGES_DEBIAN_SUITE" images_stage_nothing "DEBIAN_IMAGE=$debian"
 }
 
 # The Flink base: the local stack's Flink distribution. Prints its reference.
 images_flink_base() {
   flink_installed || die "images: Flink is not installed: run '$0 install flink'"
-  local java context
+  local java
   java=$(images_java_base)
-  context=$(images_stage flink)
-  images_link "$FLINK_HOME_CACHE"/{bin,conf,lib,plugins} "$context/"
-  images_build_local flink "$FLINK_VERSION-java17" "$context" "JAVA_IMAGE=$java" "FLINK_JAVA_OPTS=$FLINK_JAVA17_OPTS"
+  images_build_local flink "$FLINK_VERSION-java17" images_stage_flink "JAVA_IMAGE=$java" "FLINK_JAVA_OPTS=$FLINK_JAVA17_OPTS"
 }
+images_stage_flink() { images_link "$FLINK_HOME_CACHE"/{bin,conf,lib,plugins} "$1/"; }
 
 # images_tarball NAME KEY REFERENCE BUILD...: $IMAGES_HOME/NAME-KEY.tar holding REFERENCE; runs
 # BUILD (which builds REFERENCE) only when that tarball is missing. Prints the tarball's path.
@@ -140,6 +139,8 @@ images_tarball() {
   if [[ ! -f $tarball ]]; then
     "$@"
     images_save "$ref" "$tarball.partial" && mv "$tarball.partial" "$tarball" || die "saving $ref failed"
+    # Older tarballs of this image are never imported again.
+    find "$IMAGES_HOME" -maxdepth 1 -name "$name-*.tar" ! -name "${tarball##*/}" -delete
   fi
   echo "$tarball"
 }
@@ -187,33 +188,33 @@ images_retag() { images_buildah tag "$1" "$2" >/dev/null; }
 # Pravega standalone from the local stack's classpath (only the local overlay runs it).
 images_build_pravega() {
   pravega_installed || die "images: Pravega is not installed: run '$0 install pravega'"
-  local java context ref
+  local java ref
   java=$(images_java_base)
-  context=$(images_stage pravega)
-  images_link "$PRAVEGA_HOME/lib" "$context/"
-  sed "s|$PRAVEGA_HOME/lib|/opt/pravega/lib|g" "$PRAVEGA_HOME/classpath.txt" >"$context/classpath.txt"
-  ref=$(images_build_local pravega "$PRAVEGA_VERSION" "$context" "JAVA_IMAGE=$java")
+  ref=$(images_build_local pravega "$PRAVEGA_VERSION" images_stage_pravega "JAVA_IMAGE=$java")
   images_tarball pravega "${ref##*:}" "$IMAGES_PREFIX/pravega:$PRAVEGA_VERSION" \
     images_retag "$ref" "$IMAGES_PREFIX/pravega:$PRAVEGA_VERSION"
+}
+images_stage_pravega() {
+  images_link "$PRAVEGA_HOME/lib" "$1/"
+  sed "s|$PRAVEGA_HOME/lib|/opt/pravega/lib|g" "$PRAVEGA_HOME/classpath.txt" >"$1/classpath.txt"
 }
 
 # Prometheus from the local stack's Debian package (only the local overlay runs it).
 images_build_prometheus() {
   prometheus_installed || die "images: Prometheus is not installed: run '$0 install prometheus'"
-  local debian context ref version=${PROMETHEUS_DEB_VERSION%%+*}
+  local debian ref version=${PROMETHEUS_DEB_VERSION%%+*}
   debian=$(images_debian_base)
-  context=$(images_stage prometheus)
-  images_link "$PROMETHEUS_HOME/root" "$context/"
-  ref=$(images_build_local prometheus "${PROMETHEUS_DEB_VERSION//+/_}" "$context" "DEBIAN_IMAGE=$debian")
+  ref=$(images_build_local prometheus "${PROMETHEUS_DEB_VERSION//+/_}" images_stage_prometheus "DEBIAN_IMAGE=$debian")
   images_tarball prometheus "${ref##*:}" "$IMAGES_PREFIX/prometheus:$version" \
     images_retag "$ref" "$IMAGES_PREFIX/prometheus:$version"
 }
+images_stage_prometheus() { images_link "$PROMETHEUS_HOME/root" "$1/"; }
 
 # curl for tests that call the API server from inside a pod (not part of the demo).
 images_build_curl() {
   local debian ref
   debian=$(images_debian_base)
-  ref=$(images_build_local curl "$IMAGES_DEBIAN_SUITE" "$(images_stage curl)" "DEBIAN_IMAGE=$debian")
+  ref=$(images_build_local curl "$IMAGES_DEBIAN_SUITE" images_stage_nothing "DEBIAN_IMAGE=$debian")
   images_tarball curl "${ref##*:}" "$IMAGES_PREFIX/curl:$IMAGES_DEBIAN_SUITE" \
     images_retag "$ref" "$IMAGES_PREFIX/curl:$IMAGES_DEBIAN_SUITE"
 }
