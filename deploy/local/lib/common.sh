@@ -77,30 +77,57 @@ wait_for() {
   done
 }
 
+# Descriptors on which this script holds a lock (flock). start_process closes them in what it
+# starts: a long-lived child would otherwise hold the lock after the script has ended.
+STACK_LOCK_FDS=()
+
 # start_process NAME LOGFILE CMD...: starts CMD detached in its own process group, in the
-# log's folder (some components write relative paths), and records its pid in
-# $STACK_RUN/pids/NAME.pid. `down` kills that group, so children die with it.
+# log's folder (some components write relative paths), and records "PID START" in
+# $STACK_RUN/pids/NAME.pid, START being the kernel's start time of the process: a pid alone may
+# name another program once ours is gone. `down` kills that group, so children die with it.
 start_process() {
   local name=$1 logf=$2; shift 2
-  local dir
+  local dir pid
   dir=$(dirname "$logf")
   mkdir -p "$STACK_RUN/pids" "$dir"
-  (cd "$dir" && exec setsid "$@") >>"$logf" 2>&1 </dev/null &
-  echo $! >"$STACK_RUN/pids/$name.pid"
+  (
+    for lock_fd in "${STACK_LOCK_FDS[@]}"; do exec {lock_fd}>&-; done
+    cd "$dir" && exec setsid "$@"
+  ) >>"$logf" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid $(process_start_time "$pid")" >"$STACK_RUN/pids/$name.pid"
+}
+
+# process_start_time PID: when PID started, in clock ticks since boot (field 22 of
+# /proc/PID/stat, read after the command name, which may hold spaces); fails when PID is gone.
+process_start_time() {
+  local stat fields
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -ra fields <<<"${stat##*) }"
+  echo "${fields[19]}"
+}
+
+# recorded_pid NAME: prints the pid recorded for NAME when that very process still runs (same
+# pid and start time); fails when there is no record, or it names a process that is gone or
+# another program that now has the pid.
+recorded_pid() {
+  local pidf="$STACK_RUN/pids/$1.pid" pid start
+  [[ -f $pidf ]] || return 1
+  read -r pid start <"$pidf" || true
+  [[ $pid =~ ^[0-9]+$ && -n $start ]] || return 1
+  [[ $(process_start_time "$pid") == "$start" ]] || return 1
+  echo "$pid"
 }
 
 # process_alive NAME: the process recorded for NAME is running.
-process_alive() {
-  local pidf="$STACK_RUN/pids/$1.pid"
-  [[ -f $pidf ]] && kill -0 "$(cat "$pidf")" 2>/dev/null
-}
+process_alive() { recorded_pid "$1" >/dev/null; }
 
-# stop_process NAME: TERM the process group recorded for NAME, KILL it after 15 s.
+# stop_process NAME: TERM the process group recorded for NAME, KILL it after 15 s. A record
+# whose process is gone (or whose pid now names another program) is removed, nothing signalled.
 stop_process() {
   local pidf="$STACK_RUN/pids/$1.pid" pid
   [[ -f $pidf ]] || return 0
-  pid=$(cat "$pidf")
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid=$(recorded_pid "$1"); then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
     local i
     for ((i = 0; i < 30; i++)); do
@@ -108,6 +135,8 @@ stop_process() {
       sleep 0.5
     done
     kill -KILL -- "-$pid" 2>/dev/null || true
+  else
+    log "$1: its recorded process is gone; nothing to stop"
   fi
   rm -f "$pidf"
 }
