@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use support::{eventually, Component, Stack};
 
+/// Both tests change the number of TaskManagers of the one shared Flink: one at a time.
+static TASKMANAGERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// State and per-vertex parallelism of the cluster's only job, from `/jobs/:id`.
 async fn job_parallelism(
     http: &reqwest::Client,
@@ -64,6 +67,7 @@ async fn wait_for_parallelism(http: &reqwest::Client, flink: &str, expected: u64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_taskmanager_raises_job_parallelism_to_two() {
+    let _one_at_a_time = TASKMANAGERS.lock().await;
     let stack = Stack::require(&[Component::Flink]).await;
     let http = reqwest::Client::new();
     let flink = stack.flink_rest_url.as_str();
@@ -90,5 +94,104 @@ async fn second_taskmanager_raises_job_parallelism_to_two() {
 
     // Leave the stack as the test found it: one TaskManager, and the job follows back down.
     stack.stack_command(&["taskmanagers", "1"]);
+    wait_for_parallelism(&http, flink, 1).await;
+}
+
+/// How many TaskManagers the JobManager knows (`/taskmanagers`).
+async fn registered_taskmanagers(http: &reqwest::Client, flink: &str) -> Result<usize, String> {
+    let url = format!("{flink}/taskmanagers");
+    let body: serde_json::Value = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    body["taskmanagers"]
+        .as_array()
+        .map(Vec::len)
+        .ok_or(format!("{url}: no taskmanagers array"))
+}
+
+/// The TaskManager JVMs running for this stack's Flink (found by their command lines), sorted.
+fn taskmanager_processes(run_dir: &std::path::Path) -> Vec<u32> {
+    let flink_dir = run_dir.join("flink");
+    let flink_dir = flink_dir.to_string_lossy();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.contains("TaskManagerRunner") && cmdline.contains(flink_dir.as_ref())
+        })
+        .collect::<std::collections::BTreeSet<u32>>()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scalings_leave_no_taskmanager_unrecorded() {
+    let _one_at_a_time = TASKMANAGERS.lock().await;
+    let stack = Stack::require(&[Component::Flink]).await;
+    stack.stack_command(&["taskmanagers", "1"]);
+
+    // Two callers at once (an autoscaler's command target and a person, say): without the
+    // lock both picked the next free id and one TaskManager lost its record.
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(&stack.stack_script)
+                .args(["taskmanagers", "3"])
+                .env("SEGMENT_AUTOSCALER_RUN_DIR", &stack.run_dir)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for caller in callers {
+        let output = caller.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "3");
+    // Once every JVM started has registered with the JobManager, each must be one on record.
+    let http = reqwest::Client::new();
+    let flink = stack.flink_rest_url.as_str();
+    let jvms = eventually(
+        "every TaskManager JVM started and registered",
+        Duration::from_secs(120),
+        || {
+            let http = &http;
+            let run_dir = &stack.run_dir;
+            async move {
+                let registered = registered_taskmanagers(http, flink).await?;
+                let jvms = taskmanager_processes(run_dir);
+                if jvms.len() >= 3 && registered == jvms.len() {
+                    Ok(jvms)
+                } else {
+                    Err(format!("{} JVMs, {registered} registered", jvms.len()))
+                }
+            }
+        },
+    )
+    .await;
+    let mut recorded: Vec<u32> = stack
+        .stack_command(&["taskmanagers", "--list"])
+        .lines()
+        .filter_map(|line| line.split(" pid=").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    recorded.sort_unstable();
+    assert_eq!(jvms, recorded, "TaskManager JVMs against the recorded pids");
+    assert_eq!(jvms.len(), 3, "TaskManager JVMs after two concurrent `taskmanagers 3`");
+
+    // Every JVM is recorded, so scaling back down stops all but one.
+    stack.stack_command(&["taskmanagers", "1"]);
+    let left = taskmanager_processes(&stack.run_dir);
+    assert_eq!(left.len(), 1, "TaskManager JVMs after `taskmanagers 1`: {left:?}");
     wait_for_parallelism(&http, flink, 1).await;
 }

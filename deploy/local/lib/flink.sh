@@ -163,11 +163,24 @@ flink_taskmanager_ids() {
 
 flink_taskmanager_count() { flink_taskmanager_ids | wc -l; }
 
+# flink_lock_taskmanagers: holds an exclusive lock on the TaskManager records until the script
+# exits. Two scalings at once (an autoscaler's command target retried while the last call still
+# ran, a test beside it) both took the next free id: the second pid file replaced the first, and
+# that TaskManager outlived `down`.
+flink_lock_taskmanagers() {
+  [[ -z ${FLINK_TASKMANAGERS_LOCK:-} ]] || return 0
+  mkdir -p "$STACK_RUN"
+  exec {FLINK_TASKMANAGERS_LOCK}>"$STACK_RUN/flink-taskmanagers.lock"
+  STACK_LOCK_FDS+=("$FLINK_TASKMANAGERS_LOCK")
+  flock -w 60 "$FLINK_TASKMANAGERS_LOCK" || die "taskmanagers: another scaling held the lock for 60 s"
+}
+
 # flink_scale_taskmanagers N: starts or stops TaskManagers (newest first) until N run.
 flink_scale_taskmanagers() {
   local want=$1 ids count next
   [[ $want =~ ^[0-9]+$ ]] || die "taskmanagers: '$want' is not a whole number"
   ((want <= FLINK_MAX_TASKMANAGERS)) || die "taskmanagers: $want is above FLINK_MAX_TASKMANAGERS ($FLINK_MAX_TASKMANAGERS)"
+  flink_lock_taskmanagers
   process_alive flink-jobmanager || die "taskmanagers: the Flink JobManager is not running"
   mapfile -t ids < <(flink_taskmanager_ids)
   count=${#ids[@]}
@@ -188,6 +201,7 @@ flink_scale_taskmanagers() {
 
 flink_down() {
   local id
+  flink_lock_taskmanagers
   for id in $(flink_taskmanager_ids); do stop_process "flink-taskmanager-$id"; done
   rm -f "$STACK_RUN"/pids/flink-taskmanager-*.pid
   stop_process flink-jobmanager
