@@ -184,6 +184,9 @@ cluster_endpoint() { echo "https://$CLUSTER_NODE_IP:$CLUSTER_APISERVER_PORT"; }
 # Service ranges to the node (so tests on the host reach them); the node routes nothing else.
 cluster_make_network() {
   ls /run/netns 2>/dev/null | grep '^cni-' >"$CLUSTER_RUN/netns-before" || true
+  # The first `ip netns add` on a machine bind-mounts /run/netns onto itself; `down` takes that
+  # mount back when this stack made it and no namespace is left in it.
+  cluster_run_netns_mounted && echo mounted >"$CLUSTER_RUN/run-netns-before" || : >"$CLUSTER_RUN/run-netns-before"
   local path
   for path in "${CLUSTER_HOST_PATHS[@]}"; do [[ -e $path ]] && echo "$path"; done >"$CLUSTER_RUN/paths-before" || true
   cluster_host_rules >"$CLUSTER_RUN/iptables-before"
@@ -570,10 +573,19 @@ cluster_down() {
     done
   fi
   if [[ -e /run/netns/$CLUSTER_NETNS ]]; then ip netns del "$CLUSTER_NETNS" || true; fi
+  if cluster_left_run_netns_mount; then umount /run/netns || true; fi
   ip link del "$CLUSTER_HOST_IF" 2>/dev/null || true
   cluster_remove_pod_cgroups
   cluster_remove_host_paths
   cluster_check_nothing_left
+}
+
+cluster_run_netns_mounted() { findmnt -rn -o TARGET | grep -qxF /run/netns; }
+
+# cluster_left_run_netns_mount: /run/netns is a mount this stack's `up` made, and it is empty.
+cluster_left_run_netns_mount() {
+  [[ -f $CLUSTER_RUN/run-netns-before && ! -s $CLUSTER_RUN/run-netns-before ]] &&
+    cluster_run_netns_mounted && [[ -z $(ls -A /run/netns 2>/dev/null) ]]
 }
 
 # The host's iptables rules (the node's live in its own namespace and must not appear here).
@@ -587,6 +599,7 @@ cluster_check_nothing_left() {
   findmnt -rn -o TARGET | grep -qF "$CLUSTER_RUN/" && left+=("mounts under $CLUSTER_RUN")
   [[ -e /run/netns/$CLUSTER_NETNS ]] && left+=("network namespace $CLUSTER_NETNS")
   ip link show "$CLUSTER_HOST_IF" >/dev/null 2>&1 && left+=("interface $CLUSTER_HOST_IF")
+  cluster_left_run_netns_mount && left+=("the mount on /run/netns")
   if [[ -f $CLUSTER_RUN/iptables-before ]] && ! cluster_host_rules | cmp -s - "$CLUSTER_RUN/iptables-before"; then
     left+=("host iptables rules changed")
   fi
