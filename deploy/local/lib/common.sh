@@ -128,7 +128,7 @@ stop_process() {
   local pidf="$STACK_RUN/pids/$1.pid" pid
   [[ -f $pidf ]] || return 0
   if pid=$(recorded_pid "$1"); then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     local i
     for ((i = 0; i < 30; i++)); do
       kill -0 "$pid" 2>/dev/null || break
