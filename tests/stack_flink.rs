@@ -97,23 +97,6 @@ async fn second_taskmanager_raises_job_parallelism_to_two() {
     wait_for_parallelism(&http, flink, 1).await;
 }
 
-/// How many TaskManagers the JobManager knows (`/taskmanagers`).
-async fn registered_taskmanagers(http: &reqwest::Client, flink: &str) -> Result<usize, String> {
-    let url = format!("{flink}/taskmanagers");
-    let body: serde_json::Value = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    body["taskmanagers"]
-        .as_array()
-        .map(Vec::len)
-        .ok_or(format!("{url}: no taskmanagers array"))
-}
-
 /// The TaskManager JVMs running for this stack's Flink (found by their command lines), sorted.
 fn taskmanager_processes(run_dir: &std::path::Path) -> Vec<u32> {
     let flink_dir = run_dir.join("flink");
@@ -160,16 +143,14 @@ async fn concurrent_scalings_leave_no_taskmanager_unrecorded() {
     }
     assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "3");
     // Once every JVM started has registered with the JobManager, each must be one on record.
-    let http = reqwest::Client::new();
     let flink = stack.flink_rest_url.as_str();
     let jvms = eventually(
         "every TaskManager JVM started and registered",
         Duration::from_secs(120),
         || {
-            let http = &http;
             let run_dir = &stack.run_dir;
             async move {
-                let registered = registered_taskmanagers(http, flink).await?;
+                let registered = support::flink::view(flink).await?.taskmanagers as usize;
                 let jvms = taskmanager_processes(run_dir);
                 if jvms.len() >= 3 && registered == jvms.len() {
                     Ok(jvms)
@@ -193,5 +174,5 @@ async fn concurrent_scalings_leave_no_taskmanager_unrecorded() {
     stack.stack_command(&["taskmanagers", "1"]);
     let left = taskmanager_processes(&stack.run_dir);
     assert_eq!(left.len(), 1, "TaskManager JVMs after `taskmanagers 1`: {left:?}");
-    wait_for_parallelism(&http, flink, 1).await;
+    wait_for_parallelism(&reqwest::Client::new(), flink, 1).await;
 }
