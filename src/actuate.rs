@@ -31,6 +31,14 @@ pub enum ActuateError {
         /// The target.
         target: String,
     },
+    /// The API did not answer within `kubernetes.timeout`.
+    #[error("{target}: no answer within {after:?}")]
+    KubernetesTimeout {
+        /// The target.
+        target: String,
+        /// The timeout.
+        after: Duration,
+    },
     /// The API answered with a scale no workload can have.
     #[error("{target}: the scale subresource says {message}")]
     InvalidScale {
@@ -74,7 +82,9 @@ impl ActuateError {
             ActuateError::InvalidScale { .. } | ActuateError::CommandOutput { .. } => {
                 ErrorReason::InvalidAnswer
             }
-            ActuateError::CommandTimeout { .. } => ErrorReason::Timeout,
+            ActuateError::CommandTimeout { .. } | ActuateError::KubernetesTimeout { .. } => {
+                ErrorReason::Timeout
+            }
             ActuateError::Command { .. } => ErrorReason::Rejected,
         }
     }
@@ -132,6 +142,7 @@ pub struct KubernetesScaleTarget<K> {
     namespace: String,
     name: String,
     reporting_instance: String,
+    timeout: Duration,
 }
 
 impl<K> KubernetesScaleTarget<K>
@@ -141,12 +152,14 @@ where
         + Debug
         + serde::de::DeserializeOwned,
 {
-    /// A target for `namespace/name`, acting with `client`'s identity.
+    /// A target for `namespace/name`, acting with `client`'s identity, each call bounded by
+    /// `timeout` as a whole (the client's own timeouts bound each read, not a slow trickle).
     pub fn new(
         client: kube::Client,
         namespace: &str,
         name: &str,
         reporting_instance: &str,
+        timeout: Duration,
     ) -> Self {
         KubernetesScaleTarget {
             api: Api::namespaced(client.clone(), namespace),
@@ -154,6 +167,21 @@ where
             namespace: namespace.into(),
             name: name.into(),
             reporting_instance: reporting_instance.into(),
+            timeout,
+        }
+    }
+
+    /// Runs one API call within the timeout.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, ActuateError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(answer) => answer.map_err(|e| self.error(e)),
+            Err(_) => Err(ActuateError::KubernetesTimeout {
+                target: self.describe_target(),
+                after: self.timeout,
+            }),
         }
     }
 
@@ -210,7 +238,10 @@ where
             reporting_instance: Some(self.reporting_instance.clone()),
             ..Event::default()
         };
-        if let Err(e) = self.events.create(&PostParams::default(), &event).await {
+        if let Err(e) = self
+            .bounded(self.events.create(&PostParams::default(), &event))
+            .await
+        {
             tracing::warn!(target = %self.describe_target(), error = %e, "could not record the scale as an Event");
         }
     }
@@ -232,11 +263,7 @@ where
     }
 
     async fn current(&self) -> Result<Replicas, ActuateError> {
-        let scale = self
-            .api
-            .get_scale(&self.name)
-            .await
-            .map_err(|e| self.error(e))?;
+        let scale = self.bounded(self.api.get_scale(&self.name)).await?;
         // The API leaves `replicas` out when it is 0.
         let count = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
         let count = u32::try_from(count).map_err(|_| ActuateError::InvalidScale {
@@ -260,6 +287,11 @@ where
         }
         // A replace carrying the resourceVersion we read: if another writer changed the scale
         // meanwhile, the API server answers 409 and nothing is overwritten.
+        // Validation bounds replicas far below i32::MAX; never write a clamped number.
+        let replicas_field = i32::try_from(replicas).map_err(|_| ActuateError::InvalidScale {
+            target: self.describe_target(),
+            message: format!("{replicas} replicas would be written, beyond what it can hold"),
+        })?;
         let scale = Scale {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
@@ -268,15 +300,16 @@ where
                 ..ObjectMeta::default()
             },
             spec: Some(ScaleSpec {
-                replicas: Some(i32::try_from(replicas).unwrap_or(i32::MAX)),
+                replicas: Some(replicas_field),
             }),
             status: None,
         };
         let written = self
-            .api
-            .replace_scale(&self.name, &PostParams::default(), &scale)
-            .await
-            .map_err(|e| self.error(e))?;
+            .bounded(
+                self.api
+                    .replace_scale(&self.name, &PostParams::default(), &scale),
+            )
+            .await?;
         self.record_event(&written, current.count, replicas, reason)
             .await;
         Ok(())

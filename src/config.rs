@@ -9,6 +9,13 @@ use serde::{Deserialize, Deserializer};
 
 use crate::domain::{Combine, SourceChoice, StreamId};
 
+/// The most TaskManagers a binding may ask for: Flink's highest max parallelism (2^15), so
+/// that replica counts and their products with slots fit every integer they meet.
+pub const MAX_REPLICAS: u32 = 32_768;
+
+/// The most task slots per TaskManager a binding may declare.
+pub const MAX_SLOTS_PER_TASKMANAGER: u32 = 1_024;
+
 /// A configuration error, naming the field (`bindings[0].max_replicas`) or the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -54,6 +61,10 @@ pub struct Config {
     /// Time between two reconciliations.
     #[serde(default = "defaults::interval", deserialize_with = "duration")]
     pub interval: Duration,
+    /// The deadline of one reconciliation (every binding's observe, plan, act and verify); a
+    /// reconciliation still running then is abandoned, counted, and the next one starts on time.
+    #[serde(default = "defaults::reconcile_timeout", deserialize_with = "duration")]
+    pub reconcile_timeout: Duration,
     /// Prometheus as a segment-count source.
     pub prometheus: Option<PrometheusConfig>,
     /// The Pravega controller as a segment-count source (gRPC `getCurrentSegments`).
@@ -107,12 +118,27 @@ pub struct PravegaConfig {
 }
 
 /// Kubernetes client settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesConfig {
     /// A kubeconfig file; when absent, `KUBECONFIG`, `~/.kube/config` or the in-cluster
     /// ServiceAccount are used, in the usual order.
     pub kubeconfig: Option<PathBuf>,
+    /// The bound of every Kubernetes API call (connect, send, and each read of the answer).
+    #[serde(
+        default = "defaults::kubernetes_timeout",
+        deserialize_with = "duration"
+    )]
+    pub timeout: Duration,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            kubeconfig: None,
+            timeout: defaults::kubernetes_timeout(),
+        }
+    }
 }
 
 /// Telemetry listener settings.
@@ -144,6 +170,13 @@ pub struct LeaderElectionConfig {
     /// How long a leader's claim lasts without renewal; a standby takes over after it.
     #[serde(default = "defaults::lease_duration", deserialize_with = "duration")]
     pub lease_duration: Duration,
+    /// How long the leader keeps acting after its last successful renewal: it renews every
+    /// `retry_period`, and steps down when none succeeded for this long.
+    #[serde(default = "defaults::renew_deadline", deserialize_with = "duration")]
+    pub renew_deadline: Duration,
+    /// Time between two attempts to acquire or renew the Lease.
+    #[serde(default = "defaults::retry_period", deserialize_with = "duration")]
+    pub retry_period: Duration,
     /// This replica's identity in the Lease (default: host name and process id).
     pub identity: Option<String>,
 }
@@ -240,11 +273,23 @@ mod defaults {
     pub fn stream_label() -> String {
         "stream".into()
     }
+    pub fn reconcile_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn kubernetes_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn renew_deadline() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn retry_period() -> Duration {
+        Duration::from_secs(2)
+    }
     pub fn source_timeout() -> Duration {
         Duration::from_secs(5)
     }
     pub fn command_timeout() -> Duration {
-        Duration::from_secs(60)
+        Duration::from_secs(20)
     }
     pub fn telemetry_listen() -> SocketAddr {
         SocketAddr::from(([0, 0, 0, 0], 9464))
@@ -336,13 +381,43 @@ impl Config {
                 ));
             }
         }
-        if let Some(le) = &self.leader_election {
-            if le.lease_duration < Duration::from_secs(2) {
-                return Err(ConfigError::invalid(
-                    "leader_election.lease_duration",
-                    "must be at least 2s",
-                ));
+        if self.reconcile_timeout < self.interval.min(Duration::from_secs(1)) {
+            return Err(ConfigError::invalid(
+                "reconcile_timeout",
+                "must be at least 1s (or the interval, if shorter)",
+            ));
+        }
+        // A deadline shorter than an I/O timeout inside it would cut that I/O every time it is
+        // slow, before its own, clearer error.
+        let within_deadline = |field: String, timeout: Duration| {
+            if timeout > self.reconcile_timeout {
+                Err(ConfigError::invalid(
+                    field,
+                    format!(
+                        "{} is longer than reconcile_timeout ({}); shorten it or raise reconcile_timeout",
+                        humantime::format_duration(timeout),
+                        humantime::format_duration(self.reconcile_timeout)
+                    ),
+                ))
+            } else {
+                Ok(())
             }
+        };
+        if let Some(p) = &self.prometheus {
+            within_deadline("prometheus.timeout".into(), p.timeout)?;
+        }
+        if let Some(p) = &self.pravega {
+            within_deadline("pravega.timeout".into(), p.timeout)?;
+        }
+        if self.kubernetes.timeout < Duration::from_millis(100) {
+            return Err(ConfigError::invalid(
+                "kubernetes.timeout",
+                "must be at least 100ms",
+            ));
+        }
+        within_deadline("kubernetes.timeout".into(), self.kubernetes.timeout)?;
+        if let Some(le) = &self.leader_election {
+            self.validate_leader_election(le)?;
         }
         let mut names = std::collections::HashSet::new();
         for (i, b) in self.bindings.iter().enumerate() {
@@ -366,6 +441,24 @@ impl Config {
                 return Err(ConfigError::invalid(
                     field("min_replicas"),
                     "must be at least 1",
+                ));
+            }
+            if b.max_replicas > MAX_REPLICAS {
+                return Err(ConfigError::invalid(
+                    field("max_replicas"),
+                    format!(
+                        "{} is above {MAX_REPLICAS}, Flink's highest max parallelism",
+                        b.max_replicas
+                    ),
+                ));
+            }
+            if b.slots_per_taskmanager > MAX_SLOTS_PER_TASKMANAGER {
+                return Err(ConfigError::invalid(
+                    field("slots_per_taskmanager"),
+                    format!(
+                        "{} is above {MAX_SLOTS_PER_TASKMANAGER}",
+                        b.slots_per_taskmanager
+                    ),
                 ));
             }
             if b.max_replicas < b.min_replicas {
@@ -443,7 +536,67 @@ impl Config {
             }
             if let Some(f) = &b.flink {
                 validate_url(&field("flink.rest_url"), &f.rest_url)?;
+                within_deadline(field("flink.timeout"), f.timeout)?;
             }
+            if let TargetConfig::Command { timeout, .. } = &b.target {
+                within_deadline(field("target.timeout"), *timeout)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The Lease's timings must leave a deposed leader no window to write: it acts only until
+    /// `renew_deadline` after its last renewal began, a write it starts then ends within
+    /// `kubernetes.timeout`, and a standby takes over only `lease_duration` after it saw that
+    /// renewal.
+    fn validate_leader_election(&self, le: &LeaderElectionConfig) -> Result<(), ConfigError> {
+        let secs = |d: Duration| humantime::format_duration(d).to_string();
+        if le.lease_duration < Duration::from_secs(2) {
+            return Err(ConfigError::invalid(
+                "leader_election.lease_duration",
+                "must be at least 2s",
+            ));
+        }
+        if le.lease_duration.subsec_nanos() != 0 {
+            return Err(ConfigError::invalid(
+                "leader_election.lease_duration",
+                "must be whole seconds (the Lease stores seconds)",
+            ));
+        }
+        if le.lease_duration.as_secs() > i32::MAX as u64 {
+            return Err(ConfigError::invalid(
+                "leader_election.lease_duration",
+                "is too long",
+            ));
+        }
+        if le.retry_period < Duration::from_millis(100) {
+            return Err(ConfigError::invalid(
+                "leader_election.retry_period",
+                "must be at least 100ms",
+            ));
+        }
+        if le.retry_period >= le.renew_deadline {
+            return Err(ConfigError::invalid(
+                "leader_election.retry_period",
+                format!(
+                    "{} must be shorter than renew_deadline ({}), or one failed renewal deposes the leader",
+                    secs(le.retry_period),
+                    secs(le.renew_deadline)
+                ),
+            ));
+        }
+        if le.renew_deadline + self.kubernetes.timeout > le.lease_duration {
+            return Err(ConfigError::invalid(
+                "leader_election.renew_deadline",
+                format!(
+                    "{} plus kubernetes.timeout ({}) exceeds lease_duration ({}): a write started just before the deadline could land after a standby took over",
+                    secs(le.renew_deadline),
+                    secs(self.kubernetes.timeout),
+                    secs(le.lease_duration)
+                ),
+            ));
         }
         Ok(())
     }
@@ -662,6 +815,93 @@ bindings:
         assert_eq!(
             error_of(&text),
             "bindings[1].name: \"busy-reader\" is used by another binding"
+        );
+    }
+
+    #[test]
+    fn timeouts_must_fit_in_the_reconciliation_deadline() {
+        let defaults = Config::parse(FULL).unwrap();
+        assert_eq!(defaults.reconcile_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.kubernetes.timeout, Duration::from_secs(5));
+        assert_eq!(
+            error_of(&format!("reconcile_timeout: 4s\n{FULL}")),
+            "prometheus.timeout: 5s is longer than reconcile_timeout (4s); shorten it or raise reconcile_timeout"
+        );
+        let text = FULL.replace(
+            "flink: {rest_url: \"http://127.0.0.1:8081\"}",
+            "flink: {rest_url: \"http://127.0.0.1:8081\", timeout: 40s}",
+        );
+        assert!(error_of(&text).starts_with("bindings[0].flink.timeout: 40s is longer"));
+        let command = FULL.replace(
+            "kind: deployment\n      namespace: flink\n      name: flink-taskmanager",
+            "kind: command\n      get: [g]\n      set: [s, \"{replicas}\"]\n      timeout: 1m",
+        );
+        assert!(error_of(&command).starts_with("bindings[0].target.timeout: 1m is longer"));
+        assert!(error_of(&format!("kubernetes: {{timeout: 31s}}\n{FULL}"))
+            .starts_with("kubernetes.timeout: 31s is longer"));
+        assert!(
+            error_of(&format!("reconcile_timeout: 10ms\n{FULL}")).starts_with("reconcile_timeout:")
+        );
+    }
+
+    #[test]
+    fn lease_timings_leave_a_deposed_leader_no_window() {
+        let lease = |fields: &str| format!("leader_election: {{namespace: n, {fields}}}\n{FULL}");
+        let config = Config::parse(&lease("identity: a")).unwrap();
+        let le = config.leader_election.unwrap();
+        assert_eq!(
+            (le.lease_duration, le.renew_deadline, le.retry_period),
+            (
+                Duration::from_secs(15),
+                Duration::from_secs(10),
+                Duration::from_secs(2)
+            )
+        );
+        assert_eq!(
+            error_of(&lease("lease_duration: 12s")),
+            "leader_election.renew_deadline: 10s plus kubernetes.timeout (5s) exceeds lease_duration (12s): a write started just before the deadline could land after a standby took over"
+        );
+        assert!(error_of(&lease("retry_period: 10s"))
+            .starts_with("leader_election.retry_period: 10s must be shorter than renew_deadline"));
+        assert!(error_of(&lease("lease_duration: 15500ms"))
+            .starts_with("leader_election.lease_duration: must be whole seconds"));
+        assert!(
+            Config::parse(&lease(
+                "lease_duration: 4s, renew_deadline: 2s, retry_period: 500ms"
+            ))
+            .is_err(),
+            "2s + the default 5s kubernetes.timeout is over 4s"
+        );
+        let text = format!(
+            "kubernetes: {{timeout: 1s}}\n{}",
+            lease("lease_duration: 4s, renew_deadline: 2s, retry_period: 500ms")
+        );
+        assert!(Config::parse(&text).is_ok());
+    }
+
+    #[test]
+    fn integer_settings_are_bounded() {
+        assert_eq!(
+            error_of(&FULL.replace("max_replicas: 32", "max_replicas: 4000000000")),
+            "bindings[0].max_replicas: 4000000000 is above 32768, Flink's highest max parallelism"
+        );
+        assert!(
+            error_of(&FULL.replace("max_replicas: 32", "max_replicas: 5000000000"))
+                .starts_with("bindings[0].max_replicas:")
+        );
+        assert!(
+            error_of(&FULL.replace("slots_per_taskmanager: 1", "slots_per_taskmanager: 2000"))
+                .starts_with("bindings[0].slots_per_taskmanager: 2000 is above 1024")
+        );
+        let most = FULL
+            .replace("max_replicas: 32", &format!("max_replicas: {MAX_REPLICAS}"))
+            .replace(
+                "slots_per_taskmanager: 1",
+                &format!("slots_per_taskmanager: {MAX_SLOTS_PER_TASKMANAGER}"),
+            );
+        let b = &Config::parse(&most).unwrap().bindings[0];
+        assert!(
+            i32::try_from(u64::from(b.max_replicas) * u64::from(b.slots_per_taskmanager)).is_ok()
         );
     }
 }

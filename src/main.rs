@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use segment_autoscaler::config::Config;
+use segment_autoscaler::leader::Leadership;
 use segment_autoscaler::reconcile::BindingReport;
 use segment_autoscaler::setup::{self, SetupError};
 use segment_autoscaler::telemetry::{self, LogFormat, Telemetry};
@@ -119,10 +120,10 @@ async fn kube_client(config: &Config) -> Result<Option<kube::Client>, SetupError
 
 async fn plan_once(config: Config, output: Output) -> Result<(), Failure> {
     let kube = kube_client(&config).await?;
-    let telemetry = Telemetry::new(config.interval);
+    let telemetry = Telemetry::new(config.interval, config.reconcile_timeout);
     let mut autoscaler =
         setup::autoscaler(&config, kube.as_ref(), &setup::identity(&config), telemetry)?;
-    let reports = autoscaler.reconcile(false).await;
+    let reports = autoscaler.reconcile(None).await;
     match output {
         Output::Json => println!(
             "{}",
@@ -174,7 +175,7 @@ fn table(reports: &[BindingReport]) -> String {
 async fn run(config: Config) -> Result<(), Failure> {
     let identity = setup::identity(&config);
     let kube = kube_client(&config).await?;
-    let telemetry = Telemetry::new(config.interval);
+    let telemetry = Telemetry::new(config.interval, config.reconcile_timeout);
     let autoscaler = setup::autoscaler(&config, kube.as_ref(), &identity, telemetry.clone())?;
     let elector = setup::leader_elector(&config, kube.as_ref(), &identity)?;
 
@@ -191,15 +192,41 @@ async fn run(config: Config) -> Result<(), Failure> {
         telemetry = %address, leader_election = elector.is_some(), "segment-autoscaler started"
     );
 
+    // Both handlers are installed now, before the first reconciliation: a signal that arrives
+    // while a reconciliation runs is kept until the loop looks.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(Failure::Signal)?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(Failure::Signal)?;
     let shutdown = async move {
         tokio::select! {
-            _ = terminate.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
         }
     };
-    autoscaler.run(config.interval, elector, shutdown).await;
+    let (stop_campaign, campaign_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (leadership, campaign) = match elector {
+        Some(elector) => {
+            let (leadership, task) = elector.spawn(async {
+                campaign_stopped.await.ok();
+            });
+            (leadership, Some(task))
+        }
+        None => (Leadership::unconditional(), None),
+    };
+    autoscaler
+        .run(
+            config.interval,
+            config.reconcile_timeout,
+            leadership,
+            shutdown,
+        )
+        .await;
+    // The campaign releases the Lease, within its own bound, before the process exits.
+    stop_campaign.send(()).ok();
+    if let Some(campaign) = campaign {
+        campaign.await.ok();
+    }
 
     stop_server.send(()).ok();
     match server.await {

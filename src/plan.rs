@@ -3,7 +3,8 @@
 //! Pure: no I/O and no clock (the time is an input), so every case is unit-tested below.
 //! The rules:
 //! - desired = ceil(segments / slots per TaskManager), clamped to [min, max] replicas and to
-//!   the job's max parallelism when Flink reports it; never below 1;
+//!   the job's max parallelism when Flink reports it (min replicas wins over the latter);
+//!   never below 1;
 //! - scale up at once; scale down only once the lower target has held for the whole
 //!   stabilization window (then to the highest target seen in that window);
 //! - hold, saying why, when any stream's count is unknown or invalid, a source is down, or the
@@ -183,7 +184,8 @@ pub fn plan(
         .iter()
         .filter_map(|o| o.reading.segments());
     let segments = match policy.combine {
-        Combine::Sum => counts.sum::<u32>(),
+        // Each count is at most MAX_PLAUSIBLE_SEGMENTS, but many streams could still overflow.
+        Combine::Sum => counts.fold(0u32, u32::saturating_add),
         Combine::Max => counts.max().unwrap_or(0),
     };
 
@@ -270,7 +272,16 @@ fn desired_replicas(
         let useful = max_parallelism
             .div_ceil(policy.slots_per_taskmanager)
             .max(1);
-        if desired > useful {
+        // min_replicas is the operator's explicit floor and wins over the cap: the extra
+        // TaskManagers idle, which is cheaper to notice than a floor silently broken.
+        if desired > useful && useful < policy.min_replicas {
+            desired = policy.min_replicas;
+            note = format!(
+                " (min_replicas {} kept, above the job's max parallelism {max_parallelism}: {} TaskManager(s) idle)",
+                policy.min_replicas,
+                policy.min_replicas - useful
+            );
+        } else if desired > useful {
             desired = useful;
             note = format!(" (capped by the job's max parallelism {max_parallelism})");
         }
@@ -537,6 +548,36 @@ mod tests {
             Some(3),
             "8 subtasks fit in 3 TaskManagers of 3 slots"
         );
+    }
+
+    #[test]
+    fn min_replicas_wins_over_a_lower_max_parallelism() {
+        let policy = ScalingPolicy {
+            min_replicas: 3,
+            ..policy()
+        };
+        let mut i = input(Instant::now(), &[12], 1);
+        i.max_parallelism = Some(2);
+        let d = plan(&policy, &i, &mut ScaleHistory::default());
+        assert_eq!((d.action, d.desired_replicas), (Action::ScaleUp, Some(3)));
+        assert!(
+            d.reason.contains(
+                "min_replicas 3 kept, above the job's max parallelism 2: 1 TaskManager(s) idle"
+            ),
+            "{}",
+            d.reason
+        );
+        // Between the two, the cap applies as usual.
+        i.max_parallelism = Some(5);
+        let d = plan(&policy, &i, &mut ScaleHistory::default());
+        assert_eq!(d.desired_replicas, Some(5));
+    }
+
+    #[test]
+    fn a_sum_of_many_streams_saturates_instead_of_overflowing() {
+        let i = input(Instant::now(), &[u32::MAX / 2, u32::MAX / 2, 10], 1);
+        let d = plan(&policy(), &i, &mut ScaleHistory::default());
+        assert_eq!((d.segments, d.desired_replicas), (Some(u32::MAX), Some(32)));
     }
 
     #[test]

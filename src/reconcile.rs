@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::actuate::{Replicas, ScaleTarget};
 use crate::config::Binding;
 use crate::domain::StreamId;
-use crate::leader::LeaderElector;
+use crate::leader::Leadership;
 use crate::observe::{Observation, SourceReadings, Sources};
 use crate::plan::{plan, Action, PlanInput, ScaleDecision, ScaleHistory, ScalingPolicy};
 use crate::telemetry::{Metrics, Telemetry};
@@ -49,6 +49,8 @@ pub struct LiveBinding {
     flink: Option<FlinkClient>,
     history: ScaleHistory,
     last_reason: String,
+    /// The job's max parallelism as last reported: a failed Flink call must not lift the cap.
+    known_max_parallelism: Option<u32>,
 }
 
 impl LiveBinding {
@@ -61,6 +63,7 @@ impl LiveBinding {
             flink,
             history: ScaleHistory::default(),
             last_reason: String::new(),
+            known_max_parallelism: None,
         }
     }
 }
@@ -90,65 +93,53 @@ impl Autoscaler {
         }
     }
 
-    /// Reconciles every `interval` until `shutdown` completes, acting only while `elector`
-    /// (if any) holds the Lease; then releases the Lease.
+    /// Reconciles every `interval` until `shutdown` completes, acting only while `leadership`
+    /// is held (checked again right before each write). A reconciliation still running after
+    /// `deadline` is abandoned and counted, so one stuck call never stops the loop.
     pub async fn run(
         mut self,
         interval: Duration,
-        elector: Option<LeaderElector>,
+        deadline: Duration,
+        leadership: Leadership,
         shutdown: impl Future<Output = ()>,
     ) {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
-        let mut leading = false;
+        let mut leading = None;
         loop {
             // Shutdown first when both are ready: an unbiased select could pick the tick and run
-            // (and renew the Lease) again after SIGTERM.
+            // again after SIGTERM.
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
                 _ = ticks.tick() => {}
             }
-            let may_act = match &elector {
-                None => true,
-                Some(elector) => match elector.try_lead().await {
-                    Ok(lead) => lead,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "leader election failed; not acting this tick");
-                        false
-                    }
-                },
-            };
-            if let (Some(elector), true) = (&elector, may_act != leading) {
-                tracing::info!(
-                    identity = elector.identity(),
-                    leader = may_act,
-                    "leadership changed"
-                );
+            let held = leadership.is_held();
+            if leading.is_some_and(|was| was != held) {
+                tracing::info!(leader = held, "leadership changed");
             }
-            leading = may_act;
-            self.telemetry.metrics.leader.set(i64::from(may_act));
+            leading = Some(held);
+            self.telemetry.metrics.leader.set(i64::from(held));
             // A standby still observes and plans, so its history is warm when it takes over.
             // Shutdown abandons a pass in flight: a pass waiting on a slow source must not keep
             // the Lease from being released while the pod's grace period runs out.
+            let pass = tokio::time::timeout(deadline, self.reconcile(Some(&leadership)));
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                _ = self.reconcile(may_act) => {}
+                ended = pass => if ended.is_err() {
+                    self.telemetry.abandoned();
+                    tracing::warn!(?deadline, "reconciliation abandoned at its deadline (reconcile_timeout)");
+                },
             }
         }
         tracing::info!("stopping");
-        if let Some(elector) = &elector {
-            if let Err(e) = elector.release().await {
-                tracing::warn!(error = %e, "could not release the lease; a standby takes over when it expires");
-            }
-        }
     }
 
-    /// Reconciles every binding once. With `act` false nothing is changed (plan mode, or a
-    /// replica that is not the leader).
-    pub async fn reconcile(&mut self, act: bool) -> Vec<BindingReport> {
+    /// Reconciles every binding once, writing only while `acting` is given and held; with
+    /// `None` nothing is changed (plan mode).
+    pub async fn reconcile(&mut self, acting: Option<&Leadership>) -> Vec<BindingReport> {
         let started = Instant::now();
         let readings = self
             .sources
@@ -164,7 +155,7 @@ impl Autoscaler {
         let reports = futures::future::join_all(self.bindings.iter_mut().map(|binding| {
             let span = tracing::info_span!("reconcile", binding = %binding.config.name);
             binding
-                .reconcile(&readings, now, act, metrics)
+                .reconcile(&readings, now, acting, metrics)
                 .instrument(span)
         }))
         .await;
@@ -181,9 +172,10 @@ impl LiveBinding {
         &mut self,
         readings: &SourceReadings,
         now: Instant,
-        act: bool,
+        acting: Option<&Leadership>,
         metrics: &Metrics,
     ) -> BindingReport {
+        let act = acting.is_some_and(Leadership::is_held);
         // Observe.
         let observations: Vec<Observation> = self
             .config
@@ -202,10 +194,7 @@ impl LiveBinding {
         let input = PlanInput {
             observations,
             current_replicas: current.map(|r| r.count),
-            max_parallelism: job
-                .as_ref()
-                .and_then(|j| j.as_ref().ok())
-                .map(|j| j.max_parallelism),
+            max_parallelism: self.max_parallelism(job.as_ref()),
             now,
         };
 
@@ -213,9 +202,10 @@ impl LiveBinding {
         let mut decision = plan(&self.policy, &input, &mut self.history);
 
         // Act.
-        match (act, decision.apply_to(), &read) {
-            (true, Some(replicas), Some(read)) => {
-                self.apply(read, replicas, &mut decision, metrics).await
+        match (acting, decision.apply_to(), &read) {
+            (Some(leadership), Some(replicas), Some(read)) if act => {
+                self.apply(read, replicas, leadership, &mut decision, metrics)
+                    .await
             }
             // Holds repeat every tick: log when the reason changes.
             _ if decision.reason != self.last_reason => {
@@ -248,14 +238,25 @@ impl LiveBinding {
         }
     }
 
-    /// Writes `replicas`; a failure is counted and noted in the decision's reason.
+    /// Writes `replicas` if this replica still leads at this instant (observing and planning
+    /// took time, during which the Lease may have lapsed); a failure is counted and noted in
+    /// the decision's reason.
     async fn apply(
         &self,
         read: &Replicas,
         replicas: u32,
+        leadership: &Leadership,
         decision: &mut ScaleDecision,
         metrics: &Metrics,
     ) {
+        if !leadership.is_held() {
+            tracing::warn!(target_ref = %self.target.describe(), to = replicas, "not scaling: the lease lapsed before the write");
+            decision.reason = format!(
+                "{} (not applied: this replica lost the lease before the write)",
+                decision.reason
+            );
+            return;
+        }
         match self.target.apply(read, replicas, &decision.reason).await {
             Ok(()) => tracing::info!(
                 target_ref = %self.target.describe(), from = read.count, to = replicas,
@@ -270,6 +271,15 @@ impl LiveBinding {
                 decision.reason = format!("{} (not applied: {e})", decision.reason);
             }
         }
+    }
+
+    /// The job's max parallelism: as reported now, else as last reported (a job is rarely
+    /// redeployed with another, and scaling past the cap costs a stabilization to come back).
+    fn max_parallelism(&mut self, job: Option<&Result<JobStatus, VerifyError>>) -> Option<u32> {
+        if let Some(Ok(status)) = job {
+            self.known_max_parallelism = Some(status.max_parallelism);
+        }
+        self.known_max_parallelism
     }
 
     /// Whether the job runs at the parallelism the plan wants.
@@ -304,6 +314,9 @@ mod tests {
     use crate::observe::{SegmentReading, SegmentSource, SourceError};
     use std::collections::HashMap;
     use std::sync::Mutex;
+
+    /// A single replica: always allowed to act.
+    const ACTING: Option<&Leadership> = Some(&Leadership::unconditional());
 
     /// Readings a fake source answers with, shared with the test.
     type Table = Arc<Mutex<HashMap<StreamId, SegmentReading>>>;
@@ -392,7 +405,7 @@ mod tests {
         let table = Arc::new(Mutex::new(HashMap::new()));
         let target = FakeTarget::default();
         target.state.lock().unwrap().0 = 1;
-        let telemetry = Telemetry::new(config.interval);
+        let telemetry = Telemetry::new(config.interval, config.reconcile_timeout);
         let sources = Sources {
             prometheus: Some(Box::new(FakeSource(SourceKind::Prometheus, table.clone()))),
             controller: Some(Box::new(FakeSource(
@@ -428,9 +441,14 @@ mod tests {
         };
         let autoscaler = Autoscaler::new(sources, bindings, telemetry);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let run = tokio::spawn(autoscaler.run(Duration::from_millis(10), None, async {
-            let _ = stopped.await;
-        }));
+        let run = tokio::spawn(autoscaler.run(
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+            Leadership::unconditional(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         tokio::time::sleep(Duration::from_millis(100)).await;
         stop.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(2), run)
@@ -446,14 +464,14 @@ mod tests {
             .lock()
             .unwrap()
             .insert("demo/load".parse().unwrap(), SegmentReading::Segments(3));
-        let reports = autoscaler.reconcile(false).await;
+        let reports = autoscaler.reconcile(None).await;
         assert_eq!(
             (reports[0].action, reports[0].desired_replicas),
             (Action::ScaleUp, Some(3))
         );
         assert!(target.writes().is_empty(), "plan mode wrote nothing");
-        autoscaler.reconcile(true).await;
-        autoscaler.reconcile(true).await;
+        autoscaler.reconcile(ACTING).await;
+        autoscaler.reconcile(ACTING).await;
         assert_eq!(target.writes(), vec![3], "one write, then aligned");
     }
 
@@ -464,7 +482,7 @@ mod tests {
             .lock()
             .unwrap()
             .insert("demo/load".parse().unwrap(), unavailable("refused"));
-        let reports = autoscaler.reconcile(true).await;
+        let reports = autoscaler.reconcile(ACTING).await;
         assert_eq!(
             (
                 reports[0].action,
@@ -508,7 +526,7 @@ mod tests {
             .unwrap()
             .insert("demo/load".parse().unwrap(), SegmentReading::Segments(2));
         *target.conflict.lock().unwrap() = true;
-        let reports = autoscaler.reconcile(true).await;
+        let reports = autoscaler.reconcile(ACTING).await;
         assert!(
             reports[0].reason.contains("not applied")
                 && reports[0].reason.contains("another writer"),
@@ -523,7 +541,7 @@ mod tests {
             "{text}"
         );
         *target.conflict.lock().unwrap() = false;
-        autoscaler.reconcile(true).await;
+        autoscaler.reconcile(ACTING).await;
         assert_eq!(target.writes(), vec![2], "the next tick retries");
     }
 
@@ -541,11 +559,146 @@ mod tests {
             .lock()
             .unwrap()
             .insert("demo/load".parse().unwrap(), SegmentReading::Segments(2));
-        let reports = autoscaler.reconcile(true).await;
+        let reports = autoscaler.reconcile(ACTING).await;
         assert_eq!(
             (reports[0].source.as_str(), reports[0].action),
             ("prometheus", Action::ScaleUp)
         );
         assert_eq!(target.writes(), vec![2]);
+    }
+
+    /// A target whose reads take `delay` each, or never answer while `stalled` is set.
+    #[derive(Clone, Default)]
+    struct SlowTarget {
+        inner: FakeTarget,
+        delay: Duration,
+        stalled: Arc<Mutex<bool>>,
+    }
+
+    #[async_trait::async_trait]
+    impl ScaleTarget for SlowTarget {
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+        async fn current(&self) -> Result<Replicas, ActuateError> {
+            tokio::time::sleep(self.delay).await;
+            while *self.stalled.lock().unwrap() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            self.inner.current().await
+        }
+        async fn apply(&self, c: &Replicas, r: u32, why: &str) -> Result<(), ActuateError> {
+            self.inner.apply(c, r, why).await
+        }
+    }
+
+    fn with_target(autoscaler: Autoscaler, target: SlowTarget) -> Autoscaler {
+        let config = autoscaler.bindings[0].config.clone();
+        let binding = LiveBinding::new(config, Box::new(target), None);
+        Autoscaler::new(autoscaler.sources, vec![binding], autoscaler.telemetry)
+    }
+
+    #[tokio::test]
+    async fn a_stuck_call_is_abandoned_at_the_deadline_and_the_loop_goes_on() {
+        let (autoscaler, table, _, telemetry) = setup(SourceChoice::Prometheus);
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(3));
+        let target = SlowTarget {
+            stalled: Arc::new(Mutex::new(true)),
+            ..SlowTarget::default()
+        };
+        target.inner.state.lock().unwrap().0 = 1;
+        let autoscaler = with_target(autoscaler, target.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(autoscaler.run(
+            Duration::from_millis(20),
+            Duration::from_millis(50),
+            Leadership::unconditional(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let abandoned = || {
+            let text = telemetry.metrics.encode();
+            text.lines()
+                .find_map(|l| l.strip_prefix("segment_autoscaler_reconciliations_abandoned_total "))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(abandoned() >= 3, "abandoned {}", abandoned());
+        assert!(telemetry.liveness().is_ok(), "the loop still turns");
+        assert!(telemetry.readiness().is_err(), "nothing completed");
+        assert!(target.inner.writes().is_empty());
+        // The call answers again: the next pass completes and follows the segments.
+        *target.stalled.lock().unwrap() = false;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(target.inner.writes(), vec![3]);
+        assert!(telemetry.readiness().is_ok());
+        stop.send(()).unwrap();
+        run.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lease_that_lapses_during_the_pass_fences_the_write() {
+        let (autoscaler, table, _, _) = setup(SourceChoice::Prometheus);
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(3));
+        let target = SlowTarget {
+            delay: Duration::from_millis(200),
+            ..SlowTarget::default()
+        };
+        target.inner.state.lock().unwrap().0 = 1;
+        let mut autoscaler = with_target(autoscaler, target.clone());
+        // Held when the pass starts, lapsed by the time the slow read returns.
+        let lapsing = Leadership::until(tokio::time::Instant::now() + Duration::from_millis(100));
+        let reports = autoscaler.reconcile(Some(&lapsing)).await;
+        assert!(target.inner.writes().is_empty(), "a deposed leader wrote");
+        assert!(
+            reports[0]
+                .reason
+                .contains("lost the lease before the write"),
+            "{}",
+            reports[0].reason
+        );
+        let held = Leadership::until(tokio::time::Instant::now() + Duration::from_secs(60));
+        autoscaler.reconcile(Some(&held)).await;
+        assert_eq!(target.inner.writes(), vec![3]);
+    }
+
+    #[tokio::test]
+    async fn the_max_parallelism_cap_survives_a_failed_flink_call() {
+        let (autoscaler, _, _, _) = setup(SourceChoice::Prometheus);
+        let mut binding = autoscaler.bindings.into_iter().next().unwrap();
+        let status = JobStatus {
+            job_id: "j".into(),
+            state: "RUNNING".into(),
+            parallelism: 2,
+            max_parallelism: 4,
+        };
+        let down = VerifyError::Unreachable {
+            url: "http://flink".into(),
+            message: "refused".into(),
+        };
+        assert_eq!(binding.max_parallelism(None), None, "no Flink, no cap");
+        assert_eq!(
+            binding.max_parallelism(Some(&Err(down))),
+            None,
+            "none known yet"
+        );
+        assert_eq!(binding.max_parallelism(Some(&Ok(status))), Some(4));
+        let down = VerifyError::Unreachable {
+            url: "http://flink".into(),
+            message: "refused".into(),
+        };
+        assert_eq!(
+            binding.max_parallelism(Some(&Err(down))),
+            Some(4),
+            "a failed call keeps the last known cap"
+        );
     }
 }

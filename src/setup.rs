@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::actuate::{CommandTarget, DeploymentTarget, ScaleTarget, StatefulSetTarget};
 use crate::config::{Config, PrometheusConfig, TargetConfig};
-use crate::leader::LeaderElector;
+use crate::leader::{LeaderElector, LeaseTimings};
 use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
 use crate::reconcile::{Autoscaler, LiveBinding};
 use crate::telemetry::Telemetry;
@@ -62,9 +62,9 @@ pub fn needs_kubernetes(config: &Config) -> bool {
 }
 
 /// A Kubernetes client from `kubernetes.kubeconfig`, or inferred (KUBECONFIG, ~/.kube/config,
-/// in-cluster ServiceAccount).
+/// in-cluster ServiceAccount), every call bounded by `kubernetes.timeout`.
 pub async fn kube_client(config: &Config) -> Result<kube::Client, SetupError> {
-    let kube_config = match &config.kubernetes.kubeconfig {
+    let mut kube_config = match &config.kubernetes.kubeconfig {
         Some(path) => {
             let kubeconfig_error = |source| SetupError::Kubeconfig {
                 path: path.clone(),
@@ -80,6 +80,12 @@ pub async fn kube_client(config: &Config) -> Result<kube::Client, SetupError> {
         }
         None => kube::Config::infer().await?,
     };
+    // kube sets no read timeout: without one, an apiserver that accepts a request and never
+    // answers would hold the call forever.
+    let timeout = Some(config.kubernetes.timeout);
+    kube_config.connect_timeout = timeout;
+    kube_config.read_timeout = timeout;
+    kube_config.write_timeout = timeout;
     Ok(kube::Client::try_from(kube_config)?)
 }
 
@@ -143,12 +149,14 @@ pub fn autoscaler(
                     namespace,
                     name,
                     identity,
+                    config.kubernetes.timeout,
                 )),
                 TargetConfig::Statefulset { namespace, name } => Box::new(StatefulSetTarget::new(
                     kube_client("a statefulset target")?,
                     namespace,
                     name,
                     identity,
+                    config.kubernetes.timeout,
                 )),
                 TargetConfig::Command { get, set, timeout } => {
                     Box::new(CommandTarget::new(get.clone(), set.clone(), *timeout))
@@ -181,7 +189,8 @@ pub fn leader_elector(
         &le.namespace,
         &le.lease_name,
         identity,
-        le.lease_duration,
+        LeaseTimings::from(le),
+        config.kubernetes.timeout,
     )))
 }
 
@@ -211,7 +220,12 @@ mod tests {
     async fn command_targets_need_no_kubernetes() {
         let config = config("", COMMAND_TARGET);
         assert!(!needs_kubernetes(&config));
-        let autoscaler = autoscaler(&config, None, "me", Telemetry::new(config.interval));
+        let autoscaler = autoscaler(
+            &config,
+            None,
+            "me",
+            Telemetry::new(config.interval, config.reconcile_timeout),
+        );
         assert!(autoscaler.is_ok());
     }
 
@@ -219,9 +233,14 @@ mod tests {
     async fn kubernetes_targets_and_leases_are_refused_without_a_client() {
         let config = config("", "{kind: deployment, namespace: n, name: tm}");
         assert!(needs_kubernetes(&config));
-        let error = autoscaler(&config, None, "me", Telemetry::new(config.interval))
-            .err()
-            .unwrap();
+        let error = autoscaler(
+            &config,
+            None,
+            "me",
+            Telemetry::new(config.interval, config.reconcile_timeout),
+        )
+        .err()
+        .unwrap();
         assert_eq!(
             error.to_string(),
             "a deployment target needs a Kubernetes client"

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use segment_autoscaler::actuate::{ActuateError, DeploymentTarget, ScaleTarget, StatefulSetTarget};
 use serde_json::json;
+use std::time::Duration;
 use support::kubernetes::{ensure_deployment, replicas, set_replicas, NAMESPACE, TASKMANAGERS};
 use support::{unique_name, Component, Stack};
 
@@ -24,6 +25,7 @@ async fn a_stale_write_conflicts_instead_of_overwriting() {
         NAMESPACE,
         TASKMANAGERS,
         "actuate-test",
+        Duration::from_secs(5),
     );
 
     let read = target.current().await.expect("read the scale");
@@ -98,6 +100,7 @@ async fn statefulset_scale_is_set_and_recorded_as_an_event() {
         NAMESPACE,
         TASKMANAGERS,
         &instance,
+        Duration::from_secs(5),
     );
     assert_eq!(
         target.describe(),

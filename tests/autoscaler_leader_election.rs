@@ -23,8 +23,8 @@ fn config(stack: &Stack, scope: &str, identity: &str) -> String {
         r#"
 interval: 500ms
 pravega: {{controller: "{pravega}"}}
-kubernetes: {{kubeconfig: "{kubeconfig}"}}
-leader_election: {{namespace: {NAMESPACE}, lease_name: segment-autoscaler, lease_duration: {LEASE_SECS}s, identity: {identity}}}
+kubernetes: {{kubeconfig: "{kubeconfig}", timeout: 1s}}
+leader_election: {{namespace: {NAMESPACE}, lease_name: segment-autoscaler, lease_duration: {LEASE_SECS}s, renew_deadline: 2s, retry_period: 500ms, identity: {identity}}}
 bindings:
   - name: ha
     streams: [{scope}/load]

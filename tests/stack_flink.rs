@@ -168,11 +168,19 @@ async fn concurrent_scalings_leave_no_taskmanager_unrecorded() {
         .collect();
     recorded.sort_unstable();
     assert_eq!(jvms, recorded, "TaskManager JVMs against the recorded pids");
-    assert_eq!(jvms.len(), 3, "TaskManager JVMs after two concurrent `taskmanagers 3`");
+    assert_eq!(
+        jvms.len(),
+        3,
+        "TaskManager JVMs after two concurrent `taskmanagers 3`"
+    );
 
     // Every JVM is recorded, so scaling back down stops all but one.
     stack.stack_command(&["taskmanagers", "1"]);
     let left = taskmanager_processes(&stack.run_dir);
-    assert_eq!(left.len(), 1, "TaskManager JVMs after `taskmanagers 1`: {left:?}");
+    assert_eq!(
+        left.len(),
+        1,
+        "TaskManager JVMs after `taskmanagers 1`: {left:?}"
+    );
     wait_for_parallelism(&reqwest::Client::new(), flink, 1).await;
 }

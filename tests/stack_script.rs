@@ -35,12 +35,18 @@ fn an_unknown_component_fails_before_any_component_starts() {
         stack(&run_dir, &["down", "prometheus"]);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "`up prometheus bogus` succeeded: {stderr}");
+    assert!(
+        !output.status.success(),
+        "`up prometheus bogus` succeeded: {stderr}"
+    );
     assert!(
         stderr.contains("unknown component 'bogus'"),
         "the error names the component: {stderr}"
     );
-    assert!(!started, "prometheus was started before the unknown name was refused: {stderr}");
+    assert!(
+        !started,
+        "prometheus was started before the unknown name was refused: {stderr}"
+    );
     std::fs::remove_dir_all(&run_dir).ok();
 }
 
@@ -55,7 +61,10 @@ fn a_pid_record_naming_another_process_signals_nothing() {
     for record in [format!("{pid} 1\n"), format!("{pid}\n")] {
         std::fs::write(run_dir.join("pids/prometheus.pid"), &record).unwrap();
         let running = stack(&run_dir, &["running", "prometheus"]);
-        assert!(!running.status.success(), "record {record:?} counted as running");
+        assert!(
+            !running.status.success(),
+            "record {record:?} counted as running"
+        );
         let down = stack(&run_dir, &["down", "prometheus"]);
         assert!(
             down.status.success(),

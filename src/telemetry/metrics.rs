@@ -73,6 +73,8 @@ pub struct Metrics {
     pub source_errors: Family<SourceErrorLabels, Counter>,
     /// Duration of a whole reconciliation.
     pub reconcile_duration: Histogram,
+    /// Reconciliations abandoned at `reconcile_timeout`.
+    pub reconciliations_abandoned: Counter,
     /// Parallelism of the job's source vertex, per Flink's REST API.
     pub job_parallelism: Family<BindingLabels, Gauge>,
     /// 1 when the job runs at the desired parallelism (segments, within the replica bounds).
@@ -93,6 +95,7 @@ impl Default for Metrics {
             scale_errors: Family::default(),
             source_errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            reconciliations_abandoned: Counter::default(),
             job_parallelism: Family::default(),
             job_aligned: Family::default(),
             leader: Gauge::default(),
@@ -132,6 +135,11 @@ impl Default for Metrics {
             "reconcile_duration_seconds",
             "Duration of one reconciliation",
             m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconciliations_abandoned",
+            "Reconciliations abandoned because they were still running at reconcile_timeout",
+            m.reconciliations_abandoned.clone(),
         );
         registry.register(
             "job_parallelism",

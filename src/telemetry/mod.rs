@@ -17,28 +17,46 @@ use axum::routing::get;
 pub struct Telemetry {
     /// The metrics.
     pub metrics: Metrics,
-    last_reconcile: Mutex<Option<Instant>>,
+    started: Instant,
+    last_completed: Mutex<Option<Instant>>,
+    last_ended: Mutex<Option<Instant>>,
     stale_after: Duration,
+    stuck_after: Duration,
 }
 
 impl Telemetry {
-    /// Telemetry for a loop running every `interval`: `/readyz` fails when no reconciliation
-    /// completed within three intervals (at least 30 s).
-    pub fn new(interval: Duration) -> Arc<Telemetry> {
+    /// Telemetry for a loop running every `interval`, each reconciliation bounded by
+    /// `reconcile_timeout`:
+    /// - `/readyz` fails when no reconciliation *completed* within three intervals (at least
+    ///   30 s): the autoscaler cannot act on what it sees;
+    /// - `/healthz` fails when no reconciliation *ended* (completed or abandoned) within three
+    ///   intervals plus the timeout: the loop itself is stuck, and a restart is the cure.
+    pub fn new(interval: Duration, reconcile_timeout: Duration) -> Arc<Telemetry> {
         Arc::new(Telemetry {
             metrics: Metrics::default(),
-            last_reconcile: Mutex::new(None),
+            started: Instant::now(),
+            last_completed: Mutex::new(None),
+            last_ended: Mutex::new(None),
             stale_after: (interval * 3).max(Duration::from_secs(30)),
+            stuck_after: interval * 3 + reconcile_timeout,
         })
     }
 
     /// Notes that a reconciliation completed.
     pub fn reconciled(&self) {
-        *self.last_reconcile.lock().expect("lock") = Some(Instant::now());
+        let now = Instant::now();
+        *self.last_completed.lock().expect("lock") = Some(now);
+        *self.last_ended.lock().expect("lock") = Some(now);
     }
 
-    fn readiness(&self) -> Result<(), String> {
-        match *self.last_reconcile.lock().expect("lock") {
+    /// Notes that a reconciliation was abandoned at its deadline.
+    pub fn abandoned(&self) {
+        self.metrics.reconciliations_abandoned.inc();
+        *self.last_ended.lock().expect("lock") = Some(Instant::now());
+    }
+
+    pub(crate) fn readiness(&self) -> Result<(), String> {
+        match *self.last_completed.lock().expect("lock") {
             None => Err("no reconciliation completed yet".into()),
             Some(at) if at.elapsed() > self.stale_after => Err(format!(
                 "last reconciliation {}s ago",
@@ -46,6 +64,24 @@ impl Telemetry {
             )),
             Some(_) => Ok(()),
         }
+    }
+
+    pub(crate) fn liveness(&self) -> Result<(), String> {
+        let ended = *self.last_ended.lock().expect("lock");
+        let since = ended.unwrap_or(self.started).elapsed();
+        if since <= self.stuck_after {
+            return Ok(());
+        }
+        Err(match ended {
+            None => format!(
+                "no reconciliation ended in the {}s since start",
+                since.as_secs()
+            ),
+            Some(_) => format!(
+                "the loop is stuck: no reconciliation completed or was abandoned for {}s",
+                since.as_secs()
+            ),
+        })
     }
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `shutdown` completes.
@@ -56,7 +92,7 @@ impl Telemetry {
     ) -> std::io::Result<()> {
         let router = axum::Router::new()
             .route("/metrics", get(metrics))
-            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .with_state(self);
         axum::serve(listener, router)
@@ -76,11 +112,19 @@ async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
-    match telemetry.readiness() {
+    probe_answer(telemetry.readiness(), "not ready")
+}
+
+async fn healthz(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
+    probe_answer(telemetry.liveness(), "unhealthy")
+}
+
+fn probe_answer(state: Result<(), String>, failing: &str) -> (StatusCode, String) {
+    match state {
         Ok(()) => (StatusCode::OK, "ok\n".to_string()),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
+            format!("{failing}: {why}\n"),
         ),
     }
 }
@@ -119,9 +163,31 @@ mod tests {
 
     #[test]
     fn readiness_needs_a_recent_reconciliation() {
-        let telemetry = Telemetry::new(Duration::from_secs(1));
+        let telemetry = Telemetry::new(Duration::from_secs(1), Duration::from_secs(1));
         assert!(telemetry.readiness().is_err());
         telemetry.reconciled();
         assert!(telemetry.readiness().is_ok());
+    }
+
+    #[test]
+    fn liveness_needs_a_reconciliation_that_ended_either_way() {
+        let telemetry = Telemetry::new(Duration::from_millis(10), Duration::from_millis(20));
+        assert!(telemetry.liveness().is_ok(), "healthy while starting");
+        std::thread::sleep(Duration::from_millis(60));
+        let error = telemetry.liveness().unwrap_err();
+        assert!(error.contains("since start"), "{error}");
+        telemetry.abandoned();
+        assert!(
+            telemetry.liveness().is_ok(),
+            "an abandoned pass shows the loop turns"
+        );
+        assert!(telemetry.readiness().is_err(), "but nothing completed");
+        std::thread::sleep(Duration::from_millis(60));
+        let error = telemetry.liveness().unwrap_err();
+        assert!(error.contains("stuck"), "{error}");
+        assert!(telemetry
+            .metrics
+            .encode()
+            .contains("segment_autoscaler_reconciliations_abandoned_total 1"));
     }
 }
