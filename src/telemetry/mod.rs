@@ -18,10 +18,17 @@ pub struct Telemetry {
     /// The metrics.
     pub metrics: Metrics,
     started: Instant,
-    last_completed: Mutex<Option<Instant>>,
-    last_ended: Mutex<Option<Instant>>,
+    passes: Mutex<Passes>,
     stale_after: Duration,
     stuck_after: Duration,
+}
+
+/// When reconciliations last ended, each way.
+#[derive(Default)]
+struct Passes {
+    completed: Option<Instant>,
+    abandoned: Option<Instant>,
+    abandoned_in_a_row: u64,
 }
 
 impl Telemetry {
@@ -30,13 +37,13 @@ impl Telemetry {
     /// - `/readyz` fails when no reconciliation *completed* within three intervals (at least
     ///   30 s): the autoscaler cannot act on what it sees;
     /// - `/healthz` fails when no reconciliation *ended* (completed or abandoned) within three
-    ///   intervals plus the timeout: the loop itself is stuck, and a restart is the cure.
+    ///   intervals plus the timeout: the loop itself is stuck, and a restart is the cure. While
+    ///   it answers ok, it says how many reconciliations in a row were abandoned.
     pub fn new(interval: Duration, reconcile_timeout: Duration) -> Arc<Telemetry> {
         Arc::new(Telemetry {
             metrics: Metrics::default(),
             started: Instant::now(),
-            last_completed: Mutex::new(None),
-            last_ended: Mutex::new(None),
+            passes: Mutex::new(Passes::default()),
             stale_after: (interval * 3).max(Duration::from_secs(30)),
             stuck_after: interval * 3 + reconcile_timeout,
         })
@@ -44,42 +51,50 @@ impl Telemetry {
 
     /// Notes that a reconciliation completed.
     pub fn reconciled(&self) {
-        let now = Instant::now();
-        *self.last_completed.lock().expect("lock") = Some(now);
-        *self.last_ended.lock().expect("lock") = Some(now);
+        let mut passes = self.passes.lock().expect("lock");
+        passes.completed = Some(Instant::now());
+        passes.abandoned_in_a_row = 0;
     }
 
     /// Notes that a reconciliation was abandoned at its deadline.
     pub fn abandoned(&self) {
         self.metrics.reconciliations_abandoned.inc();
-        *self.last_ended.lock().expect("lock") = Some(Instant::now());
+        let mut passes = self.passes.lock().expect("lock");
+        passes.abandoned = Some(Instant::now());
+        passes.abandoned_in_a_row += 1;
     }
 
-    pub(crate) fn readiness(&self) -> Result<(), String> {
-        match *self.last_completed.lock().expect("lock") {
+    pub(crate) fn readiness(&self) -> Result<String, String> {
+        match self.passes.lock().expect("lock").completed {
             None => Err("no reconciliation completed yet".into()),
             Some(at) if at.elapsed() > self.stale_after => Err(format!(
                 "last reconciliation {}s ago",
                 at.elapsed().as_secs()
             )),
-            Some(_) => Ok(()),
+            Some(_) => Ok("ok".into()),
         }
     }
 
-    pub(crate) fn liveness(&self) -> Result<(), String> {
-        let ended = *self.last_ended.lock().expect("lock");
+    pub(crate) fn liveness(&self) -> Result<String, String> {
+        let passes = self.passes.lock().expect("lock");
+        let ended = passes.completed.max(passes.abandoned);
         let since = ended.unwrap_or(self.started).elapsed();
-        if since <= self.stuck_after {
-            return Ok(());
+        if since > self.stuck_after {
+            return Err(match ended {
+                None => format!(
+                    "no reconciliation ended in the {}s since start",
+                    since.as_secs()
+                ),
+                Some(_) => format!(
+                    "the loop is stuck: no reconciliation completed or was abandoned for {}s",
+                    since.as_secs()
+                ),
+            });
         }
-        Err(match ended {
-            None => format!(
-                "no reconciliation ended in the {}s since start",
-                since.as_secs()
-            ),
-            Some(_) => format!(
-                "the loop is stuck: no reconciliation completed or was abandoned for {}s",
-                since.as_secs()
+        Ok(match passes.abandoned_in_a_row {
+            0 => "ok".into(),
+            n => format!(
+                "ok, but the last {n} reconciliation(s) were abandoned at reconcile_timeout"
             ),
         })
     }
@@ -119,9 +134,9 @@ async fn healthz(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
     probe_answer(telemetry.liveness(), "unhealthy")
 }
 
-fn probe_answer(state: Result<(), String>, failing: &str) -> (StatusCode, String) {
+fn probe_answer(state: Result<String, String>, failing: &str) -> (StatusCode, String) {
     match state {
-        Ok(()) => (StatusCode::OK, "ok\n".to_string()),
+        Ok(note) => (StatusCode::OK, format!("{note}\n")),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{failing}: {why}\n"),

@@ -250,6 +250,17 @@ impl Stack {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// The process id the stack script recorded for `name` (e.g. `kube-apiserver`).
+    pub fn recorded_pid(&self, name: &str) -> u32 {
+        let file = self.run_dir.join("pids").join(format!("{name}.pid"));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        text.split_whitespace()
+            .next()
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no process id in {text:?}", file.display()))
+    }
+
     /// Every `*.log` file the required components write (each in its own run subdirectory).
     fn log_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
@@ -433,6 +444,34 @@ pub mod pravega {
     }
 }
 
+/// Sends `signal` (a name such as `STOP`) to process `pid`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// A process stopped with SIGSTOP until this guard is dropped, so that a failing test never
+/// leaves a component frozen for the tests after it.
+pub struct Frozen(u32);
+
+impl Frozen {
+    /// Stops `pid`.
+    pub fn freeze(pid: u32) -> Frozen {
+        send_signal(pid, "STOP");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        send_signal(self.0, "CONT");
+    }
+}
+
 /// A `segment-autoscaler run` child process, killed when dropped.
 pub struct AutoscalerProcess {
     child: std::process::Child,
@@ -497,6 +536,23 @@ impl AutoscalerProcess {
         let response = reqwest::get(&url).await.ok()?;
         let status = response.status().as_u16();
         Some((status, response.text().await.ok()?))
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for it to exit; `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// Sends SIGTERM and waits for a graceful exit.
