@@ -1,16 +1,18 @@
 //! Actuate: read and set a binding's replica count, through the Kubernetes scale subresource
-//! of a Deployment or StatefulSet, or through external commands.
+//! of any resource that has one (Deployment, StatefulSet, a `FlinkDeployment`...), or through
+//! external commands.
 
 use std::fmt::Debug;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec};
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, PostParams};
-use kube::Resource;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use crate::config::ScaleResource;
 
 use crate::domain::ErrorReason;
 
@@ -133,40 +135,42 @@ pub trait ScaleTarget: Send + Sync {
         replicas: u32,
         reason: &str,
     ) -> Result<(), ActuateError>;
+
+    /// Records a notice (`reason` in PascalCase, a `note` for people) where the target can
+    /// keep one (a Kubernetes Event); best effort, nothing by default.
+    async fn record(&self, _reason: &str, _note: &str) {}
 }
 
-/// The scale subresource of a namespaced workload (Deployment or StatefulSet).
-pub struct KubernetesScaleTarget<K> {
-    api: Api<K>,
-    events: Api<Event>,
-    namespace: String,
-    name: String,
-    reporting_instance: String,
+/// The scale subresource of a namespaced resource (Deployment, StatefulSet, or any resource
+/// that has one, such as a `FlinkDeployment`), with Events through kube-runtime's [`Recorder`]
+/// (events.k8s.io, repeats aggregated into a series).
+pub struct KubernetesScaleTarget {
+    api: Api<DynamicObject>,
+    resource: ScaleResource,
+    recorder: Recorder,
     timeout: Duration,
 }
 
-impl<K> KubernetesScaleTarget<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + serde::de::DeserializeOwned,
-{
-    /// A target for `namespace/name`, acting with `client`'s identity, each call bounded by
-    /// `timeout` as a whole (the client's own timeouts bound each read, not a slow trickle).
+impl KubernetesScaleTarget {
+    /// A target for `resource`, acting with `client`'s identity and naming
+    /// `reporting_instance` in its Events; each call bounded by `timeout` as a whole (the
+    /// client's own timeouts bound each read, not a slow trickle).
     pub fn new(
         client: kube::Client,
-        namespace: &str,
-        name: &str,
+        resource: ScaleResource,
         reporting_instance: &str,
         timeout: Duration,
     ) -> Self {
+        let gvk = GroupVersionKind::gvk(&resource.group, &resource.version, &resource.kind);
+        let api_resource = ApiResource::from_gvk_with_plural(&gvk, &resource.plural);
+        let reporter = Reporter {
+            controller: "segment-autoscaler".into(),
+            instance: Some(reporting_instance.into()),
+        };
         KubernetesScaleTarget {
-            api: Api::namespaced(client.clone(), namespace),
-            events: Api::namespaced(client, namespace),
-            namespace: namespace.into(),
-            name: name.into(),
-            reporting_instance: reporting_instance.into(),
+            api: Api::namespaced_with(client.clone(), &resource.namespace, &api_resource),
+            recorder: Recorder::new(client, reporter),
+            resource,
             timeout,
         }
     }
@@ -179,7 +183,7 @@ where
         match tokio::time::timeout(self.timeout, call).await {
             Ok(answer) => answer.map_err(|e| self.error(e)),
             Err(_) => Err(ActuateError::KubernetesTimeout {
-                target: self.describe_target(),
+                target: self.describe(),
                 after: self.timeout,
             }),
         }
@@ -188,86 +192,61 @@ where
     fn error(&self, source: kube::Error) -> ActuateError {
         match source {
             kube::Error::Api(status) if status.code == 409 => ActuateError::Conflict {
-                target: self.describe_target(),
+                target: self.describe(),
             },
             source => ActuateError::Kubernetes {
-                target: self.describe_target(),
+                target: self.describe(),
                 source,
             },
         }
     }
 
-    fn describe_target(&self) -> String {
-        format!(
-            "{} {}/{}",
-            K::kind(&()).to_lowercase(),
-            self.namespace,
-            self.name
-        )
+    fn reference(&self, uid: Option<String>) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(self.resource.api_version()),
+            kind: Some(self.resource.kind.clone()),
+            name: Some(self.resource.name.clone()),
+            namespace: Some(self.resource.namespace.clone()),
+            uid,
+            ..ObjectReference::default()
+        }
     }
 
-    /// Records the change as an Event on the workload. Best effort: the scale already happened.
-    async fn record_event(&self, scale: &Scale, from: u32, to: u32, reason: &str) {
-        let now = Time(k8s_openapi::jiff::Timestamp::now());
+    /// Publishes an Event on the resource. Best effort: what it reports already happened.
+    async fn publish(&self, uid: Option<String>, reason: &str, note: &str) {
+        // The API refuses notes over 1 kB.
+        let note: String = note.chars().take(1000).collect();
         let event = Event {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", self.name)),
-                namespace: Some(self.namespace.clone()),
-                ..ObjectMeta::default()
-            },
-            involved_object: ObjectReference {
-                api_version: Some(K::api_version(&()).into_owned()),
-                kind: Some(K::kind(&()).into_owned()),
-                name: Some(self.name.clone()),
-                namespace: Some(self.namespace.clone()),
-                uid: scale.metadata.uid.clone(),
-                ..ObjectReference::default()
-            },
-            reason: Some(if to > from { "ScaledUp" } else { "ScaledDown" }.into()),
-            message: Some(format!("replicas {from} -> {to}: {reason}")),
-            type_: Some("Normal".into()),
-            action: Some("Scale".into()),
-            count: Some(1),
-            first_timestamp: Some(now.clone()),
-            last_timestamp: Some(now),
-            source: Some(EventSource {
-                component: Some("segment-autoscaler".into()),
-                host: None,
-            }),
-            reporting_component: Some("segment-autoscaler".into()),
-            reporting_instance: Some(self.reporting_instance.clone()),
-            ..Event::default()
+            type_: EventType::Normal,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Scale".into(),
+            secondary: None,
         };
+        let reference = self.reference(uid);
         if let Err(e) = self
-            .bounded(self.events.create(&PostParams::default(), &event))
+            .bounded(self.recorder.publish(&event, &reference))
             .await
         {
-            tracing::warn!(target = %self.describe_target(), error = %e, "could not record the scale as an Event");
+            tracing::warn!(target_ref = %self.describe(), error = %e, "could not record an Event");
         }
     }
 }
 
 #[async_trait]
-impl<K> ScaleTarget for KubernetesScaleTarget<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
+impl ScaleTarget for KubernetesScaleTarget {
     fn describe(&self) -> String {
-        self.describe_target()
+        self.resource.to_string()
     }
 
     async fn current(&self) -> Result<Replicas, ActuateError> {
-        let scale = self.bounded(self.api.get_scale(&self.name)).await?;
+        let scale = self
+            .bounded(self.api.get_scale(&self.resource.name))
+            .await?;
         // The API leaves `replicas` out when it is 0.
         let count = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
         let count = u32::try_from(count).map_err(|_| ActuateError::InvalidScale {
-            target: self.describe_target(),
+            target: self.describe(),
             message: format!("{count} replicas"),
         })?;
         Ok(Replicas {
@@ -285,17 +264,17 @@ where
         if current.count == replicas {
             return Ok(());
         }
-        // A replace carrying the resourceVersion we read: if another writer changed the scale
-        // meanwhile, the API server answers 409 and nothing is overwritten.
         // Validation bounds replicas far below i32::MAX; never write a clamped number.
         let replicas_field = i32::try_from(replicas).map_err(|_| ActuateError::InvalidScale {
-            target: self.describe_target(),
+            target: self.describe(),
             message: format!("{replicas} replicas would be written, beyond what it can hold"),
         })?;
+        // A replace carrying the resourceVersion we read: if another writer changed the scale
+        // meanwhile, the API server answers 409 and nothing is overwritten.
         let scale = Scale {
             metadata: ObjectMeta {
-                name: Some(self.name.clone()),
-                namespace: Some(self.namespace.clone()),
+                name: Some(self.resource.name.clone()),
+                namespace: Some(self.resource.namespace.clone()),
                 resource_version: current.version.clone(),
                 ..ObjectMeta::default()
             },
@@ -307,19 +286,23 @@ where
         let written = self
             .bounded(
                 self.api
-                    .replace_scale(&self.name, &PostParams::default(), &scale),
+                    .replace_scale(&self.resource.name, &PostParams::default(), &scale),
             )
             .await?;
-        self.record_event(&written, current.count, replicas, reason)
-            .await;
+        let direction = if replicas > current.count {
+            "ScaledUp"
+        } else {
+            "ScaledDown"
+        };
+        let note = format!("replicas {} -> {replicas}: {reason}", current.count);
+        self.publish(written.metadata.uid, direction, &note).await;
         Ok(())
     }
-}
 
-/// A Deployment's scale subresource.
-pub type DeploymentTarget = KubernetesScaleTarget<Deployment>;
-/// A StatefulSet's scale subresource.
-pub type StatefulSetTarget = KubernetesScaleTarget<StatefulSet>;
+    async fn record(&self, reason: &str, note: &str) {
+        self.publish(None, reason, note).await;
+    }
+}
 
 /// External commands: `get` prints the current count; `set` applies one, with `{replicas}` in
 /// its arguments replaced by the count. For bare-metal setups and the local demo.

@@ -233,6 +233,20 @@ pub enum TargetConfig {
         /// Its name.
         name: String,
     },
+    /// The scale subresource of any namespaced resource that has one, e.g. the Flink
+    /// Kubernetes Operator's `FlinkDeployment` (whose scale is `.spec.taskManager.replicas`).
+    Resource {
+        /// `group/version` of the resource, e.g. `flink.apache.org/v1beta1` (`v1` for core).
+        api_version: String,
+        /// Its kind, e.g. `FlinkDeployment`.
+        resource_kind: String,
+        /// Its plural resource name in URLs and RBAC (default: the kind in lower case + `s`).
+        plural: Option<String>,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// External commands: `get` prints the current count, `set` applies one
     /// (`{replicas}` in its arguments is replaced by the count).
     Command {
@@ -255,6 +269,96 @@ pub struct FlinkConfig {
     /// Per-request timeout.
     #[serde(default = "defaults::source_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+}
+
+/// A resource whose scale subresource a binding sets: where it lives in the API.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScaleResource {
+    /// API group, empty for the core group.
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Kind, e.g. `Deployment`.
+    pub kind: String,
+    /// Plural resource name, e.g. `deployments`.
+    pub plural: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ScaleResource {
+    /// `group/version` (or `version` for the core group).
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+impl std::fmt::Display for ScaleResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = self.kind.to_lowercase();
+        match self.group.as_str() {
+            "" | "apps" => write!(f, "{kind} {}/{}", self.namespace, self.name),
+            group => write!(f, "{kind}.{group} {}/{}", self.namespace, self.name),
+        }
+    }
+}
+
+impl TargetConfig {
+    /// The resource whose scale subresource is set; `None` for command targets. Deployment and
+    /// StatefulSet are shortcuts for `apps/v1`.
+    pub fn scale_resource(&self) -> Option<ScaleResource> {
+        let apps = |kind: &str, plural: &str, namespace: &str, name: &str| ScaleResource {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        match self {
+            TargetConfig::Deployment { namespace, name } => {
+                Some(apps("Deployment", "deployments", namespace, name))
+            }
+            TargetConfig::Statefulset { namespace, name } => {
+                Some(apps("StatefulSet", "statefulsets", namespace, name))
+            }
+            TargetConfig::Resource {
+                api_version,
+                resource_kind,
+                plural,
+                namespace,
+                name,
+            } => {
+                let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+                Some(ScaleResource {
+                    group: group.into(),
+                    version: version.into(),
+                    kind: resource_kind.clone(),
+                    plural: plural
+                        .clone()
+                        .unwrap_or_else(|| format!("{}s", resource_kind.to_lowercase())),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                })
+            }
+            TargetConfig::Command { .. } => None,
+        }
+    }
+
+    /// What makes two targets the same, to refuse two bindings fighting over one.
+    fn identity(&self) -> String {
+        match (self.scale_resource(), self) {
+            (Some(r), _) => format!("{}.{} {}/{}", r.plural, r.group, r.namespace, r.name),
+            (None, TargetConfig::Command { set, .. }) => format!("command {set:?}"),
+            (None, _) => unreachable!("every other target has a scale resource"),
+        }
+    }
 }
 
 mod defaults {
@@ -497,9 +601,57 @@ impl Config {
                     "is auto but neither `pravega` nor `prometheus` is configured",
                 ));
             }
+            if let Some(other) = self.bindings[..i]
+                .iter()
+                .position(|o| o.target.identity() == b.target.identity())
+            {
+                return Err(ConfigError::invalid(
+                    field("target"),
+                    format!(
+                        "the same target as bindings[{other}] ({}); two bindings would fight over it",
+                        b.target.identity()
+                    ),
+                ));
+            }
+            if let TargetConfig::Resource {
+                api_version,
+                resource_kind,
+                plural,
+                ..
+            } = &b.target
+            {
+                let well_formed = |part: &str| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                };
+                let parts: Vec<&str> = api_version.split('/').collect();
+                if parts.len() > 2 || !parts.iter().all(|p| well_formed(p)) {
+                    return Err(ConfigError::invalid(
+                        field("target.api_version"),
+                        format!("{api_version:?} is not group/version (or version for core)"),
+                    ));
+                }
+                if !well_formed(resource_kind) {
+                    return Err(ConfigError::invalid(
+                        field("target.resource_kind"),
+                        format!("{resource_kind:?} is not a kind, e.g. FlinkDeployment"),
+                    ));
+                }
+                if plural.as_deref().is_some_and(|p| !well_formed(p)) {
+                    return Err(ConfigError::invalid(
+                        field("target.plural"),
+                        "must be a resource name, e.g. flinkdeployments",
+                    ));
+                }
+            }
             match &b.target {
                 TargetConfig::Deployment { namespace, name }
-                | TargetConfig::Statefulset { namespace, name } => {
+                | TargetConfig::Statefulset { namespace, name }
+                | TargetConfig::Resource {
+                    namespace, name, ..
+                } => {
                     if namespace.is_empty() {
                         return Err(ConfigError::invalid(
                             field("target.namespace"),
@@ -903,5 +1055,67 @@ bindings:
         assert!(
             i32::try_from(u64::from(b.max_replicas) * u64::from(b.slots_per_taskmanager)).is_ok()
         );
+    }
+
+    #[test]
+    fn any_resource_with_a_scale_subresource_is_a_target() {
+        let text = FULL.replace(
+            "kind: deployment\n      namespace: flink\n      name: flink-taskmanager",
+            "kind: resource\n      api_version: flink.apache.org/v1beta1\n      resource_kind: FlinkDeployment\n      namespace: flink\n      name: reader-job",
+        );
+        let target = &Config::parse(&text).unwrap().bindings[0].target;
+        let resource = target.scale_resource().unwrap();
+        assert_eq!(
+            (
+                resource.group.as_str(),
+                resource.version.as_str(),
+                resource.plural.as_str()
+            ),
+            ("flink.apache.org", "v1beta1", "flinkdeployments")
+        );
+        assert_eq!(resource.api_version(), "flink.apache.org/v1beta1");
+        assert_eq!(
+            resource.to_string(),
+            "flinkdeployment.flink.apache.org flink/reader-job"
+        );
+        let core = text.replace("flink.apache.org/v1beta1", "v1");
+        let resource = Config::parse(&core).unwrap().bindings[0]
+            .target
+            .scale_resource()
+            .unwrap();
+        assert_eq!(
+            (resource.group.as_str(), resource.api_version().as_str()),
+            ("", "v1")
+        );
+        let shortcut = Config::parse(FULL).unwrap().bindings[0]
+            .target
+            .scale_resource()
+            .unwrap();
+        assert_eq!(shortcut.to_string(), "deployment flink/flink-taskmanager");
+        assert_eq!(shortcut.api_version(), "apps/v1");
+        assert!(error_of(&text.replace("flink.apache.org/v1beta1", "a/b/c"))
+            .starts_with("bindings[0].target.api_version:"));
+        assert!(error_of(&text.replace("FlinkDeployment", "\"\""))
+            .starts_with("bindings[0].target.resource_kind:"));
+        assert!(error_of(&text.replace("name: reader-job", "name: \"\""))
+            .starts_with("bindings[0].target.name:"));
+    }
+
+    #[test]
+    fn two_bindings_on_one_target_are_refused() {
+        let second = "  - {name: other, streams: [a/b], max_replicas: 2, target: {kind: deployment, namespace: flink, name: flink-taskmanager}}\n";
+        assert_eq!(
+            error_of(&format!("{FULL}{second}")),
+            "bindings[1].target: the same target as bindings[0] (deployments.apps flink/flink-taskmanager); two bindings would fight over it"
+        );
+        // The same object named through the generic form is the same target.
+        let generic = second.replace(
+            "kind: deployment,",
+            "kind: resource, api_version: apps/v1, resource_kind: Deployment,",
+        );
+        assert!(error_of(&format!("{FULL}{generic}"))
+            .starts_with("bindings[1].target: the same target"));
+        let elsewhere = second.replace("namespace: flink", "namespace: other");
+        assert!(Config::parse(&format!("{FULL}{elsewhere}")).is_ok());
     }
 }

@@ -8,7 +8,8 @@
 //! - scale up at once; scale down only once the lower target has held for the whole
 //!   stabilization window (then to the highest target seen in that window);
 //! - hold, saying why, when any stream's count is unknown or invalid, a source is down, or the
-//!   current replica count is unknown.
+//!   current replica count is unknown;
+//! - hold while the target is paused: its replicas are 0, which only someone else can set.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -98,6 +99,12 @@ pub struct ScaleDecision {
 }
 
 impl ScaleDecision {
+    /// Whether the target is paused: its replicas are 0, which the autoscaler never writes
+    /// (`min_replicas` is at least 1), so someone else set them.
+    pub fn paused(&self) -> bool {
+        self.current_replicas == Some(0)
+    }
+
     /// The replica count to apply, for a scale action.
     pub fn apply_to(&self) -> Option<u32> {
         match self.action {
@@ -171,6 +178,14 @@ pub fn plan(
         .collect();
     if input.observations.is_empty() {
         return hold(None, None, "hold: no stream observed".into());
+    }
+    // Someone else scaled the target to 0: a pause to respect, not a gap to fill.
+    if current == Some(0) {
+        return hold(
+            None,
+            None,
+            "hold: paused, the target's replicas were set to 0 by someone else; scaling resumes when they are set above 0".into(),
+        );
     }
     if !problems.is_empty() {
         return hold(
@@ -548,6 +563,20 @@ mod tests {
             Some(3),
             "8 subtasks fit in 3 TaskManagers of 3 slots"
         );
+    }
+
+    #[test]
+    fn replicas_at_zero_mean_paused() {
+        let t0 = Instant::now();
+        let mut history = ScaleHistory::default();
+        let d = plan(&policy(), &input(t0, &[4], 0), &mut history);
+        assert_eq!((d.action, d.apply_to()), (Action::Hold, None));
+        assert!(d.paused());
+        assert!(d.reason.starts_with("hold: paused"), "{}", d.reason);
+        // Set back above 0: the segments are followed again at once.
+        let d = plan(&policy(), &input(at(t0, 5), &[4], 1), &mut history);
+        assert!(!d.paused());
+        assert_eq!((d.action, d.apply_to()), (Action::ScaleUp, Some(4)));
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct BindingReport {
     pub desired_replicas: Option<u32>,
     /// `scale_up`, `scale_down` or `hold`.
     pub action: Action,
+    /// Whether the target is paused (replicas set to 0 by someone else).
+    pub paused: bool,
     /// Why.
     pub reason: String,
 }
@@ -51,6 +53,8 @@ pub struct LiveBinding {
     last_reason: String,
     /// The job's max parallelism as last reported: a failed Flink call must not lift the cap.
     known_max_parallelism: Option<u32>,
+    /// Whether the target was paused at the last reconciliation, to record the change once.
+    paused: bool,
 }
 
 impl LiveBinding {
@@ -64,6 +68,7 @@ impl LiveBinding {
             history: ScaleHistory::default(),
             last_reason: String::new(),
             known_max_parallelism: None,
+            paused: false,
         }
     }
 }
@@ -214,6 +219,9 @@ impl LiveBinding {
             _ => {}
         }
         self.last_reason = decision.reason.clone();
+        if act && decision.paused() != self.paused {
+            self.record_pause(decision.paused()).await;
+        }
         metrics.record_decision(&self.config.name, &input.observations, &decision);
 
         // Verify.
@@ -234,6 +242,7 @@ impl LiveBinding {
             current_replicas: decision.current_replicas,
             desired_replicas: decision.desired_replicas,
             action: decision.action,
+            paused: decision.paused(),
             reason: decision.reason,
         }
     }
@@ -271,6 +280,21 @@ impl LiveBinding {
                 decision.reason = format!("{} (not applied: {e})", decision.reason);
             }
         }
+    }
+
+    /// Records a pause or its end on the target (an Event), once per change.
+    async fn record_pause(&mut self, paused: bool) {
+        self.paused = paused;
+        let (reason, note) = if paused {
+            ("Paused", "replicas set to 0 by someone else: segment-autoscaler holds until they are set above 0")
+        } else {
+            (
+                "Resumed",
+                "replicas set above 0 again: segment-autoscaler follows the segments",
+            )
+        };
+        tracing::info!(target_ref = %self.target.describe(), paused, "{note}");
+        self.target.record(reason, note).await;
     }
 
     /// The job's max parallelism: as reported now, else as last reported (a job is rarely

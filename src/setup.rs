@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::actuate::{CommandTarget, DeploymentTarget, ScaleTarget, StatefulSetTarget};
+use crate::actuate::{CommandTarget, KubernetesScaleTarget, ScaleTarget};
 use crate::config::{Config, PrometheusConfig, TargetConfig};
 use crate::leader::{LeaderElector, LeaseTimings};
 use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
@@ -143,24 +143,17 @@ pub fn autoscaler(
         .bindings
         .iter()
         .map(|b| {
-            let target: Box<dyn ScaleTarget> = match &b.target {
-                TargetConfig::Deployment { namespace, name } => Box::new(DeploymentTarget::new(
-                    kube_client("a deployment target")?,
-                    namespace,
-                    name,
-                    identity,
-                    config.kubernetes.timeout,
-                )),
-                TargetConfig::Statefulset { namespace, name } => Box::new(StatefulSetTarget::new(
-                    kube_client("a statefulset target")?,
-                    namespace,
-                    name,
-                    identity,
-                    config.kubernetes.timeout,
-                )),
-                TargetConfig::Command { get, set, timeout } => {
+            let target: Box<dyn ScaleTarget> = match (&b.target, b.target.scale_resource()) {
+                (TargetConfig::Command { get, set, timeout }, _) => {
                     Box::new(CommandTarget::new(get.clone(), set.clone(), *timeout))
                 }
+                (_, Some(resource)) => Box::new(KubernetesScaleTarget::new(
+                    kube_client(&format!("target {resource}"))?,
+                    resource,
+                    identity,
+                    config.kubernetes.timeout,
+                )),
+                (_, None) => unreachable!("every target but a command has a scale resource"),
             };
             let flink = b
                 .flink
@@ -243,7 +236,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             error.to_string(),
-            "a deployment target needs a Kubernetes client"
+            "target deployment n/tm needs a Kubernetes client"
         );
         let config = config_with_lease();
         assert!(needs_kubernetes(&config));

@@ -1,5 +1,5 @@
 //! Faults against the real components (issue 14): a frozen kube-apiserver, a frozen leader,
-//! and a signal during a slow write. Each asserts the outcome: the loop keeps turning and says
+//! a signal during a slow write, and a target someone else scaled to 0. Each asserts the outcome: the loop keeps turning and says
 //! so, a deposed leader writes nothing, shutdown releases the Lease in time.
 //!
 //! The tests share the API server, its `flink-taskmanager` Deployment and the restricted
@@ -321,4 +321,56 @@ bindings:
     eprintln!("SIGINT to exit with the Lease released: {took:?}");
     std::fs::remove_file(&replicas_file).ok();
     std::fs::remove_file(&started_file).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_scaled_to_zero_by_someone_else_is_paused_until_set_back() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::require(&[Component::Pravega, Component::Kubernetes]).await;
+    let admin = stack.kube_client(&stack.kubeconfig_admin).await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let events: Api<Event> = Api::namespaced(admin, NAMESPACE);
+    ensure_deployment(&deployments, TASKMANAGERS).await;
+    set_replicas(&deployments, TASKMANAGERS, 1).await;
+    let controller = controller(&stack.pravega_controller);
+    let scope = unique_name("paused");
+    let stream = create_stream(&controller, &scope, "load").await;
+    let identity = format!("{scope}-a");
+    let autoscaler = AutoscalerProcess::start(
+        "paused",
+        &config(&stack, &scope, &leader_election(&stack, &identity)),
+    );
+    scale_to(&controller, &stream, 2).await;
+    wait_for_replicas(&deployments, 2, Duration::from_secs(30)).await;
+    let paused_series = "segment_autoscaler_paused{binding=\"faults\"} ";
+    assert_eq!(autoscaler.metric(paused_series).await, Some(0.0));
+
+    // Someone else pauses the job; the segments then change: nothing is written.
+    set_replicas(&deployments, TASKMANAGERS, 0).await;
+    wait_for_gauge(&autoscaler, paused_series, 1.0, "paused").await;
+    scale_to(&controller, &stream, 3).await;
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_secs(4) {
+        assert_eq!(
+            replicas(&deployments, TASKMANAGERS).await,
+            0,
+            "written while paused"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reasons = |list: Vec<Event>| -> Vec<String> {
+        list.into_iter()
+            .filter(|e| e.reporting_instance.as_deref() == Some(identity.as_str()))
+            .filter_map(|e| e.reason)
+            .collect()
+    };
+    let seen = reasons(events.list(&ListParams::default()).await.unwrap().items);
+    assert!(seen.contains(&"Paused".to_string()), "{seen:?}");
+
+    // Set back above 0: the segments are followed again.
+    set_replicas(&deployments, TASKMANAGERS, 1).await;
+    wait_for_replicas(&deployments, 3, Duration::from_secs(30)).await;
+    assert_eq!(autoscaler.metric(paused_series).await, Some(0.0));
+    let seen = reasons(events.list(&ListParams::default()).await.unwrap().items);
+    assert!(seen.contains(&"Resumed".to_string()), "{seen:?}");
 }

@@ -6,11 +6,15 @@
 mod support;
 
 use std::process::Command;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, ObjectReference, Pod, Secret};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
+use k8s_openapi::api::events;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use segment_autoscaler::actuate::{KubernetesScaleTarget, ScaleTarget};
+use segment_autoscaler::config::TargetConfig;
 use serde_json::{json, Value};
 use support::kubernetes::{assert_forbidden, deployment, kubectl};
 use support::{repo_root, unique_name, Component, Stack};
@@ -242,26 +246,34 @@ async fn the_autoscalers_rbac_allows_exactly_what_it_needs() {
         )
         .await
         .expect("patch the scale");
-    let events: Api<Event> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
-    let event = Event {
-        metadata: kube::api::ObjectMeta {
-            generate_name: Some("flink-taskmanager.".into()),
-            ..Default::default()
-        },
-        involved_object: ObjectReference {
-            kind: Some("Deployment".into()),
-            name: Some("flink-taskmanager".into()),
-            namespace: Some(DEMO_NAMESPACE.into()),
-            ..Default::default()
-        },
-        reason: Some("ScaledUp".into()),
-        message: Some("manifest test".into()),
-        ..Event::default()
-    };
-    events
-        .create(&PostParams::default(), &event)
-        .await
-        .expect("create an Event");
+    // Events as the autoscaler records them (kube-runtime's Recorder): created, then
+    // patched into a series when the same notice repeats.
+    let instance = unique_name("manifest-");
+    let target = KubernetesScaleTarget::new(
+        autoscaler.clone(),
+        TargetConfig::Deployment {
+            namespace: DEMO_NAMESPACE.into(),
+            name: "flink-taskmanager".into(),
+        }
+        .scale_resource()
+        .unwrap(),
+        &instance,
+        Duration::from_secs(5),
+    );
+    target.record("ManifestTest", "recorded twice").await;
+    target.record("ManifestTest", "recorded twice").await;
+    let recorded: Api<events::v1::Event> = Api::namespaced(admin.clone(), DEMO_NAMESPACE);
+    let recorded = recorded.list(&ListParams::default()).await.unwrap();
+    let event = recorded
+        .items
+        .iter()
+        .find(|e| e.reporting_instance.as_deref() == Some(instance.as_str()))
+        .expect("the Event was created");
+    assert_eq!(
+        event.series.as_ref().map(|s| s.count),
+        Some(2),
+        "the repeat was patched into a series"
+    );
     let leases: Api<Lease> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
     let lease: Lease =
         serde_json::from_value(json!({"metadata": {"name": "segment-autoscaler"}, "spec": {}}))
@@ -295,6 +307,20 @@ async fn the_autoscalers_rbac_allows_exactly_what_it_needs() {
     assert_forbidden(
         "list Deployments",
         deployments.list(&ListParams::default()).await,
+    );
+    let core_events: Api<Event> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
+    assert_forbidden(
+        "create a core/v1 Event",
+        core_events
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": {"generateName": "x."},
+                    "involvedObject": {"kind": "Deployment", "name": "flink-taskmanager"}
+                }))
+                .unwrap(),
+            )
+            .await,
     );
     let pods: Api<Pod> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
     assert_forbidden("list pods", pods.list(&ListParams::default()).await);

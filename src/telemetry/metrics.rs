@@ -79,6 +79,8 @@ pub struct Metrics {
     pub job_parallelism: Family<BindingLabels, Gauge>,
     /// 1 when the job runs at the desired parallelism (segments, within the replica bounds).
     pub job_aligned: Family<BindingLabels, Gauge>,
+    /// 1 while the binding's target is paused (replicas set to 0 by someone else).
+    pub paused: Family<BindingLabels, Gauge>,
     /// 1 when this replica may act (leader, or no leader election), else 0.
     pub leader: Gauge,
     registry: Registry,
@@ -98,6 +100,7 @@ impl Default for Metrics {
             reconciliations_abandoned: Counter::default(),
             job_parallelism: Family::default(),
             job_aligned: Family::default(),
+            paused: Family::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
         };
@@ -150,6 +153,11 @@ impl Default for Metrics {
             "job_aligned",
             "1 if the job runs at the desired parallelism (segments, within the replica bounds)",
             m.job_aligned.clone(),
+        );
+        registry.register(
+            "paused",
+            "1 while the target's replicas are 0, set by someone else: the autoscaler holds",
+            m.paused.clone(),
         );
         registry.register("leader", "1 if this replica may act", m.leader.clone());
         Metrics { registry, ..m }
@@ -265,6 +273,9 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::from(n));
         }
+        self.paused
+            .get_or_create(&labels)
+            .set(i64::from(decision.paused()));
         self.decisions
             .get_or_create(&DecisionLabels {
                 binding: binding.into(),
@@ -336,6 +347,7 @@ mod tests {
             "segment_autoscaler_scale_errors_total{binding=\"b\",reason=\"conflict\"} 0",
             "segment_autoscaler_job_parallelism{binding=\"b\"} 1",
             "segment_autoscaler_job_aligned{binding=\"b\"} 0",
+            "segment_autoscaler_paused{binding=\"b\"} 0",
         ] {
             assert!(text.contains(line), "{line} in:\n{text}");
         }

@@ -204,8 +204,9 @@ kubernetes_up() {
 }
 
 # The autoscaler's identity: a real ServiceAccount whose Role allows only what it needs
-# (the scale subresource of one named TaskManager Deployment/StatefulSet, creating Events,
-# Lease-based leader election) and a TokenRequest token for it.
+# (the scale subresource of one named TaskManager Deployment/StatefulSet/FlinkDeployment,
+# Events through events.k8s.io (created, then patched as a series when repeated), Lease-based
+# leader election) and a TokenRequest token for it.
 kubernetes_bootstrap_autoscaler_identity() {
   local ns=$KUBE_DEMO_NAMESPACE sa=$KUBE_AUTOSCALER_SA target=$KUBE_DEMO_TARGET
   {
@@ -226,9 +227,13 @@ rules:
   resources: [deployments/scale, statefulsets/scale]
   resourceNames: [$target]
   verbs: [get, patch, update]
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [flink.apache.org]
+  resources: [flinkdeployments/scale]
+  resourceNames: [$target]
+  verbs: [get, patch, update]
+- apiGroups: [events.k8s.io]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [create]
