@@ -17,7 +17,7 @@ use crate::domain::StreamId;
 use crate::leader::Leadership;
 use crate::observe::{Observation, SourceReadings, Sources};
 use crate::plan::{plan, Action, PlanInput, ScaleDecision, ScaleHistory, ScalingPolicy};
-use crate::telemetry::{Metrics, Telemetry};
+use crate::telemetry::{JobAlignment, Metrics, Telemetry};
 use crate::verify::{FlinkClient, JobStatus, VerifyError};
 
 /// One binding's outcome: the record `segment-autoscaler plan` prints.
@@ -205,6 +205,13 @@ impl LiveBinding {
 
         // Plan.
         let mut decision = plan(&self.policy, &input, &mut self.history);
+        if let Some(Err(e)) = &job {
+            let cap = match input.max_parallelism {
+                Some(cap) => format!(", still capped by its last known max parallelism {cap}"),
+                None => String::new(),
+            };
+            decision.reason = format!("{}; job alignment unknown ({e}){cap}", decision.reason);
+        }
 
         // Act.
         match (acting, decision.apply_to(), &read) {
@@ -319,11 +326,15 @@ impl LiveBinding {
                 let aligned = decision
                     .desired_replicas
                     .is_some_and(|desired| status.aligned_with(desired, slots));
-                metrics.record_job(&self.config.name, Some(status.parallelism), aligned);
+                let job = JobAlignment {
+                    parallelism: status.parallelism,
+                    aligned,
+                };
+                metrics.record_job(&self.config.name, Some(job));
             }
             Err(e) => {
                 tracing::debug!(error = %e, reason = e.reason().as_str(), "flink job status unavailable");
-                metrics.record_job(&self.config.name, None, false);
+                metrics.record_job(&self.config.name, None);
             }
         }
     }
@@ -723,6 +734,83 @@ mod tests {
             binding.max_parallelism(Some(&Err(down))),
             Some(4),
             "a failed call keeps the last known cap"
+        );
+    }
+
+    /// A stand-in for Flink's REST API: one running job of max parallelism 2 while `up`,
+    /// HTTP 502 (a JobManager down behind its proxy) otherwise.
+    async fn flink_stand_in(up: Arc<Mutex<bool>>) -> String {
+        use axum::http::StatusCode;
+        use axum::routing::get;
+        let answer = move |body: serde_json::Value| {
+            let up = up.clone();
+            move || async move {
+                if *up.lock().unwrap() {
+                    Ok(body.to_string())
+                } else {
+                    Err(StatusCode::BAD_GATEWAY)
+                }
+            }
+        };
+        let router = axum::Router::new()
+            .route(
+                "/jobs/overview",
+                get(answer(serde_json::json!({"jobs": [{"jid": "j", "state": "RUNNING", "start-time": 1}]}))),
+            )
+            .route(
+                "/jobs/j",
+                get(answer(serde_json::json!({"state": "RUNNING", "vertices": [
+                    {"name": "Source: reader", "parallelism": 1, "maxParallelism": 2}
+                ]}))),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+
+    #[tokio::test]
+    async fn with_flink_down_the_segments_are_followed_within_the_last_known_cap() {
+        let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
+        let up = Arc::new(Mutex::new(true));
+        let url = flink_stand_in(up.clone()).await;
+        let config = autoscaler.bindings[0].config.clone();
+        let flink = FlinkClient::new(&url, Duration::from_secs(2));
+        let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink));
+        let mut autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry.clone());
+        let stream: StreamId = "demo/load".parse().unwrap();
+        table
+            .lock()
+            .unwrap()
+            .insert(stream.clone(), SegmentReading::Segments(1));
+        autoscaler.reconcile(ACTING).await;
+        assert!(telemetry
+            .metrics
+            .encode()
+            .contains("segment_autoscaler_job_aligned{binding=\"b\"} 1"));
+
+        *up.lock().unwrap() = false;
+        table
+            .lock()
+            .unwrap()
+            .insert(stream, SegmentReading::Segments(4));
+        let reports = autoscaler.reconcile(ACTING).await;
+        assert_eq!(
+            target.writes(),
+            vec![2],
+            "followed up to the cap of 2, not 4"
+        );
+        let reason = &reports[0].reason;
+        assert!(
+            reason.contains("job alignment unknown (flink ")
+                && reason.contains("502")
+                && reason.ends_with("still capped by its last known max parallelism 2"),
+            "{reason}"
+        );
+        let text = telemetry.metrics.encode();
+        assert!(
+            !text.contains("segment_autoscaler_job_aligned{"),
+            "unknown, not 0:\n{text}"
         );
     }
 }

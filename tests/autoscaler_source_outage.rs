@@ -1,7 +1,10 @@
 //! Acceptance (b): Prometheus stops mid-run. The binding holds (nothing is scaled down although
 //! the stream merged meanwhile), the source-error metric rises with reason `unreachable`,
 //! `plan` still answers (exit 0, naming the failed source), and scaling resumes when
-//! Prometheus returns.
+//! Prometheus returns. And `source: auto` (issue 14): with the controller cut off, Prometheus
+//! serves; with both cut off, the binding holds.
+//!
+//! Both tests use the one TaskManager Deployment: they run one at a time.
 
 mod support;
 
@@ -14,7 +17,11 @@ use support::kubernetes::{
     ensure_deployment, replicas, set_replicas, wait_for_replicas, NAMESPACE, TASKMANAGERS,
 };
 use support::pravega::{controller, create_stream, scale_to};
+use support::proxy::{Mode, Proxy};
 use support::{unique_name, AutoscalerProcess, Component, Stack};
+
+/// One test at a time: they share the Deployment, and one stops Prometheus.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Brings Prometheus back even if the test fails half-way, for the tests that run after it.
 struct PrometheusBack<'a>(&'a Stack);
@@ -34,6 +41,7 @@ const ERRORS: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_while_prometheus_is_down_and_resumes_after() {
+    let _serial = SERIAL.lock().await;
     let stack = Stack::require(&[
         Component::Pravega,
         Component::Prometheus,
@@ -143,4 +151,80 @@ bindings:
     stack.stack_command(&["up", "prometheus"]);
     // Replicas follow the merge once Prometheus is back.
     wait_for_replicas(&deployments, 1, Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_uses_prometheus_when_the_controller_is_cut_off_and_holds_without_both() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::require(&[
+        Component::Pravega,
+        Component::Prometheus,
+        Component::Kubernetes,
+    ])
+    .await;
+    let admin = stack.kube_client(&stack.kubeconfig_admin).await;
+    let deployments: Api<Deployment> = Api::namespaced(admin, NAMESPACE);
+    ensure_deployment(&deployments, TASKMANAGERS).await;
+    set_replicas(&deployments, TASKMANAGERS, 1).await;
+    let controller = controller(&stack.pravega_controller);
+    let scope = unique_name("auto");
+    let stream = create_stream(&controller, &scope, "load").await;
+    // The autoscaler reaches both sources through proxies: the test cuts them off from it,
+    // while Prometheus goes on scraping the real controller.
+    let pravega = Proxy::start(stack.pravega_controller.trim_start_matches("tcp://")).await;
+    let prometheus = Proxy::start(stack.prometheus_url.trim_start_matches("http://")).await;
+    let config = format!(
+        r#"
+interval: 500ms
+pravega: {{controller: "tcp://{pravega}", timeout: 1s}}
+prometheus: {{url: "http://{prometheus}", timeout: 1s}}
+kubernetes: {{kubeconfig: "{kubeconfig}"}}
+bindings:
+  - name: auto
+    streams: [{scope}/load]
+    source: auto
+    max_replicas: 8
+    target: {{kind: deployment, namespace: {NAMESPACE}, name: {TASKMANAGERS}}}
+"#,
+        pravega = pravega.address,
+        prometheus = prometheus.address,
+        kubeconfig = stack.kubeconfig_restricted.display(),
+    );
+    let autoscaler = AutoscalerProcess::start("auto", &config);
+    scale_to(&controller, &stream, 2).await;
+    wait_for_replicas(&deployments, 2, Duration::from_secs(30)).await;
+
+    // The controller is cut off: the next change is seen through Prometheus.
+    pravega.set(Mode::Cut);
+    scale_to(&controller, &stream, 3).await;
+    wait_for_replicas(&deployments, 3, Duration::from_secs(30)).await;
+    let controller_errors = "segment_autoscaler_source_errors_total{source=\"controller\"";
+    let errors = autoscaler.metric_sum(controller_errors).await;
+    assert!(
+        errors >= 1.0,
+        "the controller's failures are counted: {errors}"
+    );
+
+    // Both cut off: the next change is not followed.
+    prometheus.set(Mode::Cut);
+    scale_to(&controller, &stream, 4).await;
+    let hold_until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < hold_until {
+        assert_eq!(
+            replicas(&deployments, TASKMANAGERS).await,
+            3,
+            "nothing is scaled with both sources cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let log = autoscaler.log_text();
+    assert!(
+        log.contains("(controller): source unavailable")
+            || log.contains("(prometheus): source unavailable"),
+        "the hold names the failed sources:\n{log}"
+    );
+
+    // The controller is back: followed again.
+    pravega.set(Mode::Forward);
+    wait_for_replicas(&deployments, 4, Duration::from_secs(30)).await;
 }

@@ -286,22 +286,33 @@ impl Metrics {
 
     /// Records what Flink says of a binding's job: its parallelism (`None` when it could not
     /// be read: the series disappears) and whether it is aligned.
-    pub fn record_job(&self, binding: &str, parallelism: Option<u32>, aligned: bool) {
+    pub fn record_job(&self, binding: &str, job: Option<JobAlignment>) {
         let labels = binding_labels(binding);
-        match parallelism {
-            Some(n) => {
+        match job {
+            Some(job) => {
                 self.job_parallelism
                     .get_or_create(&labels)
-                    .set(i64::from(n));
+                    .set(i64::from(job.parallelism));
+                self.job_aligned
+                    .get_or_create(&labels)
+                    .set(i64::from(job.aligned));
             }
+            // Unknown is neither aligned nor not: both series disappear.
             None => {
                 self.job_parallelism.remove(&labels);
+                self.job_aligned.remove(&labels);
             }
         }
-        self.job_aligned
-            .get_or_create(&labels)
-            .set(i64::from(aligned));
     }
+}
+
+/// What Flink's REST API said about a binding's job.
+#[derive(Debug, Clone, Copy)]
+pub struct JobAlignment {
+    /// Parallelism of the source vertex.
+    pub parallelism: u32,
+    /// Whether it is the parallelism the plan wants.
+    pub aligned: bool,
 }
 
 #[cfg(test)]
@@ -333,7 +344,13 @@ mod tests {
             source: SourceKind::Controller,
         };
         m.record_decision("b", &[observed], &decision);
-        m.record_job("b", Some(1), false);
+        m.record_job(
+            "b",
+            Some(JobAlignment {
+                parallelism: 1,
+                aligned: false,
+            }),
+        );
         let text = m.encode();
         for line in [
             "segment_autoscaler_current_replicas{binding=\"b\"} 1",
@@ -373,19 +390,25 @@ mod tests {
             source: SourceKind::Controller,
         };
         m.record_decision("b", std::slice::from_ref(&observed), &decision);
-        m.record_job("b", Some(2), true);
+        m.record_job(
+            "b",
+            Some(JobAlignment {
+                parallelism: 2,
+                aligned: true,
+            }),
+        );
         observed.reading = SegmentReading::Missing;
         decision.current_replicas = None;
         m.record_decision("b", &[observed], &decision);
-        m.record_job("b", None, false);
+        m.record_job("b", None);
         let text = m.encode();
         for gone in [
             "segment_autoscaler_stream_segments{",
             "segment_autoscaler_current_replicas{",
             "segment_autoscaler_job_parallelism{",
+            "segment_autoscaler_job_aligned{",
         ] {
             assert!(!text.contains(gone), "{gone} in:\n{text}");
         }
-        assert!(text.contains("segment_autoscaler_job_aligned{binding=\"b\"} 0"));
     }
 }
