@@ -229,11 +229,13 @@ impl LiveBinding {
         if act && decision.paused() != self.paused {
             self.record_pause(decision.paused()).await;
         }
-        metrics.record_decision(&self.config.name, &input.observations, &decision);
-
-        // Verify.
-        if let Some(job) = &job {
-            self.verify(job, &decision, metrics);
+        // Verify, and record the figures as one sample.
+        {
+            let _sample = metrics.sample();
+            metrics.record_decision(&self.config.name, &input.observations, &decision);
+            if let Some(job) = &job {
+                self.verify(job, &decision, metrics);
+            }
         }
 
         let sources: BTreeSet<&str> = input

@@ -2,6 +2,7 @@
 //! record a reconciliation's outcome into them.
 
 use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -84,6 +85,8 @@ pub struct Metrics {
     /// 1 when this replica may act (leader, or no leader election), else 0.
     pub leader: Gauge,
     registry: Registry,
+    /// Held while one reconciliation's figures are written and while the page is encoded.
+    sample: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -103,6 +106,7 @@ impl Default for Metrics {
             paused: Family::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
+            sample: Mutex::new(()),
         };
         registry.register(
             "stream_segments",
@@ -173,10 +177,18 @@ fn binding_labels(binding: &str) -> BindingLabels {
 impl Metrics {
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
+        let _sample = self.sample.lock().expect("lock");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("encoding to a String");
         text
+    }
+
+    /// Holds encoding back while the caller writes one binding's figures (segments, replicas,
+    /// the job's parallelism and alignment), so a scrape sees all of them from one
+    /// reconciliation, never a mix of two.
+    pub fn sample(&self) -> MutexGuard<'_, ()> {
+        self.sample.lock().expect("lock")
     }
 
     /// Exports a source's error counters at 0, so `rate()` works before the first failure.
@@ -410,5 +422,54 @@ mod tests {
         ] {
             assert!(!text.contains(gone), "{gone} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn a_scrape_sees_one_reconciliations_figures_never_two() {
+        let m = std::sync::Arc::new(Metrics::default());
+        let writer = {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    let n = 1 + i % 2;
+                    let decision = ScaleDecision {
+                        segments: Some(n),
+                        current_replicas: Some(n),
+                        desired_replicas: Some(n),
+                        action: Action::Hold,
+                        reason: "r".into(),
+                    };
+                    let observed = Observation {
+                        stream: "demo/a".parse().unwrap(),
+                        reading: SegmentReading::Segments(n),
+                        source: SourceKind::Controller,
+                    };
+                    let _sample = m.sample();
+                    m.record_decision("b", &[observed], &decision);
+                    let job = JobAlignment {
+                        parallelism: n,
+                        aligned: true,
+                    };
+                    m.record_job("b", Some(job));
+                }
+            })
+        };
+        let value = |text: &str, series: &str| {
+            text.lines()
+                .find(|l| l.starts_with(series))
+                .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        };
+        let mut pages = 0;
+        while !writer.is_finished() {
+            let text = m.encode();
+            let segments = value(&text, "segment_autoscaler_stream_segments{");
+            let parallelism = value(&text, "segment_autoscaler_job_parallelism{");
+            if let (Some(s), Some(p)) = (&segments, &parallelism) {
+                assert_eq!(s, p, "a page mixing two reconciliations");
+                pages += 1;
+            }
+        }
+        writer.join().unwrap();
+        assert!(pages > 10, "only {pages} pages read while writing");
     }
 }
