@@ -77,6 +77,9 @@ enum Failure {
     /// A signal handler could not be installed.
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
+    /// `plan` did not finish within `reconcile_timeout`.
+    #[error("plan did not finish within reconcile_timeout ({0:?})")]
+    Deadline(std::time::Duration),
     /// The telemetry server failed.
     #[error("telemetry server: {0}")]
     Server(std::io::Error),
@@ -123,7 +126,9 @@ async fn plan_once(config: Config, output: Output) -> Result<(), Failure> {
     let telemetry = Telemetry::new(config.interval, config.reconcile_timeout);
     let mut autoscaler =
         setup::autoscaler(&config, kube.as_ref(), &setup::identity(&config), telemetry)?;
-    let reports = autoscaler.reconcile(None).await;
+    let reports = tokio::time::timeout(config.reconcile_timeout, autoscaler.reconcile(None))
+        .await
+        .map_err(|_| Failure::Deadline(config.reconcile_timeout))?;
     match output {
         Output::Json => println!(
             "{}",
