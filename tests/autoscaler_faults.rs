@@ -125,6 +125,22 @@ async fn a_frozen_api_server_abandons_reconciliations_and_the_loop_recovers() {
         body.contains("reconciliation(s) were abandoned at reconcile_timeout"),
         "{body}"
     );
+    // `plan` is bounded the same way: it ends (with an answer or a deadline error).
+    let plan_started = Instant::now();
+    let mut plan = std::process::Command::new(env!("CARGO_BIN_EXE_segment-autoscaler"))
+        .args(["plan", "--config"])
+        .arg(autoscaler.log.with_extension("yaml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run plan");
+    while plan.try_wait().unwrap().is_none() {
+        assert!(
+            plan_started.elapsed() < Duration::from_secs(15),
+            "plan hangs on the frozen API server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The loop ticked on: passes kept ending while the API server stayed frozen.
     let abandoned = autoscaler.metric(ABANDONED).await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
