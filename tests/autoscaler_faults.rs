@@ -9,11 +9,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
-use support::kubernetes::{ensure_deployment, replicas, set_replicas, wait_for_replicas};
+use support::kubernetes::{replicas, set_replicas, taskmanagers_at_one, wait_for_replicas};
 use support::kubernetes::{NAMESPACE, TASKMANAGERS};
 use support::pravega::{controller, create_stream, scale_to};
 use support::{eventually, unique_name, AutoscalerProcess, Component, Frozen, Stack};
@@ -79,10 +78,7 @@ async fn events_by(events: &Api<Event>, identity: &str) -> usize {
 async fn a_frozen_api_server_abandons_reconciliations_and_the_loop_recovers() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::require(&[Component::Pravega, Component::Kubernetes]).await;
-    let admin = stack.kube_client(&stack.kubeconfig_admin).await;
-    let deployments: Api<Deployment> = Api::namespaced(admin, NAMESPACE);
-    ensure_deployment(&deployments, TASKMANAGERS).await;
-    set_replicas(&deployments, TASKMANAGERS, 1).await;
+    let (deployments, _) = taskmanagers_at_one(&stack).await;
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("frozen-api");
     let stream = create_stream(&controller, &scope, "load").await;
@@ -163,11 +159,7 @@ async fn a_frozen_api_server_abandons_reconciliations_and_the_loop_recovers() {
 async fn a_frozen_leader_is_replaced_and_writes_nothing_when_it_resumes() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::require(&[Component::Pravega, Component::Kubernetes]).await;
-    let admin = stack.kube_client(&stack.kubeconfig_admin).await;
-    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
-    let events: Api<Event> = Api::namespaced(admin, NAMESPACE);
-    ensure_deployment(&deployments, TASKMANAGERS).await;
-    set_replicas(&deployments, TASKMANAGERS, 1).await;
+    let (deployments, events) = taskmanagers_at_one(&stack).await;
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("frozen-leader");
     let stream = create_stream(&controller, &scope, "load").await;
@@ -343,11 +335,7 @@ bindings:
 async fn a_target_scaled_to_zero_by_someone_else_is_paused_until_set_back() {
     let _serial = SERIAL.lock().await;
     let stack = Stack::require(&[Component::Pravega, Component::Kubernetes]).await;
-    let admin = stack.kube_client(&stack.kubeconfig_admin).await;
-    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
-    let events: Api<Event> = Api::namespaced(admin, NAMESPACE);
-    ensure_deployment(&deployments, TASKMANAGERS).await;
-    set_replicas(&deployments, TASKMANAGERS, 1).await;
+    let (deployments, events) = taskmanagers_at_one(&stack).await;
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("paused");
     let stream = create_stream(&controller, &scope, "load").await;

@@ -6,12 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
-use support::kubernetes::{
-    ensure_deployment, set_replicas, wait_for_replicas, NAMESPACE, TASKMANAGERS,
-};
+use support::kubernetes::{taskmanagers_at_one, wait_for_replicas, NAMESPACE, TASKMANAGERS};
 use support::pravega::{controller, create_stream, scale_to};
 use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
 
@@ -91,11 +88,7 @@ async fn event_reporters(events: &Api<Event>, identities: &[String]) -> Vec<Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_acts_and_a_standby_takes_over() {
     let stack = Stack::require(&[Component::Pravega, Component::Kubernetes]).await;
-    let admin = stack.kube_client(&stack.kubeconfig_admin).await;
-    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
-    let events: Api<Event> = Api::namespaced(admin, NAMESPACE);
-    ensure_deployment(&deployments, TASKMANAGERS).await;
-    set_replicas(&deployments, TASKMANAGERS, 1).await;
+    let (deployments, events) = taskmanagers_at_one(&stack).await;
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("ha");
     let stream = create_stream(&controller, &scope, "load").await;

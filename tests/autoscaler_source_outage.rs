@@ -11,11 +11,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
-use support::kubernetes::{
-    ensure_deployment, replicas, set_replicas, wait_for_replicas, NAMESPACE, TASKMANAGERS,
-};
+use support::kubernetes::{replicas, taskmanagers_at_one, wait_for_replicas};
+use support::kubernetes::{NAMESPACE, TASKMANAGERS};
 use support::pravega::{controller, create_stream, scale_to};
 use support::proxy::{Mode, Proxy};
 use support::{unique_name, AutoscalerProcess, Component, Stack};
@@ -48,10 +45,7 @@ async fn holds_while_prometheus_is_down_and_resumes_after() {
         Component::Kubernetes,
     ])
     .await;
-    let admin = stack.kube_client(&stack.kubeconfig_admin).await;
-    let deployments: Api<Deployment> = Api::namespaced(admin, NAMESPACE);
-    ensure_deployment(&deployments, TASKMANAGERS).await;
-    set_replicas(&deployments, TASKMANAGERS, 1).await;
+    let (deployments, _) = taskmanagers_at_one(&stack).await;
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("outage");
     let stream = create_stream(&controller, &scope, "load").await;
@@ -162,10 +156,7 @@ async fn auto_uses_prometheus_when_the_controller_is_cut_off_and_holds_without_b
         Component::Kubernetes,
     ])
     .await;
-    let admin = stack.kube_client(&stack.kubeconfig_admin).await;
-    let deployments: Api<Deployment> = Api::namespaced(admin, NAMESPACE);
-    ensure_deployment(&deployments, TASKMANAGERS).await;
-    set_replicas(&deployments, TASKMANAGERS, 1).await;
+    let (deployments, _) = taskmanagers_at_one(&stack).await;
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("auto");
     let stream = create_stream(&controller, &scope, "load").await;

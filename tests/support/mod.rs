@@ -602,6 +602,7 @@ impl Drop for AutoscalerProcess {
 /// Kubernetes helpers on the real API server.
 pub mod kubernetes {
     use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Event;
     use kube::api::{Api, Patch, PatchParams, PostParams};
     use serde_json::json;
 
@@ -722,6 +723,16 @@ pub mod kubernetes {
             ),
             other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
         }
+    }
+
+    /// The administrator's view of the TaskManager Deployment (created if missing, set to 1
+    /// replica) and of the Events of its namespace, on the stack's API server.
+    pub async fn taskmanagers_at_one(stack: &super::Stack) -> (Api<Deployment>, Api<Event>) {
+        let admin = stack.kube_client(&stack.kubeconfig_admin).await;
+        let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+        ensure_deployment(&deployments, TASKMANAGERS).await;
+        set_replicas(&deployments, TASKMANAGERS, 1).await;
+        (deployments, Api::namespaced(admin, NAMESPACE))
     }
 
     /// The Deployment's spec.replicas.
