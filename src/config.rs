@@ -87,8 +87,9 @@ pub struct Config {
 pub struct PrometheusConfig {
     /// Base URL, e.g. `http://127.0.0.1:19090`.
     pub url: String,
-    /// PromQL giving one series per controller and stream; evaluated once per tick for all
-    /// bindings, filtered on the scope and stream labels.
+    /// The segment gauge: a metric name, optionally with label matchers of its own; the bound
+    /// streams are selected on it with matchers on the scope and stream labels, once per tick
+    /// for all bindings.
     #[serde(default = "defaults::prometheus_query")]
     pub query: String,
     /// Label holding the scope name.
@@ -464,10 +465,13 @@ impl Config {
         }
         if let Some(p) = &self.prometheus {
             validate_url("prometheus.url", &p.url)?;
-            if p.query.trim().is_empty() {
+            if !is_series_selector(&p.query) {
                 return Err(ConfigError::invalid(
                     "prometheus.query",
-                    "must not be empty",
+                    format!(
+                        "{:?} is not a metric name, optionally with label matchers (e.g. pravega_controller_segments_count{{job=\"pravega\"}}): the bound streams are selected on it with label matchers",
+                        p.query
+                    ),
                 ));
             }
             if p.bearer_token_file.is_some() && p.bearer_token_env.is_some() {
@@ -752,6 +756,20 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A metric name, optionally followed by `{label matchers}`.
+fn is_series_selector(query: &str) -> bool {
+    let (name, matchers) = match query.split_once('{') {
+        Some((name, rest)) => (name, Some(rest)),
+        None => (query, None),
+    };
+    let mut chars = name.chars();
+    let name_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    name_ok && matchers.is_none_or(|m| m.ends_with('}') && !m[..m.len() - 1].contains(['{', '}']))
 }
 
 fn validate_url(field: &str, url: &str) -> Result<(), ConfigError> {
@@ -1117,5 +1135,27 @@ bindings:
             .starts_with("bindings[1].target: the same target"));
         let elsewhere = second.replace("namespace: flink", "namespace: other");
         assert!(Config::parse(&format!("{FULL}{elsewhere}")).is_ok());
+    }
+
+    #[test]
+    fn the_prometheus_query_is_a_series_selector() {
+        for good in [
+            "pravega_controller_segments_count",
+            "pravega_controller_segments_count{job=\"pravega\"}",
+            "ns:segments",
+        ] {
+            assert!(is_series_selector(good), "{good}");
+        }
+        for bad in ["", "sum(x)", "x{a=\"b\"", "1x", "x{a=\"}\"}"] {
+            assert!(!is_series_selector(bad), "{bad}");
+        }
+        let error = error_of(&FULL.replace(
+            "prometheus: {url: \"http://127.0.0.1:19090\"}",
+            "prometheus: {url: \"http://127.0.0.1:19090\", query: \"sum(x)\"}",
+        ));
+        assert!(
+            error.starts_with("prometheus.query: \"sum(x)\" is not a metric name"),
+            "{error}"
+        );
     }
 }

@@ -45,7 +45,7 @@ pub struct ReportQuery {
 impl ReportQuery {
     async fn range(
         &self,
-        http: &reqwest::Client,
+        prometheus: &prometheus_http_query::Client,
         query: &str,
     ) -> Result<Vec<Option<f64>>, ReportError> {
         let failed = |message: String| ReportError::Query {
@@ -53,46 +53,40 @@ impl ReportQuery {
             message,
         };
         let step = self.step.as_secs_f64();
-        let body: serde_json::Value = http
-            .get(format!(
-                "{}/api/v1/query_range",
-                self.prometheus.trim_end_matches('/')
-            ))
-            .query(&[
-                ("query", query.to_string()),
-                ("start", format!("{:.3}", self.from)),
-                ("end", format!("{:.3}", self.to)),
-                ("step", format!("{step}")),
-            ])
-            .send()
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .json()
+        // The API takes whole seconds; the grid starts at the first of them.
+        let start = self.from.floor();
+        let answer = prometheus
+            .query_range(query, start as i64, self.to.ceil() as i64, step)
+            .get()
             .await
             .map_err(|e| failed(e.to_string()))?;
-        if body["status"] != "success" {
-            return Err(failed(
-                body["error"].as_str().unwrap_or("query failed").into(),
-            ));
-        }
+        let Some(series) = answer.data().as_matrix() else {
+            return Err(failed("the answer is not a range vector".into()));
+        };
         let samples = ((self.to - self.from) / step).floor() as usize + 1;
         let mut values = vec![None; samples];
         // Several series (e.g. one per TaskManager) are summed per sample.
-        for series in body["data"]["result"].as_array().into_iter().flatten() {
-            for point in series["values"].as_array().into_iter().flatten() {
-                let (Some(t), Some(v)) = (
-                    point[0].as_f64(),
-                    point[1].as_str().and_then(|v| v.parse::<f64>().ok()),
-                ) else {
-                    continue;
-                };
-                let i = ((t - self.from) / step).round() as usize;
-                if i < samples && v.is_finite() {
-                    values[i] = Some(values[i].unwrap_or(0.0) + v);
-                }
+        for point in series.iter().flat_map(|s| s.samples()) {
+            let i = ((point.timestamp() - start) / step).round() as usize;
+            if i < samples && point.value().is_finite() {
+                values[i] = Some(values[i].unwrap_or(0.0) + point.value());
             }
         }
         Ok(values)
+    }
+
+    /// A client for the run's Prometheus, each request bounded by 30 s.
+    fn client(&self) -> Result<prometheus_http_query::Client, ReportError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client");
+        prometheus_http_query::Client::from(http, self.prometheus.trim_end_matches('/')).map_err(
+            |e| ReportError::Query {
+                query: String::new(),
+                message: format!("--prometheus {}: {e}", self.prometheus),
+            },
+        )
     }
 
     /// Evaluates `queries` over the run; returns which gave no sample at all.
@@ -100,10 +94,7 @@ impl ReportQuery {
         &self,
         queries: &[(String, String)],
     ) -> Result<DashboardCheck, ReportError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("HTTP client");
+        let http = self.client()?;
         let mut without_data = Vec::new();
         for (place, expr) in queries {
             let values = self.range(&http, expr).await?;
@@ -119,10 +110,7 @@ impl ReportQuery {
 
     /// Fetches every series of the report.
     pub async fn fetch(&self) -> Result<RunSeries, ReportError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("HTTP client");
+        let http = self.client()?;
         let segments_query = if self.streams.is_empty() {
             "sum(segment_autoscaler_stream_segments)".to_string()
         } else {

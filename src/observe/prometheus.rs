@@ -1,10 +1,13 @@
-//! The Prometheus source: one instant query per tick (by default
-//! `pravega_controller_segments_count`) for every bound stream, filtered on the scope and
-//! stream labels. Series of one stream from several controller instances are never added up.
+//! The Prometheus source: one instant query per tick through prometheus-http-query, selecting
+//! only the bound streams on the server with label matchers on the segment gauge
+//! (`pravega_controller_segments_count{scope="demo",stream=~"a|b"}`), so its cost follows the
+//! bound streams, not every stream Prometheus knows. Series of one stream from several
+//! controller instances are never added up.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
+use prometheus_http_query::response::{Data, PromqlResult};
 use serde::Deserialize;
 
 use super::{ImplausibleCount, SegmentReading, SegmentSource, SourceError};
@@ -13,37 +16,21 @@ use crate::domain::{SourceKind, StreamId};
 
 /// Reads the segment gauge from Prometheus' HTTP API.
 pub struct PrometheusSource {
-    http: reqwest::Client,
-    query_url: String,
+    client: prometheus_http_query::Client,
+    endpoint: String,
     query: String,
     scope_label: String,
     stream_label: String,
-    bearer_token: Option<String>,
     timeout: std::time::Duration,
 }
 
-/// The envelope of every Prometheus API answer.
+/// The envelope of a Prometheus API answer. The status is checked here, before the crate's
+/// result types read `data`, so that an HTTP error keeps its status (and its error reason).
 #[derive(Deserialize)]
 struct ApiAnswer {
     status: String,
     error: Option<String>,
-    data: Option<QueryData>,
-}
-
-/// The `data` of a query answer; `result`'s shape depends on `resultType`.
-#[derive(Deserialize)]
-struct QueryData {
-    #[serde(rename = "resultType")]
-    result_type: String,
-    result: serde_json::Value,
-}
-
-/// One series of an instant vector.
-#[derive(Deserialize)]
-struct VectorSample {
-    metric: HashMap<String, String>,
-    /// `[unix seconds, "value"]`: Prometheus encodes values as strings ("NaN", "+Inf" too).
-    value: (f64, String),
+    data: Option<PromqlResult>,
 }
 
 /// Several controller instances may report the same stream: their values are never added up.
@@ -75,30 +62,66 @@ pub fn merge_instances(values: &[f64]) -> SegmentReading {
 impl PrometheusSource {
     /// A source for the Prometheus `config` names, sending `bearer_token` if given.
     pub fn new(config: &PrometheusConfig, bearer_token: Option<String>) -> PrometheusSource {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = bearer_token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .expect("a token read from a file or variable is a header value");
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .default_headers(headers)
+            .build()
+            .expect("HTTP client");
+        let base = config.url.trim_end_matches('/');
         PrometheusSource {
-            http: reqwest::Client::builder()
-                .timeout(config.timeout)
-                .build()
-                .expect("HTTP client"),
-            query_url: format!("{}/api/v1/query", config.url.trim_end_matches('/')),
+            // Validation checked the URL.
+            client: prometheus_http_query::Client::from(http, base).expect("a valid URL"),
+            endpoint: format!("{base}/api/v1/query"),
             query: config.query.clone(),
             scope_label: config.scope_label.clone(),
             stream_label: config.stream_label.clone(),
-            bearer_token,
             timeout: config.timeout,
         }
     }
 
-    async fn query(&self) -> Result<QueryData, SourceError> {
-        let endpoint = || self.query_url.clone();
-        let mut request = self
-            .http
-            .get(&self.query_url)
-            .query(&[("query", self.query.as_str())]);
-        if let Some(token) = &self.bearer_token {
-            request = request.bearer_auth(token);
+    /// The gauge's selector narrowed to `streams`: per scope, `stream=~"a|b"` (names hold only
+    /// letters, digits, '-', '_' and '.', the last escaped for the regex), joined with `or`.
+    pub fn selector(&self, streams: &BTreeSet<StreamId>) -> String {
+        let mut by_scope: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for s in streams {
+            by_scope
+                .entry(s.scope.as_str())
+                .or_default()
+                .push(s.stream.replace('.', "\\\\."));
         }
-        let transport = |e: reqwest::Error| {
+        let (name, matchers) = match self.query.split_once('{') {
+            Some((name, rest)) => (name, rest.trim_end_matches('}').trim().to_string()),
+            None => (self.query.as_str(), String::new()),
+        };
+        by_scope
+            .iter()
+            .map(|(scope, names)| {
+                let ours = format!(
+                    "{}=\"{}\",{}=~\"{}\"",
+                    self.scope_label,
+                    scope,
+                    self.stream_label,
+                    names.join("|")
+                );
+                match matchers.as_str() {
+                    "" => format!("{name}{{{ours}}}"),
+                    theirs => format!("{name}{{{theirs},{ours}}}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+
+    async fn query(&self, selector: String) -> Result<Data, SourceError> {
+        let endpoint = || self.endpoint.clone();
+        let transport = |e: &reqwest::Error| {
             if e.is_timeout() {
                 SourceError::Timeout {
                     endpoint: endpoint(),
@@ -111,16 +134,34 @@ impl PrometheusSource {
                 }
             }
         };
-        let response = request.send().await.map_err(transport)?;
+        // POST: the selector of many streams can outgrow a URL.
+        let response = match self.client.query(selector).post_raw().await {
+            Ok(response) => response,
+            Err(prometheus_http_query::Error::Client(e)) => {
+                return Err(match e.inner() {
+                    Some(inner) => transport(inner),
+                    None => SourceError::Unreachable {
+                        endpoint: endpoint(),
+                        message: e.to_string(),
+                    },
+                })
+            }
+            Err(e) => {
+                return Err(SourceError::Unreachable {
+                    endpoint: endpoint(),
+                    message: e.to_string(),
+                })
+            }
+        };
         let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
+        let body = response.bytes().await.map_err(|e| transport(&e))?;
         let answer: Result<ApiAnswer, _> = serde_json::from_slice(&body);
         match answer {
             Ok(ApiAnswer {
                 status: ok,
                 data: Some(data),
                 ..
-            }) if status.is_success() && ok == "success" => Ok(data),
+            }) if status.is_success() && ok == "success" => Ok(data.into_inner().0),
             Ok(answer) if !status.is_success() => Err(SourceError::Status {
                 endpoint: endpoint(),
                 status: status.as_u16(),
@@ -143,24 +184,19 @@ impl PrometheusSource {
     }
 
     /// Groups an instant-query answer by stream: every series' value, per stream.
-    fn group_by_stream(&self, data: QueryData) -> Result<HashMap<StreamId, Vec<f64>>, SourceError> {
-        let invalid = |message: String| SourceError::InvalidAnswer {
-            endpoint: self.query_url.clone(),
-            message,
+    fn group_by_stream(&self, data: Data) -> Result<HashMap<StreamId, Vec<f64>>, SourceError> {
+        let Data::Vector(samples) = data else {
+            return Err(SourceError::InvalidAnswer {
+                endpoint: self.endpoint.clone(),
+                message: "the query's result is not an instant vector".into(),
+            });
         };
-        if data.result_type != "vector" {
-            return Err(invalid(format!(
-                "query result is {} rather than an instant vector",
-                data.result_type
-            )));
-        }
-        let samples: Vec<VectorSample> = serde_json::from_value(data.result)
-            .map_err(|e| invalid(format!("vector result: {e}")))?;
         let mut by_stream: HashMap<StreamId, Vec<f64>> = HashMap::new();
         for sample in samples {
+            let (labels, value) = sample.into_inner();
             let (Some(scope), Some(stream)) = (
-                sample.metric.get(&self.scope_label),
-                sample.metric.get(&self.stream_label),
+                labels.get(&self.scope_label),
+                labels.get(&self.stream_label),
             ) else {
                 continue;
             };
@@ -170,7 +206,7 @@ impl PrometheusSource {
                     stream: stream.clone(),
                 })
                 .or_default()
-                .push(sample.value.1.parse::<f64>().unwrap_or(f64::NAN));
+                .push(value.value());
         }
         Ok(by_stream)
     }
@@ -183,7 +219,10 @@ impl SegmentSource for PrometheusSource {
     }
 
     async fn read(&self, streams: &BTreeSet<StreamId>) -> HashMap<StreamId, SegmentReading> {
-        let grouped = match self.query().await {
+        if streams.is_empty() {
+            return HashMap::new();
+        }
+        let grouped = match self.query(self.selector(streams)).await {
             Ok(data) => self.group_by_stream(data),
             Err(e) => Err(e),
         };
@@ -223,7 +262,11 @@ mod tests {
     }
 
     fn prometheus(url: &str) -> PrometheusSource {
-        let config = PrometheusConfig {
+        PrometheusSource::new(&config(url), None)
+    }
+
+    fn config(url: &str) -> PrometheusConfig {
+        PrometheusConfig {
             url: url.into(),
             query: "pravega_controller_segments_count".into(),
             scope_label: "scope".into(),
@@ -231,15 +274,37 @@ mod tests {
             timeout: Duration::from_secs(1),
             bearer_token_file: None,
             bearer_token_env: None,
-        };
-        PrometheusSource::new(&config, None)
+        }
     }
 
-    fn data(json: serde_json::Value) -> QueryData {
+    fn data(json: serde_json::Value) -> Data {
         serde_json::from_value::<ApiAnswer>(json)
             .unwrap()
             .data
             .unwrap()
+            .into_inner()
+            .0
+    }
+
+    #[test]
+    fn the_bound_streams_are_selected_on_the_server() {
+        let streams: BTreeSet<StreamId> = ["demo/a", "demo/b.c", "other/x"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let source = prometheus("http://127.0.0.1:1");
+        assert_eq!(
+            source.selector(&streams),
+            r#"pravega_controller_segments_count{scope="demo",stream=~"a|b\\.c"} or pravega_controller_segments_count{scope="other",stream=~"x"}"#
+        );
+        let mut config = config("http://127.0.0.1:1");
+        config.query = r#"pravega_controller_segments_count{job="pravega"}"#.into();
+        let narrowed = PrometheusSource::new(&config, None);
+        let one: BTreeSet<StreamId> = ["demo/a".parse().unwrap()].into();
+        assert_eq!(
+            narrowed.selector(&one),
+            r#"pravega_controller_segments_count{job="pravega",scope="demo",stream=~"a"}"#
+        );
     }
 
     #[test]

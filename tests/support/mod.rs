@@ -322,21 +322,14 @@ where
 
 /// The values of an instant PromQL query, one per series.
 pub async fn prometheus_values(prometheus_url: &str, query: &str) -> Result<Vec<f64>, String> {
-    let body: serde_json::Value = reqwest::Client::new()
-        .get(format!("{prometheus_url}/api/v1/query"))
-        .query(&[("query", query)])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(body["data"]["result"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|series| series["value"][1].as_str()?.parse().ok())
-        .collect())
+    let client =
+        prometheus_http_query::Client::try_from(prometheus_url).map_err(|e| e.to_string())?;
+    let answer = client.query(query).get().await.map_err(|e| e.to_string())?;
+    let series = answer
+        .data()
+        .as_vector()
+        .ok_or_else(|| format!("{query}: not an instant vector"))?;
+    Ok(series.iter().map(|s| s.sample().value()).collect())
 }
 
 /// A name unique to this test run, for scopes, streams and Kubernetes objects.
