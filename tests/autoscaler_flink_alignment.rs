@@ -4,28 +4,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::pravega::{controller, create_stream, scale_to};
-use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
-
-async fn wait_aligned(autoscaler: &AutoscalerProcess, parallelism: f64) {
-    eventually(
-        &format!("job aligned at parallelism {parallelism}"),
-        Duration::from_secs(120),
-        || async {
-            let running = autoscaler
-                .metric("segment_autoscaler_job_parallelism{")
-                .await;
-            let aligned = autoscaler.metric("segment_autoscaler_job_aligned{").await;
-            match (running, aligned) {
-                (Some(p), Some(a)) if p == parallelism && a == 1.0 => Ok(()),
-                other => Err(format!("(job_parallelism, job_aligned) = {other:?}")),
-            }
-        },
-    )
-    .await;
-}
+use support::{unique_name, AutoscalerProcess, Component, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn taskmanagers_and_job_parallelism_follow_segments() {
@@ -52,15 +32,15 @@ bindings:
         flink = stack.flink_rest_url,
     );
     let autoscaler = AutoscalerProcess::start("align", &config);
-    wait_aligned(&autoscaler, 1.0).await;
+    autoscaler.wait_aligned(1.0).await;
 
     scale_to(&controller, &stream, 2).await;
-    wait_aligned(&autoscaler, 2.0).await;
+    autoscaler.wait_aligned(2.0).await;
     assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "2");
 
     // Capped by max_replicas: 4 segments, at most 3 TaskManagers, still reported aligned.
     scale_to(&controller, &stream, 4).await;
-    wait_aligned(&autoscaler, 3.0).await;
+    autoscaler.wait_aligned(3.0).await;
     assert_eq!(
         autoscaler
             .metric("segment_autoscaler_desired_replicas{")
@@ -69,6 +49,6 @@ bindings:
     );
 
     scale_to(&controller, &stream, 1).await;
-    wait_aligned(&autoscaler, 1.0).await;
+    autoscaler.wait_aligned(1.0).await;
     assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "1");
 }

@@ -14,22 +14,6 @@ use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
 const ALIGNED: &str = "segment_autoscaler_job_aligned{";
 const PARALLELISM: &str = "segment_autoscaler_job_parallelism{";
 
-async fn wait_aligned(autoscaler: &AutoscalerProcess, parallelism: f64) {
-    eventually(
-        &format!("job aligned at parallelism {parallelism}"),
-        Duration::from_secs(120),
-        || async {
-            let running = autoscaler.metric(PARALLELISM).await;
-            let aligned = autoscaler.metric(ALIGNED).await;
-            match (running, aligned) {
-                (Some(p), Some(a)) if p == parallelism && a == 1.0 => Ok(()),
-                other => Err(format!("(job_parallelism, job_aligned) = {other:?}")),
-            }
-        },
-    )
-    .await;
-}
-
 /// Waits until the stack runs `n` TaskManagers and the job's alignment is unknown.
 async fn wait_followed_blind(stack: &Stack, autoscaler: &AutoscalerProcess, n: usize) {
     eventually(
@@ -76,7 +60,7 @@ bindings:
         flink = flink.address,
     );
     let autoscaler = AutoscalerProcess::start("flink-faults", &config);
-    wait_aligned(&autoscaler, 1.0).await;
+    autoscaler.wait_aligned(1.0).await;
 
     flink.set(Mode::Garbage);
     scale_to(&controller, &stream, 2).await;
@@ -94,8 +78,8 @@ bindings:
 
     // Flink answers again: the real job is seen at the new parallelism.
     flink.set(Mode::Forward);
-    wait_aligned(&autoscaler, 3.0).await;
+    autoscaler.wait_aligned(3.0).await;
     scale_to(&controller, &stream, 1).await;
-    wait_aligned(&autoscaler, 1.0).await;
+    autoscaler.wait_aligned(1.0).await;
     assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "1");
 }

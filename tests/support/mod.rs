@@ -543,6 +543,24 @@ impl AutoscalerProcess {
         Some((status, response.text().await.ok()?))
     }
 
+    /// Waits until it reports the Flink job aligned at `parallelism` (`job_parallelism` and
+    /// `job_aligned` 1).
+    pub async fn wait_aligned(&self, parallelism: f64) {
+        eventually(
+            &format!("job aligned at parallelism {parallelism}"),
+            Duration::from_secs(120),
+            || async {
+                let running = self.metric("segment_autoscaler_job_parallelism{").await;
+                let aligned = self.metric("segment_autoscaler_job_aligned{").await;
+                match (running, aligned) {
+                    (Some(p), Some(a)) if p == parallelism && a == 1.0 => Ok(()),
+                    other => Err(format!("(job_parallelism, job_aligned) = {other:?}")),
+                }
+            },
+        )
+        .await;
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
