@@ -98,7 +98,14 @@ pub struct PrometheusConfig {
     /// Label holding the stream name.
     #[serde(default = "defaults::stream_label")]
     pub stream_label: String,
-    /// Per-query timeout.
+    /// How far back to look for a stream's last reported count once Pravega has evicted its
+    /// gauge (3 minutes after the last scale, by default): older evidence is not trusted.
+    #[serde(
+        default = "defaults::prometheus_lookback",
+        deserialize_with = "duration"
+    )]
+    pub lookback: Duration,
+    /// Timeout of one read of every bound stream (up to three queries).
     #[serde(default = "defaults::source_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
     /// File holding a bearer token for Prometheus (read at start-up, never logged).
@@ -390,6 +397,13 @@ mod defaults {
     pub fn retry_period() -> Duration {
         Duration::from_secs(2)
     }
+    /// A day: a stream under steady load may not scale for hours (Pravega merges only
+    /// segments older than 20 minutes, after a 10-minute cooldown), a day covers a daily load
+    /// cycle, and it stays well inside Prometheus' default retention (15 days). The series
+    /// read are sparse (a few minutes after each scale), so the look-back costs little.
+    pub fn prometheus_lookback() -> Duration {
+        Duration::from_secs(24 * 60 * 60)
+    }
     pub fn source_timeout() -> Duration {
         Duration::from_secs(5)
     }
@@ -471,6 +485,17 @@ impl Config {
                     format!(
                         "{:?} is not a metric name, optionally with label matchers (e.g. pravega_controller_segments_count{{job=\"pravega\"}}): the bound streams are selected on it with label matchers",
                         p.query
+                    ),
+                ));
+            }
+            // Below Pravega's default eviction the look-back would forget a count before its
+            // gauge is even gone; whole seconds, as PromQL ranges are written here.
+            if p.lookback < Duration::from_secs(5 * 60) || p.lookback.subsec_nanos() != 0 {
+                return Err(ConfigError::invalid(
+                    "prometheus.lookback",
+                    format!(
+                        "{} must be whole seconds and at least 5m (Pravega evicts the segment gauge 3 minutes after a scale)",
+                        humantime::format_duration(p.lookback)
                     ),
                 ));
             }

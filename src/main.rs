@@ -142,7 +142,8 @@ async fn plan_once(config: Config, output: Output) -> Result<(), Failure> {
 fn table(reports: &[BindingReport]) -> String {
     let cell = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
     let mut rows = vec![[
-        "BINDING", "STREAMS", "SEGMENTS", "SOURCE", "CURRENT", "DESIRED", "ACTION", "REASON",
+        "BINDING", "STREAMS", "SEGMENTS", "SOURCE", "EVIDENCE", "CURRENT", "DESIRED", "ACTION",
+        "REASON",
     ]
     .map(String::from)
     .to_vec()];
@@ -156,13 +157,14 @@ fn table(reports: &[BindingReport]) -> String {
                 .join(","),
             cell(r.segments),
             r.source.clone(),
+            evidence_age(r),
             cell(r.current_replicas),
             cell(r.desired_replicas),
             r.action.as_str().into(),
             r.reason.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..9)
         .map(|i| rows.iter().map(|row| row[i].len()).max().unwrap_or(0))
         .collect();
     rows.iter()
@@ -175,6 +177,23 @@ fn table(reports: &[BindingReport]) -> String {
             format!("{}\n", cells.join("  ").trim_end())
         })
         .collect()
+}
+
+/// The oldest evidence among a binding's streams: `now`, an age such as `4m 12s`, or `-`
+/// when a count is unknown.
+fn evidence_age(report: &BindingReport) -> String {
+    let ages: Option<Vec<f64>> = report
+        .evidence
+        .iter()
+        .map(|e| e.evidence_age_seconds)
+        .collect();
+    match ages.and_then(|ages| ages.into_iter().reduce(f64::max)) {
+        None => "-".into(),
+        Some(age) if age < 1.0 => "now".into(),
+        Some(age) => {
+            humantime::format_duration(std::time::Duration::from_secs(age as u64)).to_string()
+        }
+    }
 }
 
 async fn run(config: Config) -> Result<(), Failure> {

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::actuate::ActuateError;
 use crate::domain::Combine;
-use crate::observe::{Observation, SegmentReading};
+use crate::observe::Observation;
 
 /// A binding's bounds, from its configuration.
 #[derive(Debug, Clone)]
@@ -173,7 +173,7 @@ pub fn plan(
     let problems: Vec<String> = input
         .observations
         .iter()
-        .filter(|o| !matches!(o.reading, SegmentReading::Segments(_)))
+        .filter(|o| o.reading.segments().is_none())
         .map(|o| format!("{} ({}): {}", o.stream, o.source.as_str(), o.reading))
         .collect();
     if input.observations.is_empty() {
@@ -308,7 +308,7 @@ fn desired_replicas(
 mod tests {
     use super::*;
     use crate::domain::{SourceKind, StreamId};
-    use crate::observe::SourceError;
+    use crate::observe::{SegmentReading, SourceError, Undetermined};
 
     fn policy() -> ScalingPolicy {
         ScalingPolicy {
@@ -652,7 +652,15 @@ mod tests {
     #[test]
     fn holds_on_every_kind_of_bad_reading() {
         let bad = [
-            SegmentReading::Missing,
+            SegmentReading::Undetermined(Undetermined::NoSeries {
+                lookback: Duration::from_secs(600),
+            }),
+            SegmentReading::Undetermined(Undetermined::Unordered {
+                reports: vec!["c1: 3".into(), "c2: 5".into()],
+            }),
+            SegmentReading::Undetermined(Undetermined::NotScraped {
+                targets: vec!["c1: up == 0".into()],
+            }),
             SegmentReading::from_sample(f64::NAN),
             SegmentReading::from_sample(-2.0),
             SegmentReading::from_sample(0.0),
@@ -688,13 +696,36 @@ mod tests {
     }
 
     #[test]
+    fn a_count_last_reported_a_while_ago_is_a_count() {
+        let mut i = input(Instant::now(), &[], 1);
+        i.observations.push(observed(
+            "demo/s0",
+            SegmentReading::LastReported {
+                segments: 3,
+                age: Duration::from_secs(600),
+            },
+        ));
+        let d = plan(&policy(), &i, &mut ScaleHistory::default());
+        assert_eq!(
+            (d.action, d.desired_replicas),
+            (Action::ScaleUp, Some(3)),
+            "{}",
+            d.reason
+        );
+    }
+
+    #[test]
     fn bad_data_never_scales_down_even_after_the_window() {
         let t0 = Instant::now();
         let mut history = ScaleHistory::default();
         plan(&policy(), &input(t0, &[4], 4), &mut history);
         let mut i = input(at(t0, 120), &[], 4);
-        i.observations
-            .push(observed("demo/s0", SegmentReading::Missing));
+        i.observations.push(observed(
+            "demo/s0",
+            SegmentReading::Undetermined(Undetermined::NoSeries {
+                lookback: Duration::from_secs(600),
+            }),
+        ));
         assert_eq!(plan(&policy(), &i, &mut history).action, Action::Hold);
     }
 

@@ -31,6 +31,8 @@ pub struct BindingReport {
     pub segments: Option<u32>,
     /// Which source(s) answered, e.g. `controller` or `prometheus`.
     pub source: String,
+    /// Each stream's count and the age of its evidence.
+    pub evidence: Vec<StreamEvidence>,
     /// The target's replicas, null when unknown.
     pub current_replicas: Option<u32>,
     /// The replicas the segments call for, null when unknown.
@@ -41,6 +43,18 @@ pub struct BindingReport {
     pub paused: bool,
     /// Why.
     pub reason: String,
+}
+
+/// One stream's count in a [`BindingReport`] and how old the evidence of it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamEvidence {
+    /// The stream.
+    pub stream: StreamId,
+    /// Its count, null when unknown.
+    pub segments: Option<u32>,
+    /// Seconds since the count was last reported: 0 when reported now (the controller, or a
+    /// gauge Prometheus scrapes now), more once Pravega evicted the gauge; null when unknown.
+    pub evidence_age_seconds: Option<f64>,
 }
 
 /// A binding with its live parts: target, Flink client and scale-down history.
@@ -248,6 +262,15 @@ impl LiveBinding {
             streams: self.config.streams.clone(),
             segments: decision.segments,
             source: sources.into_iter().collect::<Vec<_>>().join("+"),
+            evidence: input
+                .observations
+                .iter()
+                .map(|o| StreamEvidence {
+                    stream: o.stream.clone(),
+                    segments: o.reading.segments(),
+                    evidence_age_seconds: o.reading.evidence_age().map(|a| a.as_secs_f64()),
+                })
+                .collect(),
             current_replicas: decision.current_replicas,
             desired_replicas: decision.desired_replicas,
             action: decision.action,
@@ -348,7 +371,7 @@ mod tests {
     use crate::actuate::ActuateError;
     use crate::config::Config;
     use crate::domain::{SourceChoice, SourceKind};
-    use crate::observe::{SegmentReading, SegmentSource, SourceError};
+    use crate::observe::{SegmentReading, SegmentSource, SourceError, Undetermined};
     use std::collections::HashMap;
     use std::sync::Mutex;
 
@@ -373,7 +396,12 @@ mod tests {
                 .map(|s| {
                     (
                         s.clone(),
-                        table.get(s).cloned().unwrap_or(SegmentReading::Missing),
+                        table
+                            .get(s)
+                            .cloned()
+                            .unwrap_or(SegmentReading::Undetermined(Undetermined::NoSeries {
+                                lookback: Duration::from_secs(600),
+                            })),
                     )
                 })
                 .collect()
@@ -585,7 +613,7 @@ mod tests {
     #[tokio::test]
     async fn auto_falls_back_to_prometheus_when_the_controller_is_silent() {
         let (mut autoscaler, table, target, _) = setup(SourceChoice::Auto);
-        // The fake controller answers Missing for everything; make it unavailable instead.
+        // The fake controller has no count for anything; make it unavailable instead.
         autoscaler.sources.controller = Some(Box::new(FakeSource(
             SourceKind::Controller,
             Arc::new(Mutex::new(

@@ -8,6 +8,7 @@
 //! that the plan holds instead of scaling on them.
 
 pub mod controller;
+pub mod evidence;
 pub mod prometheus;
 
 use std::collections::{BTreeSet, HashMap};
@@ -27,10 +28,17 @@ pub const MAX_PLAUSIBLE_SEGMENTS: u32 = 100_000;
 /// What a source says about one stream's active segments.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SegmentReading {
-    /// A plausible count (at least 1).
+    /// A plausible count (at least 1), reported now.
     Segments(u32),
-    /// The source answered but has no value for the stream: unknown, never 0.
-    Missing,
+    /// A plausible count last reported `age` ago: Prometheus after Pravega evicted the gauge.
+    LastReported {
+        /// The count.
+        segments: u32,
+        /// Time since its newest sample.
+        age: Duration,
+    },
+    /// Prometheus' series cannot tell the count.
+    Undetermined(Undetermined),
     /// The source gave a value no stream can have.
     Invalid(ImplausibleCount),
     /// The source did not answer.
@@ -50,8 +58,51 @@ pub enum ImplausibleCount {
     Zero,
     /// More than [`MAX_PLAUSIBLE_SEGMENTS`].
     Absurd(f64),
-    /// Several controller instances report different counts.
-    InstancesDisagree(Vec<f64>),
+}
+
+/// Why Prometheus' series of a stream cannot tell its count (see [`evidence::judge`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Undetermined {
+    /// No series within the look-back.
+    NoSeries {
+        /// The look-back.
+        lookback: Duration,
+    },
+    /// Controller instances report different counts and which changed last cannot be told.
+    Unordered {
+        /// Each reporter with its count.
+        reports: Vec<String>,
+    },
+    /// None of the controller instances that reported the stream is scraped now.
+    NotScraped {
+        /// Each reporter with its `up` state.
+        targets: Vec<String>,
+    },
+}
+
+/// What a user can do about an undetermined count.
+const ADVICE: &str = "use source: auto or controller to ask the Pravega controller directly";
+
+impl fmt::Display for Undetermined {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Undetermined::NoSeries { lookback } => write!(
+                f,
+                "no series within the look-back of {} (Pravega reports the gauge only when a stream is created or scaled, and evicts it 3 minutes later by default); raise prometheus.lookback or {ADVICE}",
+                humantime::format_duration(*lookback)
+            ),
+            Undetermined::Unordered { reports } => write!(
+                f,
+                "controller instances report different counts and which changed last cannot be told ({}); {ADVICE}",
+                reports.join(", ")
+            ),
+            Undetermined::NotScraped { targets } => write!(
+                f,
+                "no controller instance that reported it is being scraped ({}), so a scale could go unseen; fix the scrape or {ADVICE}",
+                targets.join(", ")
+            ),
+        }
+    }
 }
 
 impl fmt::Display for ImplausibleCount {
@@ -66,9 +117,6 @@ impl fmt::Display for ImplausibleCount {
             ),
             ImplausibleCount::Absurd(v) => {
                 write!(f, "absurd value {v} (above {MAX_PLAUSIBLE_SEGMENTS})")
-            }
-            ImplausibleCount::InstancesDisagree(values) => {
-                write!(f, "controller instances disagree: {values:?}")
             }
         }
     }
@@ -170,6 +218,16 @@ impl SegmentReading {
     pub fn segments(&self) -> Option<u32> {
         match self {
             SegmentReading::Segments(n) => Some(*n),
+            SegmentReading::LastReported { segments, .. } => Some(*segments),
+            _ => None,
+        }
+    }
+
+    /// How old the evidence of the count is: zero when reported now, `None` without a count.
+    pub fn evidence_age(&self) -> Option<Duration> {
+        match self {
+            SegmentReading::Segments(_) => Some(Duration::ZERO),
+            SegmentReading::LastReported { age, .. } => Some(*age),
             _ => None,
         }
     }
@@ -179,7 +237,12 @@ impl fmt::Display for SegmentReading {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SegmentReading::Segments(n) => write!(f, "{n} segments"),
-            SegmentReading::Missing => write!(f, "no series (unknown, not 0)"),
+            SegmentReading::LastReported { segments, age } => write!(
+                f,
+                "{segments} segments, last reported {} ago",
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            ),
+            SegmentReading::Undetermined(why) => write!(f, "undetermined: {why}"),
             SegmentReading::Invalid(why) => write!(f, "invalid: {why}"),
             SegmentReading::Unavailable(why) => write!(f, "source unavailable: {why}"),
         }
@@ -509,7 +572,12 @@ mod tests {
             readings(&[
                 ("demo/a", SegmentReading::Unavailable(timeout("p"))),
                 ("demo/b", SegmentReading::Unavailable(timeout("p"))),
-                ("demo/c", SegmentReading::Missing),
+                (
+                    "demo/c",
+                    SegmentReading::Undetermined(Undetermined::NoSeries {
+                        lookback: Duration::from_secs(600),
+                    }),
+                ),
             ]),
             readings(&[
                 ("demo/a", SegmentReading::Unavailable(unreachable("c"))),

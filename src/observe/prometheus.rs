@@ -1,8 +1,11 @@
-//! The Prometheus source: one instant query per tick through prometheus-http-query, selecting
-//! only the bound streams on the server with label matchers on the segment gauge
+//! The Prometheus source, through prometheus-http-query. Each tick, one instant query reads the
+//! segment gauge of the bound streams, selected on the server with label matchers
 //! (`pravega_controller_segments_count{scope="demo",stream=~"a|b"}`), so its cost follows the
-//! bound streams, not every stream Prometheus knows. Series of one stream from several
-//! controller instances are never added up.
+//! bound streams. A stream whose gauge is reported now by one or more controller instances with
+//! one value has that count. Only for the others (the gauge evicted, or instances disagreeing)
+//! two more queries read the gauge's samples within the look-back and the `up` series of the
+//! instances that reported them, and [`evidence::judge`] tells the count or why it cannot.
+//! Series of one stream from several controller instances are never added up.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -10,7 +13,8 @@ use async_trait::async_trait;
 use prometheus_http_query::response::{Data, PromqlResult};
 use serde::Deserialize;
 
-use super::{ImplausibleCount, SegmentReading, SegmentSource, SourceError};
+use super::evidence::{self, Reporter, Scrape, SeriesHistory, Window};
+use super::{SegmentReading, SegmentSource, SourceError};
 use crate::config::PrometheusConfig;
 use crate::domain::{SourceKind, StreamId};
 
@@ -21,6 +25,7 @@ pub struct PrometheusSource {
     query: String,
     scope_label: String,
     stream_label: String,
+    lookback: std::time::Duration,
     timeout: std::time::Duration,
 }
 
@@ -33,30 +38,29 @@ struct ApiAnswer {
     data: Option<PromqlResult>,
 }
 
-/// Several controller instances may report the same stream: their values are never added up.
-/// They agree in the steady state; during a scale the newest is the highest on a split and the
-/// lowest on a merge, so disagreement is reported as invalid and the plan holds for a tick.
-pub fn merge_instances(values: &[f64]) -> SegmentReading {
-    let readings: Vec<SegmentReading> = values
-        .iter()
-        .map(|&v| SegmentReading::from_sample(v))
-        .collect();
-    match readings.as_slice() {
-        [] => SegmentReading::Missing,
-        [first, rest @ ..] => {
-            if let Some(bad) = readings
-                .iter()
-                .find(|r| !matches!(r, SegmentReading::Segments(_)))
-            {
-                return bad.clone();
-            }
-            if rest.iter().all(|r| r == first) {
-                first.clone()
-            } else {
-                SegmentReading::Invalid(ImplausibleCount::InstancesDisagree(values.to_vec()))
-            }
+/// The count of a stream whose gauge is reported now, when every instance reporting it says
+/// the same (never added up); `None` when they disagree (or none reports it): the look-back
+/// must order them.
+fn reported_now(values: &[f64]) -> Option<SegmentReading> {
+    let (first, rest) = values.split_first()?;
+    rest.iter()
+        .all(|v| v == first)
+        .then(|| SegmentReading::from_sample(*first))
+}
+
+/// Escapes `text` for a PromQL regex matcher inside a double-quoted string: regex
+/// metacharacters get a backslash, which the string literal needs doubled.
+fn regex_literal(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            escaped.push_str("\\\\");
+        } else if c == '"' {
+            escaped.push('\\');
         }
+        escaped.push(c);
     }
+    escaped
 }
 
 impl PrometheusSource {
@@ -82,44 +86,74 @@ impl PrometheusSource {
             query: config.query.clone(),
             scope_label: config.scope_label.clone(),
             stream_label: config.stream_label.clone(),
+            lookback: config.lookback,
             timeout: config.timeout,
         }
     }
 
-    /// The gauge's selector narrowed to `streams`: per scope, `stream=~"a|b"` (names hold only
-    /// letters, digits, '-', '_' and '.', the last escaped for the regex), joined with `or`.
+    /// The gauge's selector narrowed to `streams`: per scope, `stream=~"a|b"`, joined with
+    /// `or`.
     pub fn selector(&self, streams: &BTreeSet<StreamId>) -> String {
-        let mut by_scope: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut by_scope: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for s in streams {
             by_scope
                 .entry(s.scope.as_str())
                 .or_default()
-                .push(s.stream.replace('.', "\\\\."));
+                .push(s.stream.as_str());
         }
-        let (name, matchers) = match self.query.split_once('{') {
-            Some((name, rest)) => (name, rest.trim_end_matches('}').trim().to_string()),
-            None => (self.query.as_str(), String::new()),
-        };
         by_scope
             .iter()
-            .map(|(scope, names)| {
-                let ours = format!(
-                    "{}=\"{}\",{}=~\"{}\"",
-                    self.scope_label,
-                    scope,
-                    self.stream_label,
-                    names.join("|")
-                );
-                match matchers.as_str() {
-                    "" => format!("{name}{{{ours}}}"),
-                    theirs => format!("{name}{{{theirs},{ours}}}"),
-                }
-            })
+            .map(|(scope, names)| self.narrowed(&[scope], names))
             .collect::<Vec<_>>()
             .join(" or ")
     }
 
-    async fn query(&self, selector: String) -> Result<Data, SourceError> {
+    /// The gauge's raw samples of `streams` within the look-back: one range selector, so every
+    /// scope and stream name is matched (a stream of one scope named like one of another is
+    /// read too, and dropped when grouped).
+    fn lookback_selector(&self, streams: &BTreeSet<StreamId>) -> String {
+        let scopes: BTreeSet<&str> = streams.iter().map(|s| s.scope.as_str()).collect();
+        let names: BTreeSet<&str> = streams.iter().map(|s| s.stream.as_str()).collect();
+        let scopes: Vec<&str> = scopes.into_iter().collect();
+        let names: Vec<&str> = names.into_iter().collect();
+        format!(
+            "{}[{}s]",
+            self.narrowed(&scopes, &names),
+            self.lookback.as_secs()
+        )
+    }
+
+    /// The gauge (with the query's own matchers) narrowed to `scopes` and `streams`.
+    fn narrowed(&self, scopes: &[&str], streams: &[&str]) -> String {
+        let (name, matchers) = match self.query.split_once('{') {
+            Some((name, rest)) => (name, rest.trim_end_matches('}').trim().to_string()),
+            None => (self.query.as_str(), String::new()),
+        };
+        let alternatives = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| regex_literal(n))
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        let scope = match scopes {
+            [one] => format!("{}=\"{}\"", self.scope_label, one),
+            many => format!("{}=~\"{}\"", self.scope_label, alternatives(many)),
+        };
+        let ours = format!(
+            "{scope},{}=~\"{}\"",
+            self.stream_label,
+            alternatives(streams)
+        );
+        match matchers.as_str() {
+            "" => format!("{name}{{{ours}}}"),
+            theirs => format!("{name}{{{theirs},{ours}}}"),
+        }
+    }
+
+    /// One instant query evaluated at `at` (Unix seconds, to the millisecond: whole seconds
+    /// would miss samples scraped within the last one).
+    async fn query(&self, query: String, at: f64) -> Result<Data, SourceError> {
         let endpoint = || self.endpoint.clone();
         let transport = |e: &reqwest::Error| {
             if e.is_timeout() {
@@ -135,7 +169,13 @@ impl PrometheusSource {
             }
         };
         // POST: the selector of many streams can outgrow a URL.
-        let response = match self.client.query(selector).post_raw().await {
+        let response = match self
+            .client
+            .query(query)
+            .query("time", format!("{at:.3}"))
+            .post_raw()
+            .await
+        {
             Ok(response) => response,
             Err(prometheus_http_query::Error::Client(e)) => {
                 return Err(match e.inner() {
@@ -183,32 +223,141 @@ impl PrometheusSource {
         }
     }
 
+    /// The (scope, stream) a series' labels name, if it names one.
+    fn stream_of(&self, labels: &HashMap<String, String>) -> Option<StreamId> {
+        Some(StreamId {
+            scope: labels.get(&self.scope_label)?.clone(),
+            stream: labels.get(&self.stream_label)?.clone(),
+        })
+    }
+
+    fn invalid(&self, message: &str) -> SourceError {
+        SourceError::InvalidAnswer {
+            endpoint: self.endpoint.clone(),
+            message: message.into(),
+        }
+    }
+
     /// Groups an instant-query answer by stream: every series' value, per stream.
     fn group_by_stream(&self, data: Data) -> Result<HashMap<StreamId, Vec<f64>>, SourceError> {
         let Data::Vector(samples) = data else {
-            return Err(SourceError::InvalidAnswer {
-                endpoint: self.endpoint.clone(),
-                message: "the query's result is not an instant vector".into(),
-            });
+            return Err(self.invalid("the query's result is not an instant vector"));
         };
         let mut by_stream: HashMap<StreamId, Vec<f64>> = HashMap::new();
         for sample in samples {
             let (labels, value) = sample.into_inner();
-            let (Some(scope), Some(stream)) = (
-                labels.get(&self.scope_label),
-                labels.get(&self.stream_label),
-            ) else {
-                continue;
-            };
-            by_stream
-                .entry(StreamId {
-                    scope: scope.clone(),
-                    stream: stream.clone(),
-                })
-                .or_default()
-                .push(value.value());
+            if let Some(stream) = self.stream_of(&labels) {
+                by_stream.entry(stream).or_default().push(value.value());
+            }
         }
         Ok(by_stream)
+    }
+
+    /// Groups a range-selector answer by stream: each reporter's samples, per stream.
+    fn histories(&self, data: Data) -> Result<HashMap<StreamId, Vec<SeriesHistory>>, SourceError> {
+        let Data::Matrix(series) = data else {
+            return Err(self.invalid("the look-back query's result is not a range vector"));
+        };
+        let mut by_stream: HashMap<StreamId, Vec<SeriesHistory>> = HashMap::new();
+        for one in series {
+            let (labels, samples) = one.into_inner();
+            if let Some(stream) = self.stream_of(&labels) {
+                by_stream.entry(stream).or_default().push(SeriesHistory {
+                    reporter: reporter(&labels),
+                    samples: samples.iter().map(|s| (s.timestamp(), s.value())).collect(),
+                });
+            }
+        }
+        Ok(by_stream)
+    }
+
+    /// Whether Prometheus scrapes each of `reporters` now, from their `up` series.
+    async fn scrapes(
+        &self,
+        reporters: &BTreeSet<&Reporter>,
+        at: f64,
+    ) -> Result<HashMap<Reporter, Scrape>, SourceError> {
+        let instances: BTreeSet<String> = reporters
+            .iter()
+            .filter_map(|r| r.instance.as_deref())
+            .map(regex_literal)
+            .collect();
+        if instances.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let query = format!(
+            "up{{instance=~\"{}\"}}",
+            instances.into_iter().collect::<Vec<_>>().join("|")
+        );
+        let Data::Vector(samples) = self.query(query, at).await? else {
+            return Err(self.invalid("the up query's result is not an instant vector"));
+        };
+        Ok(samples
+            .into_iter()
+            .map(|sample| {
+                let (labels, value) = sample.into_inner();
+                let state = if value.value() == 1.0 {
+                    Scrape::Up
+                } else {
+                    Scrape::Down
+                };
+                (reporter(&labels), state)
+            })
+            .collect())
+    }
+
+    /// Every bound stream's reading, or the failure of a query.
+    async fn read_all(
+        &self,
+        streams: &BTreeSet<StreamId>,
+    ) -> Result<HashMap<StreamId, SegmentReading>, SourceError> {
+        // One evaluation time for the three queries, so that the ages are Prometheus' own.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let reported = self.group_by_stream(self.query(self.selector(streams), now).await?)?;
+        let mut readings = HashMap::new();
+        let mut undecided = BTreeSet::new();
+        for stream in streams {
+            match reported.get(stream).and_then(|values| reported_now(values)) {
+                Some(reading) => {
+                    readings.insert(stream.clone(), reading);
+                }
+                None => {
+                    undecided.insert(stream.clone());
+                }
+            }
+        }
+        if undecided.is_empty() {
+            return Ok(readings);
+        }
+        let histories =
+            self.histories(self.query(self.lookback_selector(&undecided), now).await?)?;
+        let reporters: BTreeSet<&Reporter> = undecided
+            .iter()
+            .filter_map(|s| histories.get(s))
+            .flatten()
+            .map(|h| &h.reporter)
+            .collect();
+        let scrapes = self.scrapes(&reporters, now).await?;
+        let window = Window {
+            now,
+            lookback: self.lookback,
+        };
+        for stream in undecided {
+            let series = histories.get(&stream).map_or(&[][..], Vec::as_slice);
+            let scrape = |r: &Reporter| scrapes.get(r).copied().unwrap_or(Scrape::Unknown);
+            readings.insert(stream, evidence::judge(series, scrape, window));
+        }
+        Ok(readings)
+    }
+}
+
+/// The scrape target a series came from.
+fn reporter(labels: &HashMap<String, String>) -> Reporter {
+    Reporter {
+        job: labels.get("job").cloned(),
+        instance: labels.get("instance").cloned(),
     }
 }
 
@@ -222,22 +371,21 @@ impl SegmentSource for PrometheusSource {
         if streams.is_empty() {
             return HashMap::new();
         }
-        let grouped = match self.query(self.selector(streams)).await {
-            Ok(data) => self.group_by_stream(data),
-            Err(e) => Err(e),
+        // Up to three queries in a row: the timeout bounds the read as a whole.
+        let read = match tokio::time::timeout(self.timeout, self.read_all(streams)).await {
+            Ok(read) => read,
+            Err(_) => Err(SourceError::Timeout {
+                endpoint: self.endpoint.clone(),
+                after: self.timeout,
+            }),
         };
-        streams
-            .iter()
-            .map(|stream| {
-                let reading = match &grouped {
-                    Ok(by_stream) => by_stream
-                        .get(stream)
-                        .map_or(SegmentReading::Missing, |values| merge_instances(values)),
-                    Err(e) => SegmentReading::Unavailable(e.clone()),
-                };
-                (stream.clone(), reading)
-            })
-            .collect()
+        match read {
+            Ok(readings) => readings,
+            Err(e) => streams
+                .iter()
+                .map(|s| (s.clone(), SegmentReading::Unavailable(e.clone())))
+                .collect(),
+        }
     }
 }
 
@@ -248,17 +396,25 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn instances_are_never_added_up() {
-        assert_eq!(merge_instances(&[3.0, 3.0]), SegmentReading::Segments(3));
+    fn instances_reporting_now_are_never_added_up() {
+        assert_eq!(reported_now(&[3.0, 3.0]), Some(SegmentReading::Segments(3)));
+        assert_eq!(reported_now(&[3.0, 4.0]), None, "the look-back orders them");
+        assert_eq!(
+            reported_now(&[]),
+            None,
+            "the look-back finds the evicted count"
+        );
         assert!(matches!(
-            merge_instances(&[3.0, 4.0]),
-            SegmentReading::Invalid(ImplausibleCount::InstancesDisagree(_))
+            reported_now(&[f64::NAN]),
+            Some(SegmentReading::Invalid(_))
         ));
-        assert!(matches!(
-            merge_instances(&[3.0, f64::NAN]),
-            SegmentReading::Invalid(_)
-        ));
-        assert_eq!(merge_instances(&[]), SegmentReading::Missing);
+    }
+
+    #[test]
+    fn regex_metacharacters_are_escaped_for_promql() {
+        assert_eq!(regex_literal("b.c"), r"b\\.c");
+        assert_eq!(regex_literal("[::1]:9091"), r"\\[::1\\]:9091");
+        assert_eq!(regex_literal("plain-name_1"), "plain-name_1");
     }
 
     fn prometheus(url: &str) -> PrometheusSource {
@@ -271,6 +427,7 @@ mod tests {
             query: "pravega_controller_segments_count".into(),
             scope_label: "scope".into(),
             stream_label: "stream".into(),
+            lookback: Duration::from_secs(3600),
             timeout: Duration::from_secs(1),
             bearer_token_file: None,
             bearer_token_env: None,
@@ -304,6 +461,10 @@ mod tests {
         assert_eq!(
             narrowed.selector(&one),
             r#"pravega_controller_segments_count{job="pravega",scope="demo",stream=~"a"}"#
+        );
+        assert_eq!(
+            source.lookback_selector(&streams),
+            r#"pravega_controller_segments_count{scope=~"demo|other",stream=~"a|b\\.c|x"}[3600s]"#
         );
     }
 

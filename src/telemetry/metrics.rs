@@ -9,7 +9,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
 
 use crate::domain::{ErrorReason, SourceKind};
 use crate::observe::Observation;
@@ -62,6 +63,9 @@ pub struct SourceErrorLabels {
 pub struct Metrics {
     /// Active segments per bound stream (absent while unknown).
     pub stream_segments: Family<StreamLabels, Gauge>,
+    /// How old the evidence of a stream's count is: 0 when reported now, the time since the
+    /// last sample once Pravega evicted the gauge (absent while unknown).
+    pub stream_evidence_age: Family<StreamLabels, Gauge<f64, AtomicU64>>,
     /// Replicas of the target, as read.
     pub current_replicas: Family<BindingLabels, Gauge>,
     /// Replicas the segments call for.
@@ -94,6 +98,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("segment_autoscaler");
         let m = Metrics {
             stream_segments: Family::default(),
+            stream_evidence_age: Family::default(),
             current_replicas: Family::default(),
             desired_replicas: Family::default(),
             decisions: Family::default(),
@@ -112,6 +117,12 @@ impl Default for Metrics {
             "stream_segments",
             "Active segments of a bound stream",
             m.stream_segments.clone(),
+        );
+        registry.register_with_unit(
+            "stream_evidence_age",
+            "Age of the evidence of a bound stream's segment count (0: reported now)",
+            Unit::Seconds,
+            m.stream_evidence_age.clone(),
         );
         registry.register(
             "current_replicas",
@@ -257,15 +268,19 @@ impl Metrics {
                 binding: binding.into(),
                 stream: o.stream.to_string(),
             };
-            match o.reading.segments() {
-                Some(n) => {
+            match (o.reading.segments(), o.reading.evidence_age()) {
+                (Some(n), Some(age)) => {
                     self.stream_segments
                         .get_or_create(&labels)
                         .set(i64::from(n));
+                    self.stream_evidence_age
+                        .get_or_create(&labels)
+                        .set(age.as_secs_f64());
                 }
-                // Unknown is not 0: the series disappears rather than lie.
-                None => {
+                // Unknown is not 0: the series disappear rather than lie.
+                _ => {
                     self.stream_segments.remove(&labels);
+                    self.stream_evidence_age.remove(&labels);
                 }
             }
         }
@@ -330,7 +345,8 @@ pub struct JobAlignment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::SegmentReading;
+    use crate::observe::{SegmentReading, Undetermined};
+    use std::time::Duration;
 
     #[test]
     fn metrics_are_exported_with_their_labels() {
@@ -352,8 +368,11 @@ mod tests {
         };
         let observed = Observation {
             stream: "demo/a".parse().unwrap(),
-            reading: SegmentReading::Segments(3),
-            source: SourceKind::Controller,
+            reading: SegmentReading::LastReported {
+                segments: 3,
+                age: Duration::from_millis(250_500),
+            },
+            source: SourceKind::Prometheus,
         };
         m.record_decision("b", &[observed], &decision);
         m.record_job(
@@ -368,6 +387,7 @@ mod tests {
             "segment_autoscaler_current_replicas{binding=\"b\"} 1",
             "segment_autoscaler_desired_replicas{binding=\"b\"} 3",
             "segment_autoscaler_stream_segments{binding=\"b\",stream=\"demo/a\"} 3",
+            "segment_autoscaler_stream_evidence_age_seconds{binding=\"b\",stream=\"demo/a\"} 250.5",
             "segment_autoscaler_decisions_total{binding=\"b\",action=\"scale_up\"} 1",
             "segment_autoscaler_decisions_total{binding=\"b\",action=\"hold\"} 0",
             "segment_autoscaler_source_errors_total{source=\"prometheus\",reason=\"timeout\"} 1",
@@ -409,13 +429,16 @@ mod tests {
                 aligned: true,
             }),
         );
-        observed.reading = SegmentReading::Missing;
+        observed.reading = SegmentReading::Undetermined(Undetermined::NoSeries {
+            lookback: Duration::from_secs(600),
+        });
         decision.current_replicas = None;
         m.record_decision("b", &[observed], &decision);
         m.record_job("b", None);
         let text = m.encode();
         for gone in [
             "segment_autoscaler_stream_segments{",
+            "segment_autoscaler_stream_evidence_age_seconds{",
             "segment_autoscaler_current_replicas{",
             "segment_autoscaler_job_parallelism{",
             "segment_autoscaler_job_aligned{",

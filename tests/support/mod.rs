@@ -332,6 +332,29 @@ pub async fn prometheus_values(prometheus_url: &str, query: &str) -> Result<Vec<
     Ok(series.iter().map(|s| s.sample().value()).collect())
 }
 
+/// Runs `segment-autoscaler plan --output json` on `config` (YAML) and returns its records;
+/// panics, with its log, if it does not exit 0 (plan is bounded by its reconcile_timeout).
+pub fn plan_records(name: &str, config: &str) -> serde_json::Value {
+    let dir = repo_root().join("target/test-autoscaler");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.plan.yaml"));
+    std::fs::write(&path, config).unwrap();
+    let Some(binary) = option_env!("CARGO_BIN_EXE_segment-autoscaler") else {
+        panic!("plan_records is for the root package's tests (no segment-autoscaler binary here)")
+    };
+    let output = Command::new(binary)
+        .args(["plan", "--output", "json", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run plan");
+    assert!(
+        output.status.success(),
+        "plan failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("plan prints JSON")
+}
+
 /// A name unique to this test run, for scopes, streams and Kubernetes objects.
 pub fn unique_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()

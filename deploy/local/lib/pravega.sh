@@ -111,15 +111,14 @@ singlenode.metrics.prometheus.enable=true
 singlenode.metrics.reporting.interval=1
 PROPS
   # The JVM properties reach the segment store's config (and the shared metrics registry):
-  #  - auto-scaling timers shortened from 600 s so natural splits show within a demo,
-  #  - the metrics cache eviction lengthened from 3 min so segment gauges of a stream that has
-  #    not scaled for a while do not vanish mid-demo.
+  #  - auto-scaling timers shortened from 600 s so natural splits show within a demo.
+  # The metrics cache keeps Pravega's default eviction (3 min), as users run it: the segment
+  # gauge of a stream that has not scaled for 3 minutes disappears (see README, Prometheus source).
   log "pravega: starting standalone $PRAVEGA_VERSION (controller $(pravega_endpoint))"
   start_process pravega "$PRAVEGA_RUN/pravega.log" \
     java "-Xmx$PRAVEGA_HEAP" -XX:+UseSerialGC -XX:MaxDirectMemorySize=512m \
     -Dsinglenode.configurationFile="$PRAVEGA_RUN/standalone-config.properties" \
     -Dmetrics.statistics.enable=true -Dmetrics.prometheus.enable=true \
-    -Dmetrics.dynamicCache.eviction.duration.minutes=600 \
     -Dpravegaservice.rest.listener.port="$PRAVEGA_SEGMENTSTORE_REST_PORT" -Dpravegaservice.rest.listener.host="$STACK_HOST" \
     -DautoScale.cooldown.time.seconds=30 -DautoScale.mute.time.seconds=30 \
     -DautoScale.cache.expiry.seconds=120 -DautoScale.cache.cleanUp.interval.seconds=30 \

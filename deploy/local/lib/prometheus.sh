@@ -50,6 +50,9 @@ scrape_configs:
   - job_name: pravega
     metrics_path: /prometheus
     static_configs: [{targets: ['$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT']}]
+    # More controller-like targets (the tests' stand-in for a second controller instance):
+    # a JSON file per target dropped in this directory is picked up within seconds.
+    file_sd_configs: [{files: ['$PROMETHEUS_RUN/pravega-targets/*.json'], refresh_interval: 2s}]
   # Every Flink process takes the first free port of the reporter's range.
   - job_name: flink
     static_configs: [{targets: [${flink_targets%, }]}]
@@ -68,7 +71,7 @@ prometheus_up() {
   prometheus_installed || die "prometheus is not installed: run '$0 install prometheus'"
   if process_alive prometheus; then log "prometheus: already running"; return 0; fi
   ensure_ports_free prometheus "$PROMETHEUS_PORT"
-  rm -rf "$PROMETHEUS_RUN" && mkdir -p "$PROMETHEUS_RUN"
+  rm -rf "$PROMETHEUS_RUN" && mkdir -p "$PROMETHEUS_RUN/pravega-targets"
   prometheus_write_config
   log "prometheus: starting ($(prometheus_endpoint), scrape every $PROMETHEUS_SCRAPE_INTERVAL)"
   start_process prometheus "$PROMETHEUS_RUN/prometheus.log" "$PROMETHEUS_BIN" \
