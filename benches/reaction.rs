@@ -150,6 +150,8 @@ struct Inputs {
     steps: Vec<usize>,
     step_timeout: Duration,
     jitter: Duration,
+    /// Time between two streams created beside the measured one (zero: none).
+    activity: Duration,
 }
 
 impl Inputs {
@@ -192,6 +194,7 @@ impl Inputs {
             steps,
             step_timeout: Duration::from_secs(number("STEP_TIMEOUT", "600") as u64),
             jitter: Duration::from_secs(number("JITTER", "60") as u64),
+            activity: Duration::from_secs(number("ACTIVITY", "30") as u64),
         }
     }
 }
@@ -383,6 +386,25 @@ async fn run(inputs: Inputs) {
         1,
         "the benchmark's stream starts with one segment"
     );
+    // A controller in use: Pravega drops expired gauges (3 minutes unused) only when its
+    // cache is next written, so on a controller that only ever scales the measured stream its
+    // gauge would never go, as on no real cluster.
+    if !inputs.activity.is_zero() {
+        let (scope, prefix) = (
+            inputs.stream.scope.name.clone(),
+            inputs.stream.stream.name.clone(),
+        );
+        let (every, controller) = (
+            inputs.activity,
+            pravega::controller(&inputs.pravega_controller),
+        );
+        tokio::spawn(async move {
+            for n in 0.. {
+                tokio::time::sleep(every).await;
+                pravega::create_stream(&controller, &scope, &format!("{prefix}-other{n}")).await;
+            }
+        });
+    }
     let mut reactions = Vec::new();
     let mut segments = 1;
     for round in 1..=inputs.rounds {
@@ -468,8 +490,8 @@ fn report(inputs: &Inputs, systems: &[System], reactions: &[Reaction]) {
     println!(
         "\nReaction: segment change visible through getCurrentSegments -> Deployment spec.replicas \
          equal to the segment count.\n{} round(s) of {:?} from 1 segment; a random 0-{:?} pause \
-         before each change; step timeout {:?}.\n",
-        inputs.rounds, inputs.steps, inputs.jitter, inputs.step_timeout
+         before each change; step timeout {:?}; another stream created every {:?} (0s: none).\n",
+        inputs.rounds, inputs.steps, inputs.jitter, inputs.step_timeout, inputs.activity
     );
     println!(
         "{:<8} {:<38} {:<5} {:>3} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6}",

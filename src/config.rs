@@ -1163,6 +1163,36 @@ bindings:
     }
 
     #[test]
+    fn the_lookback_outlasts_pravegas_eviction_in_whole_seconds() {
+        let with = |lookback: &str| {
+            FULL.replace(
+                "prometheus: {url: \"http://127.0.0.1:19090\"}",
+                &format!("prometheus: {{url: \"http://127.0.0.1:19090\", lookback: {lookback}}}"),
+            )
+        };
+        let default = Config::parse(FULL).unwrap();
+        assert_eq!(
+            default.prometheus.unwrap().lookback,
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            Config::parse(&with("90m"))
+                .unwrap()
+                .prometheus
+                .unwrap()
+                .lookback,
+            Duration::from_secs(5400)
+        );
+        for bad in ["4m", "300500ms"] {
+            let error = error_of(&with(bad));
+            assert!(
+                error.starts_with("prometheus.lookback: ") && error.contains("at least 5m"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn the_prometheus_query_is_a_series_selector() {
         for good in [
             "pravega_controller_segments_count",
