@@ -2,14 +2,18 @@
 """Serves `pravega_controller_segments_count` for N synthetic streams, for the scale benchmark.
 
 Each stream `bench/s<i>` reports between 1 and 4 segments, changing every 10 seconds (so the
-autoscaler has real work: sums move, decisions change). Usage:
+autoscaler has real work: sums move, decisions change). On SIGUSR1 every series vanishes, as
+Pravega's gauges do 3 minutes after a stream's last scale. Usage:
 
     benches/synthetic_segments_exporter.py --streams 1000 --port 19300
 """
 
 import argparse
 import http.server
+import signal
 import time
+
+vanished = False
 
 
 def exposition(streams: int) -> bytes:
@@ -18,7 +22,7 @@ def exposition(streams: int) -> bytes:
         "# HELP pravega_controller_segments_count Active segments (synthetic)",
         "# TYPE pravega_controller_segments_count gauge",
     ]
-    for i in range(streams):
+    for i in range(0 if vanished else streams):
         value = 1 + (i + epoch) % 4
         lines.append(f'pravega_controller_segments_count{{scope="bench",stream="s{i}"}} {value}')
     return ("\n".join(lines) + "\n").encode()
@@ -29,6 +33,12 @@ def main() -> None:
     parser.add_argument("--streams", type=int, required=True)
     parser.add_argument("--port", type=int, default=19300)
     args = parser.parse_args()
+
+    def vanish(*_: object) -> None:
+        global vanished
+        vanished = True
+
+    signal.signal(signal.SIGUSR1, vanish)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)

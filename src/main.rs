@@ -38,7 +38,9 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Observe and decide once, change nothing, print one record per binding.
+    /// Observe and decide once, change nothing, print one record per binding: its segments,
+    /// the source that answered, how old that evidence is (`now`, or the time since Pravega's
+    /// evicted gauge was last reported), the replicas, the action and its reason.
     Plan {
         /// The YAML configuration file (see README).
         #[arg(long)]

@@ -117,7 +117,9 @@ impl ReportQuery {
             let matchers: Vec<String> = self
                 .streams
                 .iter()
-                .map(|s| format!("max by (scope, stream) (pravega_controller_segments_count{{scope=\"{}\",stream=\"{}\"}})", s.scope, s.stream))
+                // The last reported count: Pravega drops a stream's gauge 3 minutes after
+                // its last scale (by default), and its count stays what it was.
+                .map(|s| format!("max by (scope, stream) (last_over_time(pravega_controller_segments_count{{scope=\"{}\",stream=\"{}\"}}[1d]))", s.scope, s.stream))
                 .collect();
             format!("sum({})", matchers.join(" or "))
         };
