@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use logging::LogFormat;
 use segment_autoscaler::config::Config;
 use segment_autoscaler::leader::Leadership;
 use segment_autoscaler::reconcile::BindingReport;
 use segment_autoscaler::setup::{self, SetupError};
-use segment_autoscaler::telemetry::{self, LogFormat, Telemetry};
+use segment_autoscaler::telemetry::Telemetry;
 
 /// Keeps Flink TaskManagers aligned one-to-one with the active segments of Pravega streams.
 #[derive(Parser)]
@@ -90,7 +91,11 @@ enum Failure {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.log_format);
+    // The Pravega client's per-retry warnings are left out: its failures surface in our logs.
+    logging::init(
+        cli.log_format,
+        "info,pravega_controller_client=error,pravega_client_retry=error",
+    );
     let path = match &cli.command {
         Command::Run { config } | Command::Plan { config, .. } => config,
     };

@@ -28,6 +28,9 @@ use crate::shape::LoadShape;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Cli {
+    /// Log format: readable text for terminals, JSON lines for containers.
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
     /// Pravega controller URI.
     #[arg(long, default_value = "tcp://127.0.0.1:9090")]
     controller: String,
@@ -265,13 +268,10 @@ fn payload(template: Option<&str>, size: usize, sequence: u64) -> Vec<u8> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        "info,pravega_client=warn,pravega_controller_client=error,pravega_client_retry=error".into()
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(
+        cli.log_format,
+        "info,pravega_client=warn,pravega_controller_client=error,pravega_client_retry=error",
+    );
     let shape = match cli.load_shape() {
         Ok(shape) => shape,
         Err(message) => Cli::command()

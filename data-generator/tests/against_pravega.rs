@@ -43,6 +43,8 @@ async fn achieved_rate_tracks_a_sine() {
         "42s",
         "--report",
         report.to_str().unwrap(),
+        "--log-format",
+        "json",
     ]));
     assert!(
         output.status.success(),
@@ -52,6 +54,17 @@ async fn achieved_rate_tracks_a_sine() {
     let summary: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("a JSON summary");
     assert_eq!(summary["failed_events"], 0, "{summary}");
+    // Logs as a container wants them: one JSON object per line.
+    let logs = String::from_utf8_lossy(&output.stderr);
+    for line in logs.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        assert!(
+            entry["level"].is_string() && entry["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(logs.contains(r#""message":"writing""#), "{logs}");
 
     // Per second after a 2 s warm-up, leaving out the last (partial) second.
     let text = std::fs::read_to_string(&report).expect("the report");

@@ -144,34 +144,6 @@ fn probe_answer(state: Result<String, String>, failing: &str) -> (StatusCode, St
     }
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines, for terminals.
-    Text,
-    /// One JSON object per line, for containers.
-    Json,
-}
-
-/// Installs the `tracing` subscriber; `RUST_LOG` overrides the default: `info`, with the
-/// Pravega client's per-retry warnings left out (its failures surface in our own logs).
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        "info,pravega_controller_client=error,pravega_client_retry=error".into()
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,7 +165,7 @@ images_bud() {
 images_build_rust() {
   local name=$1 base key
   base=$(images_rust_base)
-  key=$(images_key "$(images_key_of_sources Cargo.toml Cargo.lock src data-generator demo-report benches deploy/docker)" "$base")
+  key=$(images_key "$(images_key_of_sources Cargo.toml Cargo.lock src data-generator demo-report logging benches deploy/docker)" "$base")
   images_tarball "$name" "$key" "$IMAGES_PREFIX/$name:$IMAGES_TAG" \
     images_bud "$name" "$IMAGES_PREFIX/$name:$IMAGES_TAG" --layers=false --build-arg "RUST_IMAGE=$base"
 }
