@@ -121,14 +121,7 @@ bindings:
         serde_json::from_slice(&plan.stdout).expect("plan prints JSON");
     let logs = String::from_utf8_lossy(&plan.stderr);
     assert!(!logs.trim().is_empty(), "plan logs its decision");
-    for line in logs.lines() {
-        let entry: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-        assert!(
-            entry["level"].is_string() && entry["timestamp"].is_string(),
-            "{line}"
-        );
-    }
+    support::assert_json_logs(&logs);
     let record = &records[0];
     assert_eq!(record["action"], "hold");
     assert_eq!(record["segments"], serde_json::Value::Null);

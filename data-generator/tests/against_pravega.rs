@@ -56,14 +56,7 @@ async fn achieved_rate_tracks_a_sine() {
     assert_eq!(summary["failed_events"], 0, "{summary}");
     // Logs as a container wants them: one JSON object per line.
     let logs = String::from_utf8_lossy(&output.stderr);
-    for line in logs.lines() {
-        let entry: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-        assert!(
-            entry["level"].is_string() && entry["timestamp"].is_string(),
-            "{line}"
-        );
-    }
+    support::assert_json_logs(&logs);
     assert!(logs.contains(r#""message":"writing""#), "{logs}");
 
     // Per second after a 2 s warm-up, leaving out the last (partial) second.

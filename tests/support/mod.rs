@@ -355,6 +355,19 @@ pub fn plan_records(name: &str, config: &str) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("plan prints JSON")
 }
 
+/// Asserts that every line of `logs` is a JSON object with a level and a timestamp, as the
+/// binaries log with `--log-format json`.
+pub fn assert_json_logs(logs: &str) {
+    for line in logs.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        assert!(
+            entry["level"].is_string() && entry["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+}
+
 /// A name unique to this test run, for scopes, streams and Kubernetes objects.
 pub fn unique_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
