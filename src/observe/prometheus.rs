@@ -311,7 +311,7 @@ impl PrometheusSource {
         &self,
         streams: &BTreeSet<StreamId>,
     ) -> Result<HashMap<StreamId, SegmentReading>, SourceError> {
-        // One evaluation time for the three queries, so that the ages are Prometheus' own.
+        // One evaluation time for the three queries: also the `now` the ages are measured from.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
