@@ -1,6 +1,7 @@
 //! `data-generator`: writes a shaped event load into a Pravega stream, for demos and benchmarks.
 
 mod drive;
+mod keys;
 mod metrics;
 mod pacer;
 mod shape;
@@ -20,6 +21,7 @@ use pravega_client_config::ClientConfigBuilder;
 use pravega_client_shared::{PravegaNodeUri, ScaleType, Scaling, Scope, ScopedStream, Stream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use crate::keys::{payload, SequencedKeys};
 use crate::metrics::Metrics;
 use crate::pacer::Pacer;
 use crate::shape::LoadShape;
@@ -76,9 +78,10 @@ struct Cli {
     /// Payload text, repeated or cut to --event-size (default: a sequence number and filler).
     #[arg(long)]
     payload: Option<String>,
-    /// Use this many fixed routing keys instead of keys spread over the whole key space.
-    #[arg(long)]
-    keys: Option<u64>,
+    /// Routing keys, spread over the key space and taken in turn; each event carries its key
+    /// and that key's sequence number (what the busy reader verifies).
+    #[arg(long, default_value_t = 4096)]
+    keys: u64,
     /// Also set the stream's segment count from the load with the controller's scale call.
     #[arg(long)]
     drive_segments: bool,
@@ -163,8 +166,11 @@ impl Cli {
         if self.max_segments < self.min_segments {
             return Err("--max-segments must be at least --min-segments".into());
         }
-        if self.keys == Some(0) || self.max_in_flight == 0 || self.attempts == 0 {
+        if self.keys == 0 || self.max_in_flight == 0 || self.attempts == 0 {
             return Err("--keys, --max-in-flight and --attempts must be at least 1".into());
+        }
+        if self.keys > MAX_KEYS {
+            return Err(format!("--keys: at most {MAX_KEYS} (each keeps a counter)"));
         }
         if self.trace.is_some() != (self.shape == ShapeKind::Trace) {
             return Err("--trace goes with --shape trace, and --shape trace needs --trace".into());
@@ -235,6 +241,9 @@ struct InFlight {
     _permit: OwnedSemaphorePermit,
 }
 
+/// Most routing keys --keys accepts.
+const MAX_KEYS: u64 = 1_000_000;
+
 /// What is needed to write an event again.
 struct PendingEvent {
     key: String,
@@ -245,25 +254,6 @@ struct PendingEvent {
 
 /// Acknowledged events per second of the run (by the second they were first sent in).
 type AckedPerSecond = Arc<Mutex<Vec<u64>>>;
-
-/// A routing-key hash spreading sequence numbers uniformly over the key space.
-fn spread(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-fn payload(template: Option<&str>, size: usize, sequence: u64) -> Vec<u8> {
-    let seed = match template {
-        Some(text) if !text.is_empty() => text.to_string(),
-        _ => format!("event-{sequence} "),
-    };
-    seed.bytes()
-        .chain(std::iter::repeat(b'.'))
-        .take(size)
-        .collect()
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -352,8 +342,8 @@ async fn run(cli: Cli, shape: Option<LoadShape>) -> Result<(), String> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;
     let deadline = cli.duration.map(|d| start + d);
-    let (mut sequence, mut last_tick, mut last_rate) = (
-        0u64,
+    let mut keys = SequencedKeys::new(cli.keys as usize);
+    let (mut last_tick, mut last_rate) = (
         start,
         shape.as_ref().map_or(0.0, |s| s.rate_at(Duration::ZERO)),
     );
@@ -380,14 +370,16 @@ async fn run(cli: Cli, shape: Option<LoadShape>) -> Result<(), String> {
         // Retries first, then the new events due now.
         let retries = std::iter::from_fn(|| retry_rx.try_recv().ok());
         let fresh = (0..due).map(|_| {
-            sequence += 1;
-            let key = match cli.keys {
-                Some(n) => format!("key-{}", sequence % n),
-                None => format!("{:016x}", spread(sequence)),
-            };
+            let key = keys.next_key();
+            let sequence = keys.take_sequence(key);
             PendingEvent {
-                key,
-                payload: payload(cli.payload.as_deref(), cli.event_size, sequence),
+                key: keys.key(key).to_string(),
+                payload: payload(
+                    keys.key(key),
+                    sequence,
+                    cli.payload.as_deref(),
+                    cli.event_size,
+                ),
                 second,
                 attempt: 1,
             }
@@ -633,6 +625,7 @@ mod tests {
             &["--event-size", "0"],
             &["--min-segments", "3", "--max-segments", "2"],
             &["--keys", "0"],
+            &["--keys", "1000001"],
             &["--shape", "unthrottled", "--drive-segments"],
         ] {
             assert!(
@@ -680,20 +673,5 @@ mod tests {
             (fixed.scaling().scale_type, fixed.scaling().min_num_segments),
             (ScaleType::FixedNumSegments, 3)
         );
-    }
-
-    #[test]
-    fn payloads_have_the_asked_size() {
-        assert_eq!(payload(None, 100, 7).len(), 100);
-        assert!(payload(None, 100, 7).starts_with(b"event-7 "));
-        assert_eq!(payload(Some("ab"), 5, 1), b"ab...");
-        assert_eq!(payload(Some("abcdef"), 3, 1), b"abc");
-    }
-
-    #[test]
-    fn keys_spread_over_the_key_space() {
-        // Pravega hashes keys itself; here, the keys are at least all distinct.
-        let keys: std::collections::HashSet<u64> = (0..10_000).map(spread).collect();
-        assert_eq!(keys.len(), 10_000);
     }
 }
