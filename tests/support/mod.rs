@@ -235,9 +235,35 @@ impl Stack {
 
     /// Runs `deploy/local/stack ARGS...` and returns its standard output.
     pub fn stack_command(&self, args: &[&str]) -> String {
+        self.stack_command_with(args, &[])
+    }
+
+    /// Restarts the stack's Flink, on the Flink version running now, with `class` of the
+    /// project's job jar as its job (`args` its arguments) and one TaskManager; returns once the
+    /// job runs.
+    pub async fn restart_flink_with_job(&self, class: &str, args: &str) {
+        let version = flink::version(&self.flink_rest_url)
+            .await
+            .expect("the running Flink's version");
+        self.stack_command(&["down", "flink"]);
+        self.stack_command_with(
+            &["up", "flink"],
+            &[
+                ("FLINK_VERSION", &version),
+                ("FLINK_TASKMANAGERS", "1"),
+                ("FLINK_JOB_CLASS", class),
+                ("FLINK_JOB_ARGS", args),
+            ],
+        );
+        self.wait_ready(Component::Flink).await;
+    }
+
+    /// [`Stack::stack_command`] with extra environment variables.
+    pub fn stack_command_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
         let output = Command::new(&self.stack_script)
             .args(args)
             .env("SEGMENT_AUTOSCALER_RUN_DIR", &self.run_dir)
+            .envs(env.iter().copied())
             .output()
             .unwrap_or_else(|e| panic!("could not run {}: {e}", self.stack_script.display()));
         assert!(
@@ -830,12 +856,82 @@ pub mod flink {
             .map_err(|e| format!("{url}: {e}"))
     }
 
-    /// Reads `/overview`, `/jobs/overview` and the job's details from the REST API at `rest`.
-    pub async fn view(rest: &str) -> Result<FlinkView, String> {
-        let http = reqwest::Client::builder()
+    /// The version the JobManager at `rest` runs (e.g. `2.3.0`).
+    pub async fn version(rest: &str) -> Result<String, String> {
+        let overview = get(&client()?, format!("{rest}/overview")).await?;
+        overview["flink-version"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("no flink-version in {overview}"))
+    }
+
+    fn client() -> Result<reqwest::Client, String> {
+        reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+
+    /// The id of the checkpoint the running job last restored from, if any.
+    pub async fn restored_checkpoint(rest: &str) -> Result<Option<u64>, String> {
+        let http = client()?;
+        let id = running_job(&http, rest).await?;
+        let stats = get(&http, format!("{rest}/jobs/{id}/checkpoints")).await?;
+        Ok(stats["latest"]["restored"]["id"].as_u64())
+    }
+
+    async fn running_job(http: &reqwest::Client, rest: &str) -> Result<String, String> {
+        let jobs = get(http, format!("{rest}/jobs/overview")).await?;
+        jobs["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["state"] == "RUNNING"))
+            .and_then(|j| j["jid"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("no running job: {jobs}"))
+    }
+
+    /// The sums over subtasks of the metrics `names` of the running job's first vertex whose
+    /// name starts with `vertex`, by name (the operator's metrics are named `OPERATOR.NAME`).
+    pub async fn vertex_metric_sums(
+        rest: &str,
+        vertex: &str,
+        names: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, f64>, String> {
+        let http = client()?;
+        let id = running_job(&http, rest).await?;
+        let details = get(&http, format!("{rest}/jobs/{id}")).await?;
+        let vertex_id = details["vertices"]
+            .as_array()
+            .and_then(|v| {
+                v.iter()
+                    .find(|v| v["name"].as_str().is_some_and(|n| n.starts_with(vertex)))
+            })
+            .and_then(|v| v["id"].as_str())
+            .ok_or_else(|| format!("no vertex named {vertex}...: {details}"))?
+            .to_string();
+        let answer = get(
+            &http,
+            format!(
+                "{rest}/jobs/{id}/vertices/{vertex_id}/subtasks/metrics?get={}&agg=sum",
+                names.join(",")
+            ),
+        )
+        .await?;
+        let sums: std::collections::BTreeMap<String, f64> = answer
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m["id"].as_str()?.to_string(), m["sum"].as_f64()?)))
+            .collect();
+        match names.iter().find(|n| !sums.contains_key(**n)) {
+            Some(missing) => Err(format!("no {missing} in {answer}")),
+            None => Ok(sums),
+        }
+    }
+
+    /// Reads `/overview`, `/jobs/overview` and the job's details from the REST API at `rest`.
+    pub async fn view(rest: &str) -> Result<FlinkView, String> {
+        let http = client()?;
         let overview = get(&http, format!("{rest}/overview")).await?;
         let jobs = get(&http, format!("{rest}/jobs/overview")).await?;
         let job = jobs["jobs"]

@@ -5,10 +5,9 @@
 # Context: the Flink home (bin, conf, lib, plugins) and flink-entrypoint.sh, staged by images.sh.
 ARG JAVA_IMAGE
 FROM ${JAVA_IMAGE}
-# Flink 1.16 predates Java 17: the JDK internals it needs opened, for every Flink process.
-ARG FLINK_JAVA_OPTS
+# The JDK internals Flink needs opened on Java 17 come with the configuration
+# (env.java.opts.all), as with the public image.
 ENV FLINK_HOME=/opt/flink \
-    FLINK_ENV_JAVA_OPTS=${FLINK_JAVA_OPTS} \
     PATH=/opt/flink/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RUN groupadd --system --gid 9999 flink \
  && useradd --system --uid 9999 --gid flink --home-dir /opt/flink --no-create-home flink

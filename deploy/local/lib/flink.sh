@@ -4,9 +4,12 @@
 # number of TaskManagers. Binaries from PyPI: apache-flink-libraries (jars) + apache-flink
 # (bin scripts, conf), unpacked into one FLINK_HOME.
 #
-# 1.16.x is the Flink line the released Pravega Flink connector (0.13.0) is built for.
+# FLINK_VERSION: 2.3.0 (the newest line the registries serve, the default) or a 1.20.x (the 1.x
+# LTS); the job jar is built for the same version.
 
-FLINK_VERSION=${FLINK_VERSION:-1.16.3}
+FLINK_VERSION=${FLINK_VERSION:-2.3.0}
+# The other supported line: deploy/local/test runs the Flink-facing tests on it too.
+FLINK_LTS_VERSION=${FLINK_LTS_VERSION:-1.20.5}
 FLINK_HOME_CACHE="$STACK_CACHE/flink-$FLINK_VERSION"
 FLINK_REST_PORT=${FLINK_REST_PORT:-$((8081 + STACK_PORT_OFFSET))}
 FLINK_RPC_PORT=${FLINK_RPC_PORT:-$((16123 + STACK_PORT_OFFSET))}
@@ -14,19 +17,15 @@ FLINK_METRICS_PORT_FIRST=${FLINK_METRICS_PORT_FIRST:-$((9250 + STACK_PORT_OFFSET
 FLINK_METRICS_PORT_LAST=${FLINK_METRICS_PORT_LAST:-$((9269 + STACK_PORT_OFFSET))}
 FLINK_TASKMANAGERS=${FLINK_TASKMANAGERS:-1}
 FLINK_MAX_TASKMANAGERS=${FLINK_MAX_TASKMANAGERS:-16}
-# The job the JobManager runs: a jar (built from deploy/flink-job unless given) and its class.
-FLINK_JOB_JAR=${FLINK_JOB_JAR:-$STACK_REPO/deploy/flink-job/target/segment-autoscaler-flink-job.jar}
+# The job the JobManager runs: a jar (built from deploy/flink-job for FLINK_VERSION unless given)
+# and its class.
+FLINK_JOB_BUILD_DIR="$STACK_REPO/deploy/flink-job/target/flink-$FLINK_VERSION"
+FLINK_JOB_JAR=${FLINK_JOB_JAR:-$FLINK_JOB_BUILD_DIR/segment-autoscaler-flink-job.jar}
 FLINK_JOB_CLASS=${FLINK_JOB_CLASS:-io.segmentautoscaler.flink.SmokeJob}
 FLINK_JOB_ARGS=${FLINK_JOB_ARGS:-}
+FLINK_CHECKPOINT_INTERVAL=${FLINK_CHECKPOINT_INTERVAL:-5s}
 
 FLINK_RUN="$STACK_RUN/flink"
-FLINK_JAVA17_OPTS="--add-exports=java.base/sun.net.util=ALL-UNNAMED --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED\
- --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED --add-opens=java.base/java.lang=ALL-UNNAMED\
- --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED\
- --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/java.lang.reflect=ALL-UNNAMED\
- --add-opens=java.base/java.text=ALL-UNNAMED --add-opens=java.base/java.time=ALL-UNNAMED --add-opens=java.base/java.util=ALL-UNNAMED\
- --add-opens=java.base/java.util.concurrent=ALL-UNNAMED --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED\
- --add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED"
 
 flink_installed() { [[ -f $FLINK_HOME_CACHE/lib/flink-dist-$FLINK_VERSION.jar && -x $FLINK_HOME_CACHE/bin/taskmanager.sh ]]; }
 
@@ -47,9 +46,14 @@ flink_install() {
     die "could not download apache-flink==$FLINK_VERSION"
   local tmp="$FLINK_HOME_CACHE.tmp"
   rm -rf "$tmp" && mkdir -p "$tmp/unpack"
-  tar -xzf "$dl/apache-flink-libraries-$FLINK_VERSION.tar.gz" -C "$tmp/unpack"
+  # The sdist's name is apache-flink-libraries up to 1.20, apache_flink_libraries from 2.x on.
+  local sdist
+  sdist=$(find "$dl" -maxdepth 1 -name "apache[-_]flink[-_]libraries-$FLINK_VERSION.tar.gz" -print -quit)
+  [[ -n $sdist ]] || die "flink: the apache-flink-libraries $FLINK_VERSION archive is not in $dl"
+  tar -xzf "$sdist" -C "$tmp/unpack"
   unzip -q -o "$dl"/apache_flink-"$FLINK_VERSION"-*.whl 'pyflink/bin/*' 'pyflink/conf/*' -d "$tmp/unpack"
-  local deps="$tmp/unpack/apache-flink-libraries-$FLINK_VERSION/deps"
+  local deps
+  deps=$(find "$tmp/unpack" -mindepth 2 -maxdepth 2 -type d -name deps -print -quit)
   mv "$deps/lib" "$deps/opt" "$deps/plugins" "$tmp/"
   mv "$tmp/unpack/pyflink/bin" "$tmp/unpack/pyflink/conf" "$tmp/"
   mv "$deps/bin/bash-java-utils.jar" "$tmp/bin/"
@@ -61,13 +65,13 @@ flink_install() {
 
 # The project's own job jar, built with Maven (its dependencies are cached in ~/.m2).
 flink_install_job() {
-  [[ $FLINK_JOB_JAR != "$STACK_REPO/deploy/flink-job/target/"* ]] && return 0
+  [[ $FLINK_JOB_JAR != "$FLINK_JOB_BUILD_DIR/"* ]] && return 0
   if [[ -f $FLINK_JOB_JAR ]] &&
     [[ -z $(find "$STACK_REPO/deploy/flink-job/src" "$STACK_REPO/deploy/flink-job/pom.xml" -newer "$FLINK_JOB_JAR" -print -quit) ]]; then
     return 0
   fi
-  log "flink: building the job jar (deploy/flink-job)"
-  run_logged flink-job-build mvn -B -q -f "$STACK_REPO/deploy/flink-job/pom.xml" package -DskipTests ||
+  log "flink: building the job jar (deploy/flink-job) for Flink $FLINK_VERSION"
+  run_logged flink-job-build mvn -B -q -f "$STACK_REPO/deploy/flink-job/pom.xml" package -DskipTests "-Dflink.version=$FLINK_VERSION" ||
     die "could not build deploy/flink-job"
 }
 
@@ -82,7 +86,41 @@ flink_write_home() {
   for d in bin lib opt plugins; do cp -rs "$FLINK_HOME_CACHE/$d" "$home/$d"; done
   cp "$FLINK_HOME_CACHE"/conf/log4j-console.properties "$home/conf/"
   cp "$FLINK_JOB_JAR" "$home/usrlib/"
-  cat >"$home/conf/flink-conf.yaml" <<YAML
+  flink_write_config >"$home/conf/config.yaml"
+}
+
+# flink_rescale_timers: the adaptive scheduler's settings that decide how soon a TaskManager
+# added or removed changes the job's parallelism (see README, "Flink settings").
+flink_rescale_timers() {
+  case $FLINK_VERSION in
+    1.*)
+      cat <<YAML
+# Use a new TaskManager a second after it registers (default 10 s), and allow the next rescale
+# a second after the last (1.19+ default: 30 s).
+jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s
+jobmanager.adaptive-scheduler.scaling-interval.min: 1s
+YAML
+      ;;
+    *)
+      cat <<YAML
+# Use a new TaskManager a second after it registers (default 60 s), allow the next rescale a
+# second after the last (default 30 s), and rescale without waiting for the next checkpoint
+# (default: up to 3 checkpoint intervals; the job restarts from the last completed one anyway).
+jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout: 1s
+jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 1s
+jobmanager.adaptive-scheduler.rescale-trigger.max-delay: 0s
+YAML
+      ;;
+  esac
+}
+
+# flink_write_config: the config.yaml of the local cluster (flat keys, read by 1.20 and 2.x).
+flink_write_config() {
+  local java_opts
+  # Java 17 needs JDK internals opened for Flink: the list this version ships in its config.
+  java_opts=$(sed -n 's/^ *all: \(--add-.*\)$/\1/p' "$FLINK_HOME_CACHE/conf/config.yaml" | head -1)
+  [[ -n $java_opts ]] || die "flink: no env.java.opts.all in $FLINK_HOME_CACHE/conf/config.yaml"
+  cat <<YAML
 # Generated by deploy/local/stack; edit deploy/local/lib/flink.sh instead.
 jobmanager.rpc.address: $STACK_HOST
 jobmanager.rpc.port: $FLINK_RPC_PORT
@@ -98,17 +136,17 @@ taskmanager.data.port: 0
 
 scheduler-mode: reactive
 taskmanager.numberOfTaskSlots: 1
-# Use a new TaskManager about a second after it registers (default 10 s).
-jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s
+$(flink_rescale_timers)
 # A TaskManager that dies hard is noticed after 10 s instead of 50 s.
 heartbeat.interval: 2000
 heartbeat.timeout: 10000
-restart-strategy: fixed-delay
+restart-strategy.type: fixed-delay
 restart-strategy.fixed-delay.attempts: 2147483647
 restart-strategy.fixed-delay.delay: 1s
 
-# Reactive mode restarts from the latest checkpoint on every rescale.
-execution.checkpointing.interval: 5s
+# Every rescale restarts the job from the latest checkpoint.
+execution.checkpointing.interval: $FLINK_CHECKPOINT_INTERVAL
+execution.checkpointing.dir: file://$FLINK_RUN/checkpoints
 state.checkpoints.dir: file://$FLINK_RUN/checkpoints
 
 # Small processes: this machine has 2 cores and runs everything else too.
@@ -118,12 +156,10 @@ taskmanager.memory.managed.size: 32m
 taskmanager.memory.network.min: 32m
 taskmanager.memory.network.max: 32m
 
-# Flink 1.16 predates Java 17 support: open the JDK internals it uses (the list Flink 1.18
-# ships by default). Debian 12 has no Java 11 runtime.
-env.java.opts: $FLINK_JAVA17_OPTS
+env.java.opts.all: "$java_opts"
 
 metrics.reporter.prom.factory.class: org.apache.flink.metrics.prometheus.PrometheusReporterFactory
-metrics.reporter.prom.port: $FLINK_METRICS_PORT_FIRST-$FLINK_METRICS_PORT_LAST
+metrics.reporter.prom.port: "$FLINK_METRICS_PORT_FIRST-$FLINK_METRICS_PORT_LAST"
 YAML
 }
 

@@ -126,7 +126,7 @@ images_flink_base() {
   flink_installed || die "images: Flink is not installed: run '$0 install flink'"
   local java
   java=$(images_java_base)
-  images_build_local flink "$FLINK_VERSION-java17" images_stage_flink "JAVA_IMAGE=$java" "FLINK_JAVA_OPTS=$FLINK_JAVA17_OPTS"
+  images_build_local flink "$FLINK_VERSION-java17" images_stage_flink "JAVA_IMAGE=$java"
 }
 images_stage_flink() { images_link "$FLINK_HOME_CACHE"/{bin,conf,lib,plugins} "$1/"; }
 
@@ -179,7 +179,7 @@ images_build_flink_job() {
   key=$(images_key "$(images_key_of_sources deploy/flink-job/pom.xml deploy/flink-job/src deploy/docker/flink-job.Dockerfile)" "$maven" "$flink")
   images_tarball flink-job "$key" "$IMAGES_PREFIX/flink-job:$IMAGES_TAG" \
     images_bud flink-job "$IMAGES_PREFIX/flink-job:$IMAGES_TAG" --layers=true \
-    --build-arg "MAVEN_IMAGE=$maven" --build-arg "FLINK_IMAGE=$flink"
+    --build-arg "MAVEN_IMAGE=$maven" --build-arg "FLINK_IMAGE=$flink" --build-arg "FLINK_VERSION=$FLINK_VERSION"
 }
 
 # images_retag FROM TO: TO names the same image as FROM.

@@ -1,39 +1,54 @@
 package io.segmentautoscaler.flink;
 
-import org.apache.flink.api.java.utils.ParameterTool;
+import java.time.Duration;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.flink.streaming.api.functions.sink.DiscardingSink;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 
 /**
  * The demo's Flink job: reads a Pravega stream with one reader per subtask (so useful
- * parallelism is the stream's segment count) and burns a configurable amount of CPU per event.
+ * parallelism is the stream's segment count), burns a configurable amount of CPU per event, and
+ * verifies the data generator's per-key sequence numbers (gaps and duplicates, in Flink state).
  *
  * <p>Arguments: {@code --controller tcp://127.0.0.1:9090 --scope demo --stream load
  * [--reader-group busy-reader] [--burn-iterations 200] [--checkpoint-interval-ms 5000]
- * [--max-parallelism 128]}.
+ * [--checkpoint-timeout-ms 60000] [--reader-checkpoint-timeout-ms 30000] [--max-parallelism 128]}.
  */
 public final class BusyReaderJob {
     private BusyReaderJob() {}
 
     public static void main(String[] args) throws Exception {
-        ParameterTool params = ParameterTool.fromArgs(args);
-        String controller = params.get("controller", "tcp://127.0.0.1:9090");
-        String scope = params.getRequired("scope");
-        String stream = params.getRequired("stream");
-        String readerGroup = params.get("reader-group", "busy-reader");
+        JobArgs params = JobArgs.parse(args);
+        ReaderGroupSource.Settings settings = new ReaderGroupSource.Settings(
+                params.get("controller", "tcp://127.0.0.1:9090"),
+                params.required("scope"),
+                params.required("stream"),
+                params.get("reader-group", "busy-reader"),
+                Duration.ofMillis(params.getLong("reader-checkpoint-timeout-ms", 30_000L)));
         int burnIterations = params.getInt("burn-iterations", 200);
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        // Reactive mode restarts the job from the latest checkpoint on every rescale.
+        // Every rescale restarts the job from the latest checkpoint, reader positions included.
         env.enableCheckpointing(params.getLong("checkpoint-interval-ms", 5_000L));
+        // A checkpoint stuck behind a reader that died ends (and the job restarts from the last
+        // one) after this long, not after Flink's default 10 minutes.
+        env.getCheckpointConfig().setCheckpointTimeout(params.getLong("checkpoint-timeout-ms", 60_000L));
         env.setMaxParallelism(params.getInt("max-parallelism", 128));
 
-        env.addSource(new ReaderGroupSource(controller, scope, stream, readerGroup))
-                .name("pravega-reader")
+        env.fromSource(new ReaderGroupSource(settings), WatermarkStrategy.noWatermarks(), "pravega-reader",
+                        PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO)
                 .map(new BurnCpu(burnIterations))
                 .name("burn-cpu")
-                .addSink(new DiscardingSink<>())
+                .map(SequencedEvent::parse)
+                .name("parse-sequence")
+                .keyBy(event -> event.key, Types.STRING)
+                .process(new VerifySequence())
+                .returns(Types.LONG)
+                .name("verify-sequence")
+                .sinkTo(new DiscardingSink<>())
                 .name("discard");
-        env.execute("busy-reader " + scope + "/" + stream);
+        env.execute("busy-reader " + settings.scope + "/" + settings.stream);
     }
 }

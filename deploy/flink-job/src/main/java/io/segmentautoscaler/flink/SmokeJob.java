@@ -1,59 +1,47 @@
 package io.segmentautoscaler.flink;
 
-import org.apache.flink.api.java.utils.ParameterTool;
+import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
-import org.apache.flink.streaming.api.functions.sink.DiscardingSink;
-import org.apache.flink.streaming.api.functions.source.RichParallelSourceFunction;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 
 /**
  * A small unbounded streaming job for checking that the local Flink stack runs in reactive mode:
- * every parallel source instance emits a counter at a steady pace, a map touches each record and
+ * every parallel source instance emits numbers at a steady pace, a map touches each record and
  * a sink discards it. Its vertex parallelism follows the number of TaskManagers.
  */
 public final class SmokeJob {
     private SmokeJob() {}
 
     public static void main(String[] args) throws Exception {
-        ParameterTool params = ParameterTool.fromArgs(args);
+        JobArgs params = JobArgs.parse(args);
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         // Reactive mode restarts the job from the latest checkpoint on every rescale.
         env.enableCheckpointing(params.getLong("checkpoint-interval-ms", 5_000L));
         env.setMaxParallelism(params.getInt("max-parallelism", 128));
         long recordsPerSecond = params.getLong("records-per-second", 100L);
 
-        env.addSource(new PacedCounter(recordsPerSecond))
+        env.fromSequence(0, Long.MAX_VALUE)
                 .name("counter-source")
-                .map(value -> value * 2)
-                .name("double")
-                .addSink(new DiscardingSink<>())
+                .map(new Paced(recordsPerSecond))
+                .name("paced-double")
+                .sinkTo(new DiscardingSink<>())
                 .name("discard");
         env.execute("segment-autoscaler-smoke");
     }
 
-    /** Emits an increasing counter, {@code recordsPerSecond} per parallel instance, until cancelled. */
-    static final class PacedCounter extends RichParallelSourceFunction<Long> {
-        private final long recordsPerSecond;
-        private volatile boolean running = true;
+    /** Doubles each number, letting through at most {@code recordsPerSecond} per subtask. */
+    static final class Paced implements MapFunction<Long, Long> {
+        private static final long serialVersionUID = 1L;
+        private final long pauseNanos;
 
-        PacedCounter(long recordsPerSecond) {
-            this.recordsPerSecond = Math.max(1, recordsPerSecond);
+        Paced(long recordsPerSecond) {
+            this.pauseNanos = 1_000_000_000L / Math.max(1, recordsPerSecond);
         }
 
         @Override
-        public void run(SourceContext<Long> ctx) throws Exception {
-            long pauseNanos = 1_000_000_000L / recordsPerSecond;
-            long next = 0;
-            while (running) {
-                synchronized (ctx.getCheckpointLock()) {
-                    ctx.collect(next++);
-                }
-                java.util.concurrent.locks.LockSupport.parkNanos(pauseNanos);
-            }
-        }
-
-        @Override
-        public void cancel() {
-            running = false;
+        public Long map(Long value) {
+            java.util.concurrent.locks.LockSupport.parkNanos(pauseNanos);
+            return value * 2;
         }
     }
 }
