@@ -122,6 +122,11 @@ fn shortened_demo_follows_one_rise_and_fall() {
         );
     }
     assert!(summary["rescales"].as_u64().unwrap() >= 2, "{summary}");
+    // Every event the generator wrote was verified by the busy reader, across the rescales.
+    assert!(summary["events_written"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["events_caught_up"], true, "{summary}");
+    assert_eq!(summary["events_lost"], 0, "{summary}");
+    assert_eq!(summary["events_duplicated"], 0, "{summary}");
     // Every Grafana dashboard query returned data during the run.
     let dashboards = &summary["dashboard_queries"];
     assert!(

@@ -97,6 +97,10 @@ struct Cli {
     /// Serve Prometheus metrics on HOST:PORT at /metrics.
     #[arg(long)]
     metrics_addr: Option<SocketAddr>,
+    /// After the last event is flushed, keep serving the metrics this long before exiting, so
+    /// Prometheus scrapes the final counts (more than its scrape interval).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    metrics_linger: Duration,
     /// Write a per-second CSV `second,target_rate,achieved_rate` here on exit.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -434,6 +438,10 @@ async fn run(cli: Cli, shape: Option<LoadShape>) -> Result<(), String> {
     }
     let seconds = start.elapsed().as_secs_f64();
     let summary = metrics.summary(seconds);
+    if cli.metrics_addr.is_some() && !cli.metrics_linger.is_zero() {
+        tracing::info!(linger = ?cli.metrics_linger, "serving the final counts before exiting");
+        tokio::time::sleep(cli.metrics_linger).await;
+    }
     // A closed stdout (the reader went away) is no reason to fail the run.
     let _ = writeln!(std::io::stdout(), "{summary}");
     if let Some(path) = &cli.report {

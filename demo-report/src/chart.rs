@@ -16,7 +16,8 @@ struct Line<'a> {
 
 /// Two panels over time: load (target vs achieved) above; segments, TaskManagers and job
 /// parallelism (steps) below.
-pub(crate) fn render(path: &Path, s: &RunSeries) -> Result<(), String> {
+/// `events` (e.g. "30 000 written, 0 lost, 0 duplicated") goes into the load panel's caption.
+pub(crate) fn render(path: &Path, s: &RunSeries, events: Option<&str>) -> Result<(), String> {
     use plotters::prelude::*;
     let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -41,14 +42,11 @@ pub(crate) fn render(path: &Path, s: &RunSeries) -> Result<(), String> {
         line("achieved", &s.achieved_rate, GREEN, 2, false),
     ];
     let rate_max = (max_of(&load) * 1.1).max(1.0);
-    draw_panel(
-        &top,
-        "Load (events/s)",
-        "events/s",
-        rate_max,
-        &s.seconds,
-        &load,
-    )?;
+    let load_caption = match events {
+        Some(events) => format!("Load (events/s): {events}"),
+        None => "Load (events/s)".to_string(),
+    };
+    draw_panel(&top, &load_caption, "events/s", rate_max, &s.seconds, &load)?;
     let counts = [
         line("segments", &s.segments, RED, 4, true),
         line(

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 pub use dashboards::dashboard_queries;
 pub use query::{ReportQuery, RunSeries};
-pub use summary::{summarize, AlignmentSummary, DashboardCheck, Platform};
+pub use summary::{
+    summarize, AlignmentSummary, DashboardCheck, EventCounts, Platform, VerifiedEvents,
+};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,7 @@ pub fn write_report(
     slots: u32,
     platform: Option<Platform>,
     dashboards: Option<DashboardCheck>,
+    events: EventCounts,
 ) -> Result<AlignmentSummary, ReportError> {
     std::fs::create_dir_all(out).map_err(|e| ReportError::Output {
         path: out.display().to_string(),
@@ -51,6 +54,7 @@ pub fn write_report(
     let summary = AlignmentSummary {
         platform,
         dashboard_queries: dashboards,
+        events,
         ..summarize(&series.segments, &series.parallelism, step, slots)
     };
     let summary_path = out.join("summary.json");
@@ -63,10 +67,12 @@ pub fn write_report(
         message: e.to_string(),
     })?;
     let chart_path = out.join("report.png");
-    chart::render(&chart_path, series).map_err(|message| ReportError::Output {
-        path: chart_path.display().to_string(),
-        message,
-    })?;
+    chart::render(&chart_path, series, summary.events.describe().as_deref()).map_err(
+        |message| ReportError::Output {
+            path: chart_path.display().to_string(),
+            message,
+        },
+    )?;
     Ok(summary)
 }
 
@@ -135,6 +141,7 @@ mod tests {
             1,
             Some(Platform::Kubernetes),
             None,
+            EventCounts::new(Some(10), None),
         )
         .unwrap();
         assert_eq!(summary.alignment_seconds_max, Some(4.0));
@@ -144,6 +151,11 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
                 .unwrap();
         assert_eq!(json["rescales"], 1);
+        assert_eq!(json["events_written"], 10);
+        assert!(
+            json["events_lost"].is_null(),
+            "unknown without the verifier: {json}"
+        );
         assert_eq!(json["platform"], "kubernetes");
         std::fs::remove_dir_all(&dir).unwrap();
     }

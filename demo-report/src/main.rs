@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
-use demo_report::{dashboard_queries, parse_time, write_report, Platform, ReportQuery};
+use demo_report::{
+    dashboard_queries, parse_time, write_report, EventCounts, Platform, ReportQuery,
+};
 use segment_autoscaler::domain::StreamId;
 
 /// Charts a past run of the demo from Prometheus (report.png) and summarizes how closely the
@@ -43,6 +45,14 @@ struct Cli {
     /// Where the run happened, recorded in summary.json.
     #[arg(long, value_enum)]
     platform: Option<Platform>,
+    /// Before reporting, wait up to this long for the busy reader to have verified every event
+    /// the generator wrote (its figures, read from Prometheus now, go into summary.json).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    catch_up: Duration,
+    /// Events the generator wrote, from its exit summary: exact, where Prometheus' last scrape
+    /// may miss the last second (default: read from Prometheus).
+    #[arg(long)]
+    events_written: Option<u64>,
 }
 
 #[tokio::main]
@@ -53,6 +63,23 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The event counts once the job has verified every event written, or when `wait` is over.
+async fn catch_up(
+    query: &ReportQuery,
+    wait: Duration,
+    written: Option<u64>,
+) -> Result<EventCounts, String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let (scraped, verified) = query.event_figures().await.map_err(|e| e.to_string())?;
+        let counts = EventCounts::new(written.or(scraped), verified);
+        if counts.events_caught_up != Some(false) || tokio::time::Instant::now() >= deadline {
+            return Ok(counts);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -71,6 +98,7 @@ async fn report(cli: Cli) -> Result<(), String> {
     if query.to <= query.from || cli.step.is_zero() || cli.slots == 0 {
         return Err("--to must be after --from, and --step and --slots above 0".into());
     }
+    let events = catch_up(&query, cli.catch_up, cli.events_written).await?;
     let series = query.fetch().await.map_err(|e| e.to_string())?;
     let dashboards = match &cli.dashboards {
         Some(dir) => {
@@ -91,6 +119,7 @@ async fn report(cli: Cli) -> Result<(), String> {
         cli.slots,
         cli.platform,
         dashboards,
+        events,
     )
     .map_err(|e| e.to_string())?;
     println!(

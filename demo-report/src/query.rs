@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use segment_autoscaler::domain::StreamId;
 
-use crate::summary::DashboardCheck;
+use crate::summary::{DashboardCheck, VerifiedEvents};
 use crate::ReportError;
 
 /// The job parallelism the acting autoscaler saw: a standby replica (leader gauge 0) is left out,
@@ -106,6 +106,67 @@ impl ReportQuery {
             checked: queries.len(),
             without_data,
         })
+    }
+
+    /// One figure now: the sum of `query`'s series, None when there is none.
+    async fn instant(
+        &self,
+        prometheus: &prometheus_http_query::Client,
+        query: &str,
+    ) -> Result<Option<f64>, ReportError> {
+        let answer = prometheus
+            .query(query)
+            .get()
+            .await
+            .map_err(|e| ReportError::Query {
+                query: query.into(),
+                message: e.to_string(),
+            })?;
+        let Some(vector) = answer.data().as_vector() else {
+            return Err(ReportError::Query {
+                query: query.into(),
+                message: "the answer is not an instant vector".into(),
+            });
+        };
+        Ok((!vector.is_empty()).then(|| vector.iter().map(|s| s.sample().value()).sum()))
+    }
+
+    /// Events written by the generator and verified by the busy reader, now (each None when
+    /// not scraped: no generator, or another job than the busy reader).
+    pub async fn event_figures(
+        &self,
+    ) -> Result<(Option<u64>, Option<VerifiedEvents>), ReportError> {
+        let http = self.client()?;
+        // The highest count each generator reported since the run began: a generator that
+        // has stopped (its series gone stale) still counts.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(self.to, |d| d.as_secs_f64());
+        let window = (now - self.from).ceil().max(1.0);
+        let written = self
+            .instant(
+                &http,
+                &format!("sum(max_over_time(data_generator_events_total[{window}s]))"),
+            )
+            .await?;
+        let mut verified = Vec::new();
+        for metric in ["eventsRead", "duplicates", "unsequenced", "gaps"] {
+            let query = format!(
+                "sum(flink_taskmanager_job_task_operator_{metric}{{operator_name=\"verify_sequence\"}})"
+            );
+            verified.push(self.instant(&http, &query).await?);
+        }
+        let whole = |v: f64| v.max(0.0).round() as u64;
+        let verified = match verified[..] {
+            [Some(read), Some(duplicates), Some(unsequenced), Some(gaps)] => Some(VerifiedEvents {
+                read: whole(read),
+                duplicates: whole(duplicates),
+                unsequenced: whole(unsequenced),
+                gaps: whole(gaps),
+            }),
+            _ => None,
+        };
+        Ok((written.map(|w| w.max(0.0).round() as u64), verified))
     }
 
     /// Fetches every series of the report.

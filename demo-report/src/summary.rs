@@ -43,6 +43,79 @@ pub struct AlignmentSummary {
     /// Dashboard queries evaluated over the run (with `--dashboards`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dashboard_queries: Option<DashboardCheck>,
+    /// Events written by the generator against those the busy reader verified (null when a
+    /// figure was not there to read).
+    #[serde(flatten)]
+    pub events: EventCounts,
+}
+
+/// Events end to end: what the data generator wrote (acknowledged by Pravega) and what the busy
+/// reader's `verify-sequence` operator counted in its checkpointed state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EventCounts {
+    /// Events Pravega acknowledged to the generator.
+    pub events_written: Option<u64>,
+    /// Events the job verified, duplicates included.
+    pub events_read: Option<u64>,
+    /// Written events the job has not verified: missing sequence numbers, and those never read
+    /// by the end (so only meaningful once the job has caught up, see `events_caught_up`).
+    pub events_lost: Option<u64>,
+    /// Events the job verified more than once.
+    pub events_duplicated: Option<u64>,
+    /// Sequence numbers the job saw skipped and still misses.
+    pub events_gaps: Option<u64>,
+    /// Whether the job had verified every event written when the figures were read.
+    pub events_caught_up: Option<bool>,
+}
+
+/// The verifier's figures, summed over its subtasks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VerifiedEvents {
+    /// Events verified, duplicates and unsequenced ones included.
+    pub read: u64,
+    /// Events seen again.
+    pub duplicates: u64,
+    /// Events without a sequence number (not the generator's).
+    pub unsequenced: u64,
+    /// Sequence numbers missing now.
+    pub gaps: u64,
+}
+
+impl EventCounts {
+    /// "N written, N read, N lost, N duplicated" (what is known), None when nothing is.
+    pub fn describe(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            (self.events_written, "written"),
+            (self.events_read, "read"),
+            (self.events_lost, "lost"),
+            (self.events_duplicated, "duplicated"),
+        ]
+        .iter()
+        .filter_map(|(n, what)| n.map(|n| format!("{n} {what}")))
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// The counts from `written` and the verifier's figures; either may be unknown.
+    pub fn new(written: Option<u64>, verified: Option<VerifiedEvents>) -> EventCounts {
+        let distinct = verified.map(|v| {
+            v.read
+                .saturating_sub(v.duplicates)
+                .saturating_sub(v.unsequenced)
+        });
+        let lost = match (written, distinct) {
+            (Some(w), Some(d)) => Some(w.saturating_sub(d)),
+            _ => None,
+        };
+        EventCounts {
+            events_written: written,
+            events_read: verified.map(|v| v.read),
+            events_lost: lost,
+            events_duplicated: verified.map(|v| v.duplicates),
+            events_gaps: verified.map(|v| v.gaps),
+            events_caught_up: lost.map(|l| l == 0),
+        }
+    }
 }
 
 /// Whether every dashboard query had data during the run.
@@ -124,12 +197,52 @@ pub fn summarize(
         misaligned_fraction,
         observed_seconds: known.len() as f64 * step_secs,
         dashboard_queries: None,
+        events: EventCounts::default(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_events_are_those_written_and_never_verified_once() {
+        let verified = VerifiedEvents {
+            read: 105,
+            duplicates: 3,
+            unsequenced: 2,
+            gaps: 0,
+        };
+        let counts = EventCounts::new(Some(100), Some(verified));
+        assert_eq!(counts.events_lost, Some(0));
+        assert_eq!(counts.events_caught_up, Some(true));
+        let behind = EventCounts::new(Some(110), Some(verified));
+        assert_eq!(
+            (behind.events_lost, behind.events_caught_up),
+            (Some(10), Some(false))
+        );
+        let unknown = EventCounts::new(None, Some(verified));
+        assert_eq!(
+            (
+                unknown.events_read,
+                unknown.events_lost,
+                unknown.events_caught_up
+            ),
+            (Some(105), None, None)
+        );
+        let json = serde_json::to_value(AlignmentSummary {
+            events: counts.clone(),
+            ..summarize(&[], &[], Duration::from_secs(1), 1)
+        })
+        .unwrap();
+        assert_eq!(
+            counts.describe().as_deref(),
+            Some("100 written, 105 read, 0 lost, 3 duplicated")
+        );
+        assert_eq!(EventCounts::default().describe(), None);
+        assert_eq!(json["events_written"], 100);
+        assert_eq!(json["events_duplicated"], 3);
+    }
 
     fn series(values: &[i64]) -> Vec<Option<f64>> {
         values

@@ -26,9 +26,13 @@ finish() {
   if [[ -n $start_time ]]; then
     local prometheus
     prometheus=$(k get service prometheus -o jsonpath='{.spec.clusterIP}' 2>/dev/null || true)
-    log "writing the report to $out (from Prometheus in the cluster, $prometheus)"
+    # The load stops first (the generator flushes, then serves its final count to Prometheus
+    # while it lingers), and the job gets up to 2 minutes to verify every event written.
+    k scale deployment data-generator --replicas=0 >/dev/null 2>&1 || true
+    k wait --for=delete pod -l app.kubernetes.io/name=data-generator --timeout=90s >/dev/null 2>&1 || true
+    log "writing the report to $out (from Prometheus in the cluster, $prometheus; once the job has verified every event written, at most 2 minutes)"
     "$bin/demo-report" --prometheus "http://$prometheus:9090" --from "$start_time" --to now \
-      --stream demo/load --dashboards "$repo/dashboards" --platform kubernetes --out "$out" \
+      --stream demo/load --dashboards "$repo/dashboards" --platform kubernetes --out "$out" --catch-up 120s \
       >"$out/summary.line" 2>"$out/report.log" ||
       { log "report failed:"; cat "$out/report.log" >&2; status=1; }
   fi
