@@ -277,6 +277,10 @@ pub struct FlinkConfig {
     /// Per-request timeout.
     #[serde(default = "defaults::source_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// How long the job may take to use a TaskManager change: when the JobManager's adaptive
+    /// scheduler timers add up to more, the autoscaler warns (log, Event, metric).
+    #[serde(default = "defaults::rescale_tolerance", deserialize_with = "duration")]
+    pub rescale_tolerance: Duration,
 }
 
 /// A resource whose scale subresource a binding sets: where it lives in the API.
@@ -404,6 +408,10 @@ mod defaults {
     pub fn prometheus_lookback() -> Duration {
         Duration::from_secs(24 * 60 * 60)
     }
+    pub fn rescale_tolerance() -> Duration {
+        Duration::from_secs(15)
+    }
+
     pub fn source_timeout() -> Duration {
         Duration::from_secs(5)
     }

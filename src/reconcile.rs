@@ -69,6 +69,8 @@ pub struct LiveBinding {
     known_max_parallelism: Option<u32>,
     /// Whether the target was paused at the last reconciliation, to record the change once.
     paused: bool,
+    /// The job whose JobManager's rescale timers were read (once per job).
+    timers_checked_for: Option<String>,
 }
 
 impl LiveBinding {
@@ -83,6 +85,7 @@ impl LiveBinding {
             last_reason: String::new(),
             known_max_parallelism: None,
             paused: false,
+            timers_checked_for: None,
         }
     }
 }
@@ -210,6 +213,14 @@ impl LiveBinding {
         };
         let (current, job) = futures::join!(self.target.current(), job_status);
         let read: Option<Replicas> = current.as_ref().ok().cloned();
+        if let Some(Ok(status)) = &job {
+            if status.adaptive != Some(false)
+                && self.timers_checked_for.as_deref() != Some(&status.job_id)
+            {
+                self.check_rescale_timers(&status.job_id, status.adaptive, act, metrics)
+                    .await;
+            }
+        }
         let input = PlanInput {
             observations,
             current_replicas: current.map(|r| r.count),
@@ -329,6 +340,54 @@ impl LiveBinding {
         self.target.record(reason, note).await;
     }
 
+    /// Reads the JobManager's rescale timers once per job and warns (log, Event when acting,
+    /// metric) when they may delay using a TaskManager change beyond the binding's tolerance.
+    async fn check_rescale_timers(
+        &mut self,
+        job_id: &str,
+        adaptive: Option<bool>,
+        act: bool,
+        metrics: &Metrics,
+    ) {
+        let (Some(flink), Some(config)) = (&self.flink, &self.config.flink) else {
+            return;
+        };
+        let tolerance = config.rescale_tolerance;
+        let timers = match flink.rescale_timers(job_id, adaptive).await {
+            Ok(Some(timers)) => timers,
+            // Another scheduler: no timers between a TaskManager change and its use.
+            Ok(None) => {
+                self.timers_checked_for = Some(job_id.to_string());
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, reason = e.reason().as_str(), "flink rescale timers unavailable; will retry");
+                return;
+            }
+        };
+        self.timers_checked_for = Some(job_id.to_string());
+        let delay = timers.worst_delay();
+        metrics.record_rescale_delay(&self.config.name, delay);
+        if delay <= tolerance {
+            tracing::info!(job_id, delay_seconds = delay.as_secs_f64(), timers = %timers.describe(), "flink rescale timers within flink.rescale_tolerance");
+            return;
+        }
+        let note = format!(
+            "Flink may wait up to {delay:?} before using a TaskManager change, more than \
+             flink.rescale_tolerance ({tolerance:?}): {}; lower them (README: Flink settings)",
+            timers.describe()
+        );
+        tracing::warn!(
+            job_id,
+            delay_seconds = delay.as_secs_f64(),
+            tolerance_seconds = tolerance.as_secs_f64(),
+            "{note}"
+        );
+        if act {
+            self.target.record("SlowFlinkRescale", &note).await;
+        }
+    }
+
     /// The job's max parallelism: as reported now, else as last reported (a job is rarely
     /// redeployed with another, and scaling past the cap costs a stabilization to come back).
     fn max_parallelism(&mut self, job: Option<&Result<JobStatus, VerifyError>>) -> Option<u32> {
@@ -408,11 +467,13 @@ mod tests {
         }
     }
 
-    /// A target remembering its count and every write; writes fail while `conflict` is set.
+    /// A target remembering its count, every write and every Event (reason, note); writes
+    /// fail while `conflict` is set.
     #[derive(Clone, Default)]
     struct FakeTarget {
         state: Arc<Mutex<(u32, Vec<u32>)>>,
         conflict: Arc<Mutex<bool>>,
+        events: Arc<Mutex<Vec<(String, String)>>>,
     }
 
     #[async_trait::async_trait]
@@ -441,6 +502,12 @@ mod tests {
             state.0 = replicas;
             state.1.push(replicas);
             Ok(())
+        }
+        async fn record(&self, reason: &str, note: &str) {
+            self.events
+                .lock()
+                .unwrap()
+                .push((reason.to_string(), note.to_string()));
         }
     }
 
@@ -744,6 +811,7 @@ mod tests {
             state: "RUNNING".into(),
             parallelism: 2,
             max_parallelism: 4,
+            adaptive: Some(true),
         };
         let down = VerifyError::Unreachable {
             url: "http://flink".into(),
@@ -797,6 +865,97 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await });
         url
+    }
+
+    /// A stand-in for a reactive-mode JobManager of Flink 2.3.0 with `config` (what
+    /// `/jobmanager/config` lists), whose job checkpoints every 5 s.
+    async fn flink_with_config(config: serde_json::Value) -> String {
+        use axum::routing::get;
+        let json = |body: serde_json::Value| move || async move { body.to_string() };
+        let router = axum::Router::new()
+            .route(
+                "/jobs/overview",
+                get(json(serde_json::json!({"jobs": [
+                    {"jid": "j", "state": "RUNNING", "start-time": 1, "schedulerType": "Adaptive"}
+                ]}))),
+            )
+            .route(
+                "/jobs/j",
+                get(json(serde_json::json!({"state": "RUNNING", "vertices": [
+                    {"name": "Source: reader", "parallelism": 1, "maxParallelism": 128}
+                ]}))),
+            )
+            .route(
+                "/overview",
+                get(json(serde_json::json!({"flink-version": "2.3.0"}))),
+            )
+            .route("/jobmanager/config", get(json(config)))
+            .route(
+                "/jobs/j/checkpoints/config",
+                get(json(serde_json::json!({"interval": 5000}))),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+
+    /// A one-binding autoscaler verified through the Flink REST API at `url`.
+    fn with_flink(url: &str) -> (Autoscaler, FakeTarget, Arc<Telemetry>) {
+        let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
+        let mut config = autoscaler.bindings[0].config.clone();
+        config.flink = Some(crate::config::FlinkConfig {
+            rest_url: url.to_string(),
+            timeout: Duration::from_secs(2),
+            rescale_tolerance: Duration::from_secs(15),
+        });
+        let flink = FlinkClient::new(url, Duration::from_secs(2));
+        let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink));
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(1));
+        let autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry.clone());
+        (autoscaler, target, telemetry)
+    }
+
+    #[tokio::test]
+    async fn slow_flink_rescale_timers_are_warned_about_once_per_job() {
+        let url = flink_with_config(serde_json::json!([])).await;
+        let (mut autoscaler, target, telemetry) = with_flink(&url);
+        autoscaler.reconcile(ACTING).await;
+        autoscaler.reconcile(ACTING).await;
+        let events = target.events.lock().unwrap().clone();
+        assert_eq!(events.len(), 1, "once per job: {events:?}");
+        let (reason, note) = &events[0];
+        assert_eq!(reason, "SlowFlinkRescale");
+        assert!(
+            note.contains("up to 105s")
+                && note.contains("executing.resource-stabilization-timeout = 60s (default)")
+                && note.contains("flink.rescale_tolerance (15s)"),
+            "{note}"
+        );
+        assert!(telemetry
+            .metrics
+            .encode()
+            .contains("segment_autoscaler_flink_rescale_delay_seconds{binding=\"b\"} 105.0"));
+    }
+
+    #[tokio::test]
+    async fn rescale_timers_within_the_tolerance_are_not_warned_about() {
+        let tuned = serde_json::json!([
+            {"key": "jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout", "value": "1 s"},
+            {"key": "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling", "value": "1 s"},
+            {"key": "jobmanager.adaptive-scheduler.rescale-trigger.max-delay", "value": "0 ms"}
+        ]);
+        let url = flink_with_config(tuned).await;
+        let (mut autoscaler, target, telemetry) = with_flink(&url);
+        autoscaler.reconcile(ACTING).await;
+        assert!(target.events.lock().unwrap().is_empty());
+        assert!(telemetry
+            .metrics
+            .encode()
+            .contains("segment_autoscaler_flink_rescale_delay_seconds{binding=\"b\"} 2.0"));
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! The command target and Flink verification on the real stack: the autoscaler starts and stops
 //! local TaskManagers through `deploy/local/stack taskmanagers`, the reactive job follows, and
-//! the autoscaler reads the job's parallelism back and reports it aligned.
+//! the autoscaler reads the job's parallelism back and reports it aligned; it also reads the
+//! JobManager's rescale timers (the stack's: 1 s + 1 s) and warns that they exceed a tolerance
+//! set below them.
 
 mod support;
 
@@ -26,13 +28,27 @@ bindings:
     max_replicas: 3
     scale_down_stabilization: 2s
     target: {{kind: command, get: ["{script}", taskmanagers], set: ["{script}", taskmanagers, "{{replicas}}"]}}
-    flink: {{rest_url: "{flink}"}}
+    flink: {{rest_url: "{flink}", rescale_tolerance: 1s}}
 "#,
         pravega = stack.pravega_controller,
         flink = stack.flink_rest_url,
     );
     let autoscaler = AutoscalerProcess::start("align", &config);
     autoscaler.wait_aligned(1.0).await;
+    // The stack's timers on either Flink line: 1 s stabilization + 1 s cooldown (2.x: no
+    // checkpoint wait), read from the real JobManager's configuration.
+    assert_eq!(
+        autoscaler
+            .metric("segment_autoscaler_flink_rescale_delay_seconds{")
+            .await,
+        Some(2.0)
+    );
+    let log = autoscaler.log_text();
+    assert!(
+        log.contains("Flink may wait up to 2s before using a TaskManager change")
+            && log.contains("flink.rescale_tolerance (1s)"),
+        "{log}"
+    );
 
     scale_to(&controller, &stream, 2).await;
     autoscaler.wait_aligned(2.0).await;

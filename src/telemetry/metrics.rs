@@ -86,6 +86,9 @@ pub struct Metrics {
     pub job_aligned: Family<BindingLabels, Gauge>,
     /// 1 while the binding's target is paused (replicas set to 0 by someone else).
     pub paused: Family<BindingLabels, Gauge>,
+    /// The longest Flink's adaptive scheduler may wait before it uses a TaskManager change,
+    /// from the JobManager's timers (absent until read).
+    pub flink_rescale_delay: Family<BindingLabels, Gauge<f64, AtomicU64>>,
     /// 1 when this replica may act (leader, or no leader election), else 0.
     pub leader: Gauge,
     registry: Registry,
@@ -109,6 +112,7 @@ impl Default for Metrics {
             job_parallelism: Family::default(),
             job_aligned: Family::default(),
             paused: Family::default(),
+            flink_rescale_delay: Family::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
             sample: Mutex::new(()),
@@ -173,6 +177,12 @@ impl Default for Metrics {
             "paused",
             "1 while the target's replicas are 0, set by someone else: the autoscaler holds",
             m.paused.clone(),
+        );
+        registry.register_with_unit(
+            "flink_rescale_delay",
+            "Longest wait of Flink's adaptive scheduler before it uses a TaskManager change (its timers summed)",
+            Unit::Seconds,
+            m.flink_rescale_delay.clone(),
         );
         registry.register("leader", "1 if this replica may act", m.leader.clone());
         Metrics { registry, ..m }
@@ -309,6 +319,13 @@ impl Metrics {
                 action: decision.action.as_str().into(),
             })
             .inc();
+    }
+
+    /// Records how long the binding's JobManager may wait before it uses a TaskManager change.
+    pub fn record_rescale_delay(&self, binding: &str, delay: std::time::Duration) {
+        self.flink_rescale_delay
+            .get_or_create(&binding_labels(binding))
+            .set(delay.as_secs_f64());
     }
 
     /// Records what Flink says of a binding's job: its parallelism (`None` when it could not

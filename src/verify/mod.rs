@@ -5,11 +5,15 @@
 //! target's replicas: its max parallelism bounds the plan, and its parallelism, compared with
 //! the plan's desired figure ([`JobStatus::runs_at`]), is the `job_aligned` verdict.
 
+pub mod timers;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ErrorReason;
+pub use timers::RescaleTimers;
 
 /// Why the job's state could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,10 @@ pub struct JobStatus {
     pub parallelism: u32,
     /// Max parallelism of the source vertex.
     pub max_parallelism: u32,
+    /// Whether the adaptive scheduler runs the job (reactive mode does), whose timers
+    /// ([`RescaleTimers`]) decide when it uses a TaskManager change; None when the REST API
+    /// does not say (Flink 1.x), see [`FlinkClient::rescale_timers`].
+    pub adaptive: Option<bool>,
 }
 
 impl JobStatus {
@@ -113,6 +121,28 @@ struct JobSummary {
     state: String,
     #[serde(rename = "start-time", default)]
     start_time: i64,
+    #[serde(rename = "schedulerType", default)]
+    scheduler_type: Option<String>,
+}
+
+/// One entry of `GET /jobmanager/config`.
+#[derive(Deserialize)]
+struct ConfigEntry {
+    key: String,
+    value: String,
+}
+
+/// `GET /overview`, the field used.
+#[derive(Deserialize)]
+struct ClusterOverview {
+    #[serde(rename = "flink-version")]
+    flink_version: String,
+}
+
+/// `GET /jobs/:id/checkpoints/config`, the field used.
+#[derive(Deserialize)]
+struct CheckpointConfig {
+    interval: i64,
 }
 
 /// `GET /jobs/:id`, the fields used.
@@ -186,30 +216,68 @@ impl FlinkClient {
     /// vertex's parallelism.
     pub async fn job_status(&self) -> Result<JobStatus, VerifyError> {
         let overview: JobsOverview = self.get("/jobs/overview").await?;
-        let job_id = pick_job(overview).ok_or_else(|| VerifyError::NoJob {
+        let job = pick_job(overview).ok_or_else(|| VerifyError::NoJob {
             url: format!("{}/jobs/overview", self.base),
         })?;
-        let details: JobDetails = self.get(&format!("/jobs/{job_id}")).await?;
-        job_status(job_id.clone(), details).map_err(|message| VerifyError::BadAnswer {
-            url: format!("{}/jobs/{job_id}", self.base),
+        let details: JobDetails = self.get(&format!("/jobs/{}", job.jid)).await?;
+        let adaptive = job.scheduler_type.as_deref().map(|t| t == "Adaptive");
+        job_status(job.jid.clone(), adaptive, details).map_err(|message| VerifyError::BadAnswer {
+            url: format!("{}/jobs/{}", self.base, job.jid),
             message,
         })
+    }
+
+    /// The adaptive scheduler's rescale timers of this JobManager, for job `job_id` (whose
+    /// checkpoint interval sets the 2.x default checkpoint wait); None when another scheduler
+    /// runs the job (`adaptive` as [`JobStatus::adaptive`], else told by the configuration).
+    pub async fn rescale_timers(
+        &self,
+        job_id: &str,
+        adaptive: Option<bool>,
+    ) -> Result<Option<RescaleTimers>, VerifyError> {
+        let overview: ClusterOverview = self.get("/overview").await?;
+        let entries: Vec<ConfigEntry> = self.get("/jobmanager/config").await?;
+        let config: BTreeMap<String, String> =
+            entries.into_iter().map(|e| (e.key, e.value)).collect();
+        if !adaptive.unwrap_or_else(|| timers::uses_adaptive_scheduler(&config)) {
+            return Ok(None);
+        }
+        // Not found or not a number of milliseconds: the job does not checkpoint.
+        let interval = match self
+            .get::<CheckpointConfig>(&format!("/jobs/{job_id}/checkpoints/config"))
+            .await
+        {
+            Ok(c) if c.interval > 0 && c.interval < i64::from(u32::MAX) => {
+                Some(Duration::from_millis(c.interval as u64))
+            }
+            Ok(_) | Err(VerifyError::Status { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        timers::rescale_timers(&overview.flink_version, &config, interval)
+            .map(Some)
+            .map_err(|message| VerifyError::BadAnswer {
+                url: format!("{}/jobmanager/config", self.base),
+                message,
+            })
     }
 }
 
 /// The newest job that is not finished, cancelled or failed.
-fn pick_job(overview: JobsOverview) -> Option<String> {
+fn pick_job(overview: JobsOverview) -> Option<JobSummary> {
     overview
         .jobs
         .into_iter()
         .filter(|job| !TERMINAL_STATES.contains(&job.state.as_str()))
         .max_by_key(|job| job.start_time)
-        .map(|job| job.jid)
 }
 
 /// State and source vertex of a job. Vertices come in topological order, so the source is the
 /// first one (or one whose name says so).
-fn job_status(job_id: String, details: JobDetails) -> Result<JobStatus, String> {
+fn job_status(
+    job_id: String,
+    adaptive: Option<bool>,
+    details: JobDetails,
+) -> Result<JobStatus, String> {
     let source = details
         .vertices
         .iter()
@@ -221,6 +289,7 @@ fn job_status(job_id: String, details: JobDetails) -> Result<JobStatus, String> 
         state: details.state,
         parallelism: source.parallelism,
         max_parallelism: source.max_parallelism,
+        adaptive,
     })
 }
 
@@ -244,9 +313,16 @@ mod tests {
             {"jid": "a", "state": "RUNNING", "start-time": 10},
             {"jid": "b", "state": "RESTARTING", "start-time": 20}
         ]}));
-        assert_eq!(pick_job(jobs).as_deref(), Some("b"));
+        assert_eq!(pick_job(jobs).map(|j| j.jid).as_deref(), Some("b"));
         let finished = overview(json!({"jobs": [{"jid": "x", "state": "FINISHED"}]}));
-        assert_eq!(pick_job(finished), None);
+        assert!(pick_job(finished).is_none());
+        let reactive = overview(json!({"jobs": [
+            {"jid": "r", "state": "RUNNING", "schedulerType": "Adaptive"}
+        ]}));
+        assert_eq!(
+            pick_job(reactive).unwrap().scheduler_type.as_deref(),
+            Some("Adaptive")
+        );
         assert!(serde_json::from_value::<JobsOverview>(json!({})).is_err());
     }
 
@@ -257,7 +333,7 @@ mod tests {
             {"name": "Sink: discard", "parallelism": 4, "maxParallelism": 128}
         ]}))
         .unwrap();
-        let status = job_status("j".into(), answer).unwrap();
+        let status = job_status("j".into(), Some(true), answer).unwrap();
         assert_eq!(
             (
                 status.parallelism,
@@ -284,6 +360,7 @@ mod tests {
             state: "RUNNING".into(),
             parallelism: 2,
             max_parallelism: 2,
+            adaptive: Some(true),
         };
         assert!(status.aligned_with(5, 1));
         assert!(status.aligned_with(u32::MAX, u32::MAX), "no overflow");
@@ -292,7 +369,7 @@ mod tests {
     #[test]
     fn rejects_answers_without_what_it_needs() {
         let empty = details(json!({"state": "RUNNING", "vertices": []})).unwrap();
-        assert!(job_status("j".into(), empty).is_err());
+        assert!(job_status("j".into(), None, empty).is_err());
         assert!(details(json!({"vertices": [{"parallelism": 1, "maxParallelism": 1}]})).is_err());
         assert!(details(
             json!({"state": "RUNNING", "vertices": [{"name": "x", "parallelism": -1, "maxParallelism": 2}]})
