@@ -23,7 +23,6 @@ FLINK_JOB_BUILD_DIR="$STACK_REPO/deploy/flink-job/target/flink-$FLINK_VERSION"
 FLINK_JOB_JAR=${FLINK_JOB_JAR:-$FLINK_JOB_BUILD_DIR/segment-autoscaler-flink-job.jar}
 FLINK_JOB_CLASS=${FLINK_JOB_CLASS:-io.segmentautoscaler.flink.SmokeJob}
 FLINK_JOB_ARGS=${FLINK_JOB_ARGS:-}
-FLINK_CHECKPOINT_INTERVAL=${FLINK_CHECKPOINT_INTERVAL:-5s}
 
 FLINK_RUN="$STACK_RUN/flink"
 
@@ -144,8 +143,9 @@ restart-strategy.type: fixed-delay
 restart-strategy.fixed-delay.attempts: 2147483647
 restart-strategy.fixed-delay.delay: 1s
 
-# Every rescale restarts the job from the latest checkpoint.
-execution.checkpointing.interval: $FLINK_CHECKPOINT_INTERVAL
+# Every rescale restarts the job from the latest checkpoint. The directory under its 2.x name
+# and its 1.x one.
+execution.checkpointing.interval: 5s
 execution.checkpointing.dir: file://$FLINK_RUN/checkpoints
 state.checkpoints.dir: file://$FLINK_RUN/checkpoints
 
