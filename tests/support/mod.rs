@@ -834,6 +834,9 @@ pub mod flink {
         pub state: String,
         /// The parallelism of each of the job's vertices.
         pub parallelism: Vec<u64>,
+        /// Subtasks that have finished (a streaming job's should never: a finished subtask
+        /// keeps the job at a parallelism its TaskManagers no longer give).
+        pub finished_subtasks: u64,
     }
 
     impl FlinkView {
@@ -843,6 +846,7 @@ pub mod flink {
                 && self.state == "RUNNING"
                 && !self.parallelism.is_empty()
                 && self.parallelism.iter().all(|&p| p == n)
+                && self.finished_subtasks == 0
         }
     }
 
@@ -946,6 +950,14 @@ pub mod flink {
             parallelism: details["vertices"]
                 .as_array()
                 .map(|v| v.iter().filter_map(|v| v["parallelism"].as_u64()).collect())
+                .unwrap_or_default(),
+            finished_subtasks: details["vertices"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|v| v["tasks"]["FINISHED"].as_u64())
+                        .sum()
+                })
                 .unwrap_or_default(),
         })
     }

@@ -20,19 +20,19 @@ import org.slf4j.LoggerFactory;
  * Runs on the JobManager: puts the reader group where the job's state is, gives each subtask
  * its reader, and takes a reader-group checkpoint with every Flink checkpoint.
  */
-final class ReaderGroupEnumerator implements SplitEnumerator<ReaderSplit, ReaderGroupPosition> {
+final class ReaderGroupEnumerator implements SplitEnumerator<SubtaskSplit, ReaderGroupPosition> {
     private static final Logger LOG = LoggerFactory.getLogger(ReaderGroupEnumerator.class);
     /** Reader-group checkpoints are named after the Flink checkpoint they belong to. */
     static final String CHECKPOINT_PREFIX = "flink-";
 
     private final ReaderGroupSource.Settings settings;
-    private final SplitEnumeratorContext<ReaderSplit> context;
+    private final SplitEnumeratorContext<SubtaskSplit> context;
     private final ReaderGroupPosition restored;
     private ReaderGroupManager manager;
     private ReaderGroup group;
     private ScheduledExecutorService executor;
 
-    ReaderGroupEnumerator(ReaderGroupSource.Settings settings, SplitEnumeratorContext<ReaderSplit> context, ReaderGroupPosition restored) {
+    ReaderGroupEnumerator(ReaderGroupSource.Settings settings, SplitEnumeratorContext<SubtaskSplit> context, ReaderGroupPosition restored) {
         this.settings = settings;
         this.context = context;
         this.restored = restored;
@@ -67,7 +67,7 @@ final class ReaderGroupEnumerator implements SplitEnumerator<ReaderSplit, Reader
     @Override
     public void addReader(int subtask) {
         // The reader's id follows from its subtask, so a restarted subtask gets the same one.
-        context.assignSplit(ReaderSplit.forSubtask(subtask), subtask);
+        context.assignSplit(SubtaskSplit.of(subtask), subtask);
     }
 
     @Override
@@ -76,7 +76,7 @@ final class ReaderGroupEnumerator implements SplitEnumerator<ReaderSplit, Reader
     }
 
     @Override
-    public void addSplitsBack(List<ReaderSplit> splits, int subtask) {
+    public void addSplitsBack(List<SubtaskSplit> splits, int subtask) {
         // Given again when the subtask's reader registers again (addReader).
     }
 
@@ -94,7 +94,7 @@ final class ReaderGroupEnumerator implements SplitEnumerator<ReaderSplit, Reader
         // of them read (Flink does not count a checkpoint that fails here against the job).
         Set<String> online = group.getOnlineReaders();
         for (int subtask = 0; subtask < context.currentParallelism(); subtask++) {
-            String reader = ReaderSplit.forSubtask(subtask).readerId();
+            String reader = SubtaskSplit.of(subtask).id();
             if (!online.contains(reader)) {
                 throw new Exception("checkpoint " + checkpointId + " declined: reader " + reader
                         + " is not reading yet (online: " + online + ")");

@@ -31,7 +31,7 @@ import org.slf4j.LoggerFactory;
  * checkpoint only at its next read, and the enumerator waits for every reader's part before Flink
  * sends the barrier. Events it reads meanwhile wait in the queue, behind the barrier.
  */
-final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], ReaderSplit> {
+final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], SubtaskSplit> {
     private static final Logger LOG = LoggerFactory.getLogger(ReaderGroupReader.class);
     /** Longest a Pravega read waits for an event, so the thread notices a stop. */
     private static final long READ_TIMEOUT_MS = 200;
@@ -108,7 +108,7 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], R
     }
 
     @Override
-    public List<ReaderSplit> snapshotState(long checkpointId) {
+    public List<SubtaskSplit> snapshotState(long checkpointId) {
         // The barrier goes out with this snapshot: reading may go on.
         resumeAfter(checkpointId);
         // Positions are in the reader-group checkpoint the enumerator keeps.
@@ -133,18 +133,18 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], R
     }
 
     @Override
-    public void addSplits(List<ReaderSplit> splits) {
-        for (ReaderSplit split : splits) {
+    public void addSplits(List<SubtaskSplit> splits) {
+        for (SubtaskSplit split : splits) {
             if (fetcher != null) {
                 LOG.warn("Subtask {} already reads; ignoring {}", context.getIndexOfSubtask(), split);
                 continue;
             }
             clientFactory = EventStreamClientFactory.withScope(settings.scope, settings.clientConfig());
             EventStreamReader<byte[]> reader = clientFactory.createReader(
-                    split.readerId(), settings.readerGroup, new ByteArraySerializer(), ReaderConfig.builder().build());
-            LOG.info("Reader {} of subtask {} reads {}/{} in reader group {}", split.readerId(),
+                    split.id(), settings.readerGroup, new ByteArraySerializer(), ReaderConfig.builder().build());
+            LOG.info("Reader {} of subtask {} reads {}/{} in reader group {}", split.id(),
                     context.getIndexOfSubtask(), settings.scope, settings.stream, settings.readerGroup);
-            fetcher = new Thread(() -> fetch(reader), "pravega-reader-" + split.readerId());
+            fetcher = new Thread(() -> fetch(reader), "pravega-reader-" + split.id());
             fetcher.setDaemon(true);
             fetcher.start();
         }

@@ -32,7 +32,7 @@ import org.apache.flink.core.io.SimpleVersionedSerializer;
  * completed checkpoint (at-least-once for outputs that are not transactional, bounded by the
  * checkpoint interval).
  */
-final class ReaderGroupSource implements Source<byte[], ReaderSplit, ReaderGroupPosition> {
+final class ReaderGroupSource implements Source<byte[], SubtaskSplit, ReaderGroupPosition> {
     private static final long serialVersionUID = 1L;
 
     private final Settings settings;
@@ -47,24 +47,24 @@ final class ReaderGroupSource implements Source<byte[], ReaderSplit, ReaderGroup
     }
 
     @Override
-    public SourceReader<byte[], ReaderSplit> createReader(SourceReaderContext context) {
+    public SourceReader<byte[], SubtaskSplit> createReader(SourceReaderContext context) {
         return new ReaderGroupReader(settings, context);
     }
 
     @Override
-    public SplitEnumerator<ReaderSplit, ReaderGroupPosition> createEnumerator(SplitEnumeratorContext<ReaderSplit> context) {
+    public SplitEnumerator<SubtaskSplit, ReaderGroupPosition> createEnumerator(SplitEnumeratorContext<SubtaskSplit> context) {
         return new ReaderGroupEnumerator(settings, context, ReaderGroupPosition.none());
     }
 
     @Override
-    public SplitEnumerator<ReaderSplit, ReaderGroupPosition> restoreEnumerator(
-            SplitEnumeratorContext<ReaderSplit> context, ReaderGroupPosition checkpoint) {
+    public SplitEnumerator<SubtaskSplit, ReaderGroupPosition> restoreEnumerator(
+            SplitEnumeratorContext<SubtaskSplit> context, ReaderGroupPosition checkpoint) {
         return new ReaderGroupEnumerator(settings, context, checkpoint);
     }
 
     @Override
-    public SimpleVersionedSerializer<ReaderSplit> getSplitSerializer() {
-        return new ReaderSplit.Serializer();
+    public SimpleVersionedSerializer<SubtaskSplit> getSplitSerializer() {
+        return new SubtaskSplit.Serializer();
     }
 
     @Override

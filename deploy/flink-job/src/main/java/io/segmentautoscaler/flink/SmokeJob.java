@@ -1,6 +1,7 @@
 package io.segmentautoscaler.flink;
 
-import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 
@@ -20,28 +21,12 @@ public final class SmokeJob {
         env.setMaxParallelism(params.getInt("max-parallelism", 128));
         long recordsPerSecond = params.getLong("records-per-second", 100L);
 
-        env.fromSequence(0, Long.MAX_VALUE)
-                .name("counter-source")
-                .map(new Paced(recordsPerSecond))
-                .name("paced-double")
+        env.fromSource(new PacedCounterSource(recordsPerSecond), WatermarkStrategy.noWatermarks(), "counter-source")
+                .map(value -> value * 2)
+                .returns(Types.LONG)
+                .name("double")
                 .sinkTo(new DiscardingSink<>())
                 .name("discard");
         env.execute("segment-autoscaler-smoke");
-    }
-
-    /** Doubles each number, letting through at most {@code recordsPerSecond} per subtask. */
-    static final class Paced implements MapFunction<Long, Long> {
-        private static final long serialVersionUID = 1L;
-        private final long pauseNanos;
-
-        Paced(long recordsPerSecond) {
-            this.pauseNanos = 1_000_000_000L / Math.max(1, recordsPerSecond);
-        }
-
-        @Override
-        public Long map(Long value) {
-            java.util.concurrent.locks.LockSupport.parkNanos(pauseNanos);
-            return value * 2;
-        }
     }
 }
