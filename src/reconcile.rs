@@ -354,18 +354,17 @@ impl LiveBinding {
         };
         let tolerance = config.rescale_tolerance;
         let timers = match flink.rescale_timers(job_id, adaptive).await {
-            Ok(Some(timers)) => timers,
-            // Another scheduler: no timers between a TaskManager change and its use.
-            Ok(None) => {
-                self.timers_checked_for = Some(job_id.to_string());
-                return;
-            }
+            Ok(timers) => timers,
             Err(e) => {
                 tracing::debug!(error = %e, reason = e.reason().as_str(), "flink rescale timers unavailable; will retry");
                 return;
             }
         };
         self.timers_checked_for = Some(job_id.to_string());
+        // None: another scheduler, no timers between a TaskManager change and its use.
+        let Some(timers) = timers else {
+            return;
+        };
         let delay = timers.worst_delay();
         metrics.record_rescale_delay(&self.config.name, delay);
         if delay <= tolerance {
@@ -835,6 +834,14 @@ mod tests {
         );
     }
 
+    /// Serves `router` on a free loopback port; its base URL.
+    async fn serve(router: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+
     /// A stand-in for Flink's REST API: one running job of max parallelism 2 while `up`,
     /// HTTP 502 (a JobManager down behind its proxy) otherwise.
     async fn flink_stand_in(up: Arc<Mutex<bool>>) -> String {
@@ -861,10 +868,7 @@ mod tests {
                     {"name": "Source: reader", "parallelism": 1, "maxParallelism": 2}
                 ]}))),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        url
+        serve(router).await
     }
 
     /// A stand-in for a reactive-mode JobManager of Flink 2.3.0 with `config` (what
@@ -894,10 +898,7 @@ mod tests {
                 "/jobs/j/checkpoints/config",
                 get(json(serde_json::json!({"interval": 5000}))),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        url
+        serve(router).await
     }
 
     /// A one-binding autoscaler verified through the Flink REST API at `url`.
