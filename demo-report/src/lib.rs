@@ -2,6 +2,7 @@
 //! load, segments, TaskManagers and job parallelism over time (`report.png`) and alignment
 //! figures (`summary.json`). Demo tooling: the autoscaler itself does not link it.
 
+pub mod catch_up;
 mod chart;
 pub mod dashboards;
 pub mod query;
@@ -10,6 +11,7 @@ pub mod summary;
 use std::path::Path;
 use std::time::Duration;
 
+pub use catch_up::{CatchUp, WRITTEN_SETTLE};
 pub use dashboards::dashboard_queries;
 pub use query::{ReportQuery, RunSeries};
 pub use summary::{

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use demo_report::{
-    dashboard_queries, parse_time, write_report, EventCounts, Platform, ReportQuery,
+    dashboard_queries, parse_time, write_report, CatchUp, EventCounts, Platform, ReportQuery,
+    WRITTEN_SETTLE,
 };
 use segment_autoscaler::domain::StreamId;
 
@@ -66,17 +67,26 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The event counts once the job has verified every event written, or when `wait` is over.
+/// The event counts once they are final (see [`CatchUp`]), or when `wait` is over.
 async fn catch_up(
     query: &ReportQuery,
     wait: Duration,
     written: Option<u64>,
 ) -> Result<EventCounts, String> {
+    let prometheus = query.client().map_err(|e| e.to_string())?;
+    let mut rule = CatchUp::new(WRITTEN_SETTLE, written.is_some());
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let (scraped, verified) = query.event_figures().await.map_err(|e| e.to_string())?;
+        let (scraped, verified) = query
+            .event_figures(&prometheus)
+            .await
+            .map_err(|e| e.to_string())?;
         let counts = EventCounts::new(written.or(scraped), verified);
-        if counts.events_caught_up != Some(false) || tokio::time::Instant::now() >= deadline {
+        if rule.is_final(&counts, std::time::Instant::now()) {
+            return Ok(counts);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!("--catch-up {wait:?} over before the counts were final: {counts:?}");
             return Ok(counts);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

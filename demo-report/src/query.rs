@@ -76,7 +76,7 @@ impl ReportQuery {
     }
 
     /// A client for the run's Prometheus, each request bounded by 30 s.
-    fn client(&self) -> Result<prometheus_http_query::Client, ReportError> {
+    pub fn client(&self) -> Result<prometheus_http_query::Client, ReportError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -135,8 +135,8 @@ impl ReportQuery {
     /// not scraped: no generator, or another job than the busy reader).
     pub async fn event_figures(
         &self,
+        http: &prometheus_http_query::Client,
     ) -> Result<(Option<u64>, Option<VerifiedEvents>), ReportError> {
-        let http = self.client()?;
         // The highest count each generator reported since the run began: a generator that
         // has stopped (its series gone stale) still counts.
         let now = std::time::SystemTime::now()
@@ -145,7 +145,7 @@ impl ReportQuery {
         let window = (now - self.from).ceil().max(1.0);
         let written = self
             .instant(
-                &http,
+                http,
                 &format!("sum(max_over_time(data_generator_events_total[{window}s]))"),
             )
             .await?;
@@ -154,7 +154,7 @@ impl ReportQuery {
             let query = format!(
                 "sum(flink_taskmanager_job_task_operator_{metric}{{operator_name=\"verify_sequence\"}})"
             );
-            verified.push(self.instant(&http, &query).await?);
+            verified.push(self.instant(http, &query).await?);
         }
         let whole = |v: f64| v.max(0.0).round() as u64;
         let verified = match verified[..] {

@@ -64,7 +64,9 @@ pub struct EventCounts {
     pub events_duplicated: Option<u64>,
     /// Sequence numbers the job saw skipped and still misses.
     pub events_gaps: Option<u64>,
-    /// Whether the job had verified every event written when the figures were read.
+    /// Whether the job had verified exactly the events written when the figures were read.
+    /// More than written is not caught up either: the figures were read mid-rescale (a
+    /// stopping TaskManager's subtasks still scraped beside the restored ones).
     pub events_caught_up: Option<bool>,
 }
 
@@ -103,9 +105,9 @@ impl EventCounts {
                 .saturating_sub(v.duplicates)
                 .saturating_sub(v.unsequenced)
         });
-        let lost = match (written, distinct) {
-            (Some(w), Some(d)) => Some(w.saturating_sub(d)),
-            _ => None,
+        let (lost, caught_up) = match (written, distinct) {
+            (Some(w), Some(d)) => (Some(w.saturating_sub(d)), Some(w == d)),
+            _ => (None, None),
         };
         EventCounts {
             events_written: written,
@@ -113,7 +115,7 @@ impl EventCounts {
             events_lost: lost,
             events_duplicated: verified.map(|v| v.duplicates),
             events_gaps: verified.map(|v| v.gaps),
-            events_caught_up: lost.map(|l| l == 0),
+            events_caught_up: caught_up,
         }
     }
 }
@@ -220,6 +222,11 @@ mod tests {
         assert_eq!(
             (behind.events_lost, behind.events_caught_up),
             (Some(10), Some(false))
+        );
+        let counted_twice = EventCounts::new(Some(90), Some(verified));
+        assert_eq!(
+            (counted_twice.events_lost, counted_twice.events_caught_up),
+            (Some(0), Some(false))
         );
         let unknown = EventCounts::new(None, Some(verified));
         assert_eq!(

@@ -26,13 +26,34 @@ finish() {
   if [[ -n $start_time ]]; then
     local prometheus
     prometheus=$(k get service prometheus -o jsonpath='{.spec.clusterIP}' 2>/dev/null || true)
-    # The load stops first (the generator flushes, then serves its final count to Prometheus
-    # while it lingers), and the job gets up to 2 minutes to verify every event written.
+    # The load stops first: the generator flushes, lingers while Prometheus scrapes its final
+    # count, and prints its exit summary (the events Pravega acknowledged); the job then gets
+    # up to 2 minutes to verify exactly those. The written count is that summary, followed in
+    # the pod's log as it stops (Prometheus' figure, with a 15 s settle, if the log has none).
+    local generator written="" pods waited=0
+    generator=$(k get pods -l app.kubernetes.io/name=data-generator -o name 2>/dev/null | head -1)
+    if [[ -n $generator ]]; then
+      timeout 120 "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" -n "$namespace" logs -f "$generator" \
+        >"$out/${generator#pod/}.log" 2>&1 &
+      local follow=$!
+    fi
     k scale deployment data-generator --replicas=0 >/dev/null 2>&1 || true
-    k wait --for=delete pod -l app.kubernetes.io/name=data-generator --timeout=90s >/dev/null 2>&1 || true
+    # Until its pod is gone, polled: a failed `get` counts as still there.
+    while ((waited < 90)); do
+      pods=$(k get pods -l app.kubernetes.io/name=data-generator -o name 2>&1) || pods="unknown: $pods"
+      [[ -z $pods ]] && break
+      sleep 1
+      waited=$((waited + 1))
+    done
+    if [[ -n $generator ]]; then
+      wait "$follow" || true
+      written=$(grep '^{"average_rate":' "$out/${generator#pod/}.log" | sed -n 's/.*"events":\([0-9]*\).*/\1/p' | tail -1)
+    fi
+    log "data generator stopped after ${waited}s${pods:+ (still there: $pods)}; events written: ${written:-not in its log, taken from Prometheus}"
     log "writing the report to $out (from Prometheus in the cluster, $prometheus; once the job has verified every event written, at most 2 minutes)"
     "$bin/demo-report" --prometheus "http://$prometheus:9090" --from "$start_time" --to now \
       --stream demo/load --dashboards "$repo/dashboards" --platform kubernetes --out "$out" --catch-up 120s \
+      ${written:+--events-written "$written"} \
       >"$out/summary.line" 2>"$out/report.log" ||
       { log "report failed:"; cat "$out/report.log" >&2; status=1; }
   fi
