@@ -281,6 +281,78 @@ pub struct FlinkConfig {
     /// scheduler timers add up to more, the autoscaler warns (log, Event, metric).
     #[serde(default = "defaults::rescale_tolerance", deserialize_with = "duration")]
     pub rescale_tolerance: Duration,
+    /// How the job is brought to the segments' parallelism.
+    #[serde(default)]
+    pub alignment: Alignment,
+}
+
+/// How a binding brings its job to the parallelism the segments call for
+/// (`{mode: reactive}` or `{mode: prewarmed, headroom: N}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "AlignmentFields")]
+pub enum Alignment {
+    /// Flink's reactive mode (`scheduler-mode: reactive`): the job uses every TaskManager, so
+    /// the autoscaler sets the TaskManagers and Flink follows.
+    #[default]
+    Reactive,
+    /// Flink's adaptive scheduler (`jobmanager.scheduler: adaptive`, not reactive): the
+    /// autoscaler sets the job's parallelism through the JobManager's resource-requirements
+    /// API, on TaskManagers it keeps started ahead: the job's plus `headroom`.
+    Prewarmed {
+        /// TaskManagers kept started beyond what the job uses, so a scale-up finds its slots
+        /// waiting (default 1; never beyond `max_replicas`).
+        headroom: u32,
+    },
+}
+
+/// `flink.alignment` as written: a headroom only makes sense with `mode: prewarmed`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlignmentFields {
+    mode: AlignmentMode,
+    headroom: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AlignmentMode {
+    Reactive,
+    Prewarmed,
+}
+
+impl TryFrom<AlignmentFields> for Alignment {
+    type Error = String;
+
+    fn try_from(fields: AlignmentFields) -> Result<Self, Self::Error> {
+        match (fields.mode, fields.headroom) {
+            (AlignmentMode::Reactive, None) => Ok(Alignment::Reactive),
+            (AlignmentMode::Reactive, Some(_)) => Err(
+                "headroom applies only to mode: prewarmed (reactive mode uses every TaskManager)"
+                    .into(),
+            ),
+            (AlignmentMode::Prewarmed, headroom) => Ok(Alignment::Prewarmed {
+                headroom: headroom.unwrap_or_else(defaults::headroom),
+            }),
+        }
+    }
+}
+
+impl Alignment {
+    /// The mode's name, as in the configuration, metrics and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alignment::Reactive => "reactive",
+            Alignment::Prewarmed { .. } => "prewarmed",
+        }
+    }
+
+    /// TaskManagers kept beyond the job's (0 in reactive mode).
+    pub fn headroom(self) -> u32 {
+        match self {
+            Alignment::Reactive => 0,
+            Alignment::Prewarmed { headroom } => headroom,
+        }
+    }
 }
 
 /// A resource whose scale subresource a binding sets: where it lives in the API.
@@ -410,6 +482,9 @@ mod defaults {
     }
     pub fn rescale_tolerance() -> Duration {
         Duration::from_secs(15)
+    }
+    pub fn headroom() -> u32 {
+        1
     }
 
     pub fn source_timeout() -> Duration {
@@ -726,6 +801,15 @@ impl Config {
             if let Some(f) = &b.flink {
                 validate_url(&field("flink.rest_url"), &f.rest_url)?;
                 within_deadline(field("flink.timeout"), f.timeout)?;
+                if f.alignment.headroom() > MAX_REPLICAS {
+                    return Err(ConfigError::invalid(
+                        field("flink.alignment.headroom"),
+                        format!(
+                            "{} is above {MAX_REPLICAS}, the most TaskManagers a binding may ask for",
+                            f.alignment.headroom()
+                        ),
+                    ));
+                }
             }
             if let TargetConfig::Command { timeout, .. } = &b.target {
                 within_deadline(field("target.timeout"), *timeout)?;
@@ -1219,6 +1303,46 @@ bindings:
         assert!(
             error.starts_with("prometheus.query: \"sum(x)\" is not a metric name"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn the_alignment_mode_defaults_to_reactive_and_prewarmed_takes_a_headroom() {
+        let flink = |alignment: &str| {
+            FULL.replace(
+                "flink: {rest_url: \"http://127.0.0.1:8081\"}",
+                &format!("flink: {{rest_url: \"http://127.0.0.1:8081\"{alignment}}}"),
+            )
+        };
+        let alignment = |text: &str| {
+            Config::parse(text).unwrap().bindings[0]
+                .flink
+                .as_ref()
+                .unwrap()
+                .alignment
+        };
+        assert_eq!(alignment(&flink("")), Alignment::Reactive);
+        assert_eq!(
+            alignment(&flink(", alignment: {mode: prewarmed}")),
+            Alignment::Prewarmed { headroom: 1 }
+        );
+        assert_eq!(
+            alignment(&flink(", alignment: {mode: prewarmed, headroom: 0}")).headroom(),
+            0
+        );
+        let error = error_of(&flink(", alignment: {mode: eager}"));
+        assert!(
+            error.starts_with("bindings[0].flink.alignment.mode:") && error.contains("eager"),
+            "{error}"
+        );
+        let error = error_of(&flink(", alignment: {mode: reactive, headroom: 2}"));
+        assert!(
+            error.starts_with("bindings[0].flink.alignment") && error.contains("headroom"),
+            "a headroom means nothing in reactive mode: {error}"
+        );
+        assert!(
+            error_of(&flink(", alignment: {mode: prewarmed, headroom: 40000}"))
+                .starts_with("bindings[0].flink.alignment.headroom: 40000 is above")
         );
     }
 }

@@ -12,10 +12,13 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::actuate::{Replicas, ScaleTarget};
-use crate::config::Binding;
+use crate::config::{Alignment, Binding};
 use crate::domain::StreamId;
 use crate::leader::Leadership;
 use crate::observe::{Observation, SourceReadings, Sources};
+use crate::plan::prewarmed::{
+    job_size, prewarmed_steps, PrewarmedPolicy, PrewarmedSteps, PrewarmedView,
+};
 use crate::plan::{plan, Action, PlanInput, ScaleDecision, ScaleHistory, ScalingPolicy};
 use crate::telemetry::{JobAlignment, Metrics, Telemetry};
 use crate::verify::{FlinkClient, JobStatus, VerifyError};
@@ -33,9 +36,12 @@ pub struct BindingReport {
     pub source: String,
     /// Each stream's count and the age of its evidence.
     pub evidence: Vec<StreamEvidence>,
-    /// The target's replicas, null when unknown.
+    /// How the job is aligned: `reactive` or `prewarmed`.
+    pub alignment: &'static str,
+    /// The target's replicas (the TaskManagers), null when unknown.
     pub current_replicas: Option<u32>,
-    /// The replicas the segments call for, null when unknown.
+    /// The TaskManagers the segments call for (the prewarmed mode keeps its headroom on top),
+    /// null when unknown.
     pub desired_replicas: Option<u32>,
     /// `scale_up`, `scale_down` or `hold`.
     pub action: Action,
@@ -71,6 +77,8 @@ pub struct LiveBinding {
     paused: bool,
     /// The job whose JobManager's rescale timers were read (once per job).
     timers_checked_for: Option<String>,
+    /// How the job is brought to the segments' parallelism.
+    alignment: Alignment,
 }
 
 impl LiveBinding {
@@ -78,6 +86,11 @@ impl LiveBinding {
     pub fn new(config: Binding, target: Box<dyn ScaleTarget>, flink: Option<FlinkClient>) -> Self {
         LiveBinding {
             policy: ScalingPolicy::from(&config),
+            alignment: config
+                .flink
+                .as_ref()
+                .map(|f| f.alignment)
+                .unwrap_or_default(),
             config,
             target,
             flink,
@@ -88,6 +101,15 @@ impl LiveBinding {
             timers_checked_for: None,
         }
     }
+}
+
+/// One reconciliation of a binding in the prewarmed mode: what was read and the writes that
+/// follow.
+struct PrewarmedPass<'a> {
+    status: &'a JobStatus,
+    required: u32,
+    read: &'a Replicas,
+    steps: PrewarmedSteps,
 }
 
 /// Every binding with the sources they read.
@@ -106,7 +128,7 @@ impl Autoscaler {
             metrics.register_source(kind);
         }
         for binding in &bindings {
-            metrics.register_binding(&binding.config.name);
+            metrics.register_binding(&binding.config.name, binding.alignment);
         }
         Autoscaler {
             sources,
@@ -213,6 +235,7 @@ impl LiveBinding {
         };
         let (current, job) = futures::join!(self.target.current(), job_status);
         let read: Option<Replicas> = current.as_ref().ok().cloned();
+        let required = self.required_parallelism(job.as_ref()).await;
         if let Some(Ok(status)) = &job {
             if status.adaptive != Some(false)
                 && self.timers_checked_for.as_deref() != Some(&status.job_id)
@@ -221,9 +244,22 @@ impl LiveBinding {
                     .await;
             }
         }
+        // The plan weighs the job's size in the prewarmed mode (the TaskManagers also count
+        // the headroom there); TaskManagers at 0 are a pause in both modes.
+        let current_replicas = match (current, &required) {
+            (Err(e), _) => Err(e.to_string()),
+            (Ok(r), _) if r.count == 0 => Ok(0),
+            (Ok(r), None) => Ok(r.count),
+            (Ok(_), Some(Ok(required))) => {
+                Ok(job_size(*required, self.policy.slots_per_taskmanager))
+            }
+            (Ok(_), Some(Err(why))) => Err(format!(
+                "the job's parallelism requirement is unknown: {why}"
+            )),
+        };
         let input = PlanInput {
             observations,
-            current_replicas: current.map(|r| r.count),
+            current_replicas,
             max_parallelism: self.max_parallelism(job.as_ref()),
             now,
         };
@@ -238,8 +274,34 @@ impl LiveBinding {
             decision.reason = format!("{}; job alignment unknown ({e}){cap}", decision.reason);
         }
 
+        // The prewarmed mode's writes follow from the decision (shown in plan mode too).
+        let prewarmed = match (&job, &required, &read) {
+            (Some(Ok(status)), Some(Ok(required)), Some(read)) => {
+                let steps = self.prewarmed_steps(status, *required, read, &decision);
+                if !steps.note.is_empty() {
+                    decision.reason = format!("{}; {}", decision.reason, steps.note);
+                }
+                Some(PrewarmedPass {
+                    status,
+                    required: *required,
+                    read,
+                    steps,
+                })
+            }
+            _ => None,
+        };
+
         // Act.
         match (acting, decision.apply_to(), &read) {
+            (Some(leadership), _, _) if act && self.alignment != Alignment::Reactive => {
+                if let Some(pass) = &prewarmed {
+                    self.apply_prewarmed(pass, leadership, &mut decision, metrics)
+                        .await;
+                }
+                if decision.reason != self.last_reason {
+                    tracing::info!(action = decision.action.as_str(), act, reason = %decision.reason, "decision");
+                }
+            }
             (Some(leadership), Some(replicas), Some(read)) if act => {
                 self.apply(read, replicas, leadership, &mut decision, metrics)
                     .await
@@ -257,7 +319,23 @@ impl LiveBinding {
         // Verify, and record the figures as one sample.
         {
             let _sample = metrics.sample();
-            metrics.record_decision(&self.config.name, &input.observations, &decision);
+            let taskmanagers = read.as_ref().map(|r| r.count);
+            metrics.record_decision(
+                &self.config.name,
+                &input.observations,
+                taskmanagers,
+                &decision,
+            );
+            if self.alignment != Alignment::Reactive {
+                let used = match &required {
+                    Some(Ok(required)) => {
+                        Some(job_size(*required, self.policy.slots_per_taskmanager))
+                    }
+                    _ => None,
+                };
+                let warm = taskmanagers.zip(used).map(|(t, u)| t.saturating_sub(u));
+                metrics.record_warm_taskmanagers(&self.config.name, warm);
+            }
             if let Some(job) = &job {
                 self.verify(job, &decision, metrics);
             }
@@ -282,7 +360,8 @@ impl LiveBinding {
                     evidence_age_seconds: o.reading.evidence_age().map(|a| a.as_secs_f64()),
                 })
                 .collect(),
-            current_replicas: decision.current_replicas,
+            alignment: self.alignment.as_str(),
+            current_replicas: read.as_ref().map(|r| r.count),
             desired_replicas: decision.desired_replicas,
             action: decision.action,
             paused: decision.paused(),
@@ -323,6 +402,90 @@ impl LiveBinding {
                 decision.reason = format!("{} (not applied: {e})", decision.reason);
             }
         }
+    }
+
+    /// The prewarmed mode's writes that follow `decision` (see [`crate::plan::prewarmed`]).
+    fn prewarmed_steps(
+        &self,
+        status: &JobStatus,
+        required: u32,
+        read: &Replicas,
+        decision: &ScaleDecision,
+    ) -> PrewarmedSteps {
+        let policy = PrewarmedPolicy {
+            slots_per_taskmanager: self.policy.slots_per_taskmanager,
+            max_replicas: self.policy.max_replicas,
+            headroom: self.alignment.headroom(),
+        };
+        let view = PrewarmedView {
+            taskmanagers: read.count,
+            required,
+            running: (status.state == "RUNNING").then_some(status.parallelism),
+            max_parallelism: status.max_parallelism,
+        };
+        prewarmed_steps(&policy, decision, &view)
+    }
+
+    /// Makes the prewarmed mode's writes: the job's parallelism first, then the TaskManagers;
+    /// a failure joins the decision's reason.
+    async fn apply_prewarmed(
+        &self,
+        pass: &PrewarmedPass<'_>,
+        leadership: &Leadership,
+        decision: &mut ScaleDecision,
+        metrics: &Metrics,
+    ) {
+        let PrewarmedPass {
+            status,
+            required,
+            read,
+            steps,
+        } = pass;
+        if let (Some(parallelism), Some(flink)) = (steps.job_parallelism, &self.flink) {
+            if !leadership.is_held() {
+                decision.reason = format!(
+                    "{} (not applied: this replica lost the lease before the write)",
+                    decision.reason
+                );
+                return;
+            }
+            match flink.set_parallelism(&status.job_id, parallelism).await {
+                Ok(()) => tracing::info!(
+                    job_id = %status.job_id, from = *required, to = parallelism,
+                    segments = decision.segments, reason = %decision.reason, "set the job's parallelism"
+                ),
+                Err(e) => {
+                    metrics.record_scale_error(&self.config.name, e.reason());
+                    tracing::warn!(
+                        job_id = %status.job_id, error = %e,
+                        reason = e.reason().as_str(), "setting the job's parallelism failed; will retry"
+                    );
+                    decision.reason = format!("{} (job not changed: {e})", decision.reason);
+                }
+            }
+        }
+        if let Some(taskmanagers) = steps.taskmanagers {
+            self.apply(read, taskmanagers, leadership, decision, metrics)
+                .await;
+        }
+    }
+
+    /// The job's parallelism requirement, in the prewarmed mode (None in reactive mode).
+    async fn required_parallelism(
+        &self,
+        job: Option<&Result<JobStatus, VerifyError>>,
+    ) -> Option<Result<u32, String>> {
+        if self.alignment == Alignment::Reactive {
+            return None;
+        }
+        Some(match (&self.flink, job) {
+            (Some(flink), Some(Ok(status))) => flink
+                .required_parallelism(status)
+                .await
+                .map_err(|e| e.to_string()),
+            (_, Some(Err(e))) => Err(e.to_string()),
+            (None, _) | (_, None) => Err("no flink.rest_url".into()),
+        })
     }
 
     /// Records a pause or its end on the target (an Event), once per change.
@@ -808,6 +971,7 @@ mod tests {
         let status = JobStatus {
             job_id: "j".into(),
             state: "RUNNING".into(),
+            source_vertex: "v".into(),
             parallelism: 2,
             max_parallelism: 4,
             adaptive: Some(true),
@@ -903,12 +1067,25 @@ mod tests {
 
     /// A one-binding autoscaler verified through the Flink REST API at `url`.
     fn with_flink(url: &str) -> (Autoscaler, FakeTarget, Arc<Telemetry>) {
+        let (autoscaler, _, target, telemetry) = with_flink_aligned(url, Alignment::Reactive);
+        (autoscaler, target, telemetry)
+    }
+
+    /// [`with_flink`] in the given alignment mode, scaling down without stabilization.
+    fn with_flink_aligned(
+        url: &str,
+        alignment: Alignment,
+    ) -> (Autoscaler, Table, FakeTarget, Arc<Telemetry>) {
         let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
         let mut config = autoscaler.bindings[0].config.clone();
+        if alignment != Alignment::Reactive {
+            config.scale_down_stabilization = Duration::ZERO;
+        }
         config.flink = Some(crate::config::FlinkConfig {
             rest_url: url.to_string(),
             timeout: Duration::from_secs(2),
             rescale_tolerance: Duration::from_secs(15),
+            alignment,
         });
         let flink = FlinkClient::new(url, Duration::from_secs(2));
         let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink));
@@ -917,7 +1094,7 @@ mod tests {
             .unwrap()
             .insert("demo/load".parse().unwrap(), SegmentReading::Segments(1));
         let autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry.clone());
-        (autoscaler, target, telemetry)
+        (autoscaler, table, target, telemetry)
     }
 
     #[tokio::test]
@@ -1001,6 +1178,162 @@ mod tests {
         assert!(
             !text.contains("segment_autoscaler_job_aligned{"),
             "unknown, not 0:\n{text}"
+        );
+    }
+
+    /// A JobManager running the adaptive scheduler (not reactive): the job's parallelism
+    /// requirement as set through the REST API, the parallelism it runs at (set by the test,
+    /// as the scheduler would), and every PUT body.
+    #[derive(Default)]
+    struct AdaptiveJob {
+        required: u32,
+        running: u32,
+        puts: Vec<serde_json::Value>,
+    }
+
+    async fn adaptive_flink(job: Arc<Mutex<AdaptiveJob>>) -> String {
+        use axum::extract::State;
+        use axum::routing::get;
+        use serde_json::json;
+        type Job = State<Arc<Mutex<AdaptiveJob>>>;
+        let json = |body: serde_json::Value| move || async move { body.to_string() };
+        let details = |State(job): Job| async move {
+            let running = job.lock().unwrap().running;
+            json!({"state": "RUNNING", "vertices": [
+                {"id": "src", "name": "Source: readers", "parallelism": running, "maxParallelism": 128},
+                {"id": "chk", "name": "verify", "parallelism": running, "maxParallelism": 128}
+            ]})
+            .to_string()
+        };
+        let requirements = |State(job): Job| async move {
+            let required = job.lock().unwrap().required;
+            let bounds = json!({"parallelism": {"lowerBound": 1, "upperBound": required}});
+            json!({"src": bounds, "chk": bounds}).to_string()
+        };
+        let put = |State(job): Job, body: String| async move {
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let mut job = job.lock().unwrap();
+            job.required = body["src"]["parallelism"]["upperBound"].as_u64().unwrap() as u32;
+            job.puts.push(body);
+        };
+        let tuned = json!([
+            {"key": "jobmanager.scheduler", "value": "adaptive"},
+            {"key": "jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout", "value": "1 s"},
+            {"key": "jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling", "value": "1 s"},
+            {"key": "jobmanager.adaptive-scheduler.rescale-trigger.max-delay", "value": "0 ms"}
+        ]);
+        let router = axum::Router::new()
+            .route(
+                "/jobs/overview",
+                get(json(json!({"jobs": [
+                    {"jid": "j", "state": "RUNNING", "start-time": 1, "schedulerType": "Adaptive"}
+                ]}))),
+            )
+            .route("/jobs/j", get(details))
+            .route("/jobs/j/resource-requirements", get(requirements).put(put))
+            .route("/overview", get(json(json!({"flink-version": "2.3.0"}))))
+            .route("/jobmanager/config", get(json(tuned)))
+            .route(
+                "/jobs/j/checkpoints/config",
+                get(json(json!({"interval": 5000}))),
+            )
+            .with_state(job);
+        serve(router).await
+    }
+
+    #[tokio::test]
+    async fn prewarmed_mode_moves_the_job_first_and_keeps_a_warm_taskmanager() {
+        let job = Arc::new(Mutex::new(AdaptiveJob {
+            required: 1,
+            running: 1,
+            puts: Vec::new(),
+        }));
+        let url = adaptive_flink(job.clone()).await;
+        let (mut autoscaler, table, target, _) =
+            with_flink_aligned(&url, Alignment::Prewarmed { headroom: 1 });
+        let segments = |n: u32| {
+            table
+                .lock()
+                .unwrap()
+                .insert("demo/load".parse().unwrap(), SegmentReading::Segments(n));
+        };
+        let puts = || job.lock().unwrap().puts.clone();
+
+        // One segment, the job at 1: the headroom's TaskManager is started.
+        let reports = autoscaler.reconcile(ACTING).await;
+        assert_eq!(target.writes(), vec![2], "{}", reports[0].reason);
+        assert!(puts().is_empty(), "the job is where it should be");
+        assert!(
+            reports[0].reason.ends_with("TaskManagers 1 -> 2 (1 warm)"),
+            "{}",
+            reports[0].reason
+        );
+
+        // Two segments: the job is raised onto the warm slot, then one more is started.
+        segments(2);
+        let reports = autoscaler.reconcile(ACTING).await;
+        assert_eq!(
+            puts(),
+            vec![serde_json::json!({
+                "src": {"parallelism": {"lowerBound": 1, "upperBound": 2}},
+                "chk": {"parallelism": {"lowerBound": 1, "upperBound": 2}}
+            })],
+            "every vertex listed"
+        );
+        assert_eq!(target.writes(), vec![2, 3]);
+        assert!(
+            reports[0]
+                .reason
+                .ends_with("job parallelism 1 -> 2; TaskManagers 2 -> 3 (1 warm)"),
+            "{}",
+            reports[0].reason
+        );
+        // Until the scheduler has rescaled, the job is not aligned and nothing more is done.
+        let reports = autoscaler.reconcile(ACTING).await;
+        assert_eq!((puts().len(), target.writes().len()), (1, 2));
+        assert_eq!(reports[0].action, Action::Hold);
+        job.lock().unwrap().running = 2;
+
+        // Back to one segment: the job is lowered first; its TaskManagers are kept until it
+        // runs at 1, then one is released and one stays warm.
+        segments(1);
+        let reports = autoscaler.reconcile(ACTING).await;
+        assert_eq!(puts().len(), 2);
+        assert_eq!(job.lock().unwrap().required, 1);
+        assert_eq!(target.writes(), vec![2, 3], "{}", reports[0].reason);
+        assert!(
+            reports[0]
+                .reason
+                .ends_with("keeping 3 TaskManagers until the job runs at 1 (now at 2)"),
+            "{}",
+            reports[0].reason
+        );
+        autoscaler.reconcile(ACTING).await;
+        assert_eq!(target.writes(), vec![2, 3], "still at 2");
+        job.lock().unwrap().running = 1;
+        let reports = autoscaler.reconcile(ACTING).await;
+        assert_eq!(target.writes(), vec![2, 3, 2], "{}", reports[0].reason);
+        assert_eq!(puts().len(), 2, "the job was left alone");
+    }
+
+    #[tokio::test]
+    async fn prewarmed_mode_holds_when_the_job_requirement_is_unknown() {
+        // A reactive JobManager has no resource requirements to read (its job's scheduler
+        // refuses them): the binding holds, naming the failed call.
+        let url = flink_with_config(serde_json::json!([])).await;
+        let (mut autoscaler, table, target, _) =
+            with_flink_aligned(&url, Alignment::Prewarmed { headroom: 1 });
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(3));
+        let reports = autoscaler.reconcile(ACTING).await;
+        assert!(target.writes().is_empty());
+        let reason = &reports[0].reason;
+        assert!(
+            reason.starts_with("hold: current replicas unknown: the job's parallelism requirement is unknown: flink ")
+                && reason.contains("/jobs/j/resource-requirements: HTTP 404"),
+            "{reason}"
         );
     }
 }

@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
+use crate::config::Alignment;
 use crate::domain::{ErrorReason, SourceKind};
 use crate::observe::Observation;
 use crate::plan::{Action, ScaleDecision};
@@ -30,6 +31,15 @@ pub struct StreamLabels {
     pub binding: String,
     /// `scope/stream`.
     pub stream: String,
+}
+
+/// Labels of the alignment mode series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlignmentLabels {
+    /// The binding's name.
+    pub binding: String,
+    /// `reactive` or `prewarmed`.
+    pub mode: String,
 }
 
 /// Labels of decision counters.
@@ -66,8 +76,12 @@ pub struct Metrics {
     /// How old the evidence of a stream's count is: 0 when reported now, the time since the
     /// last sample once Pravega evicted the gauge (absent while unknown).
     pub stream_evidence_age: Family<StreamLabels, Gauge<f64, AtomicU64>>,
-    /// Replicas of the target, as read.
+    /// 1 for each binding's alignment mode.
+    pub alignment: Family<AlignmentLabels, Gauge>,
+    /// Replicas of the target (the TaskManagers), as read.
     pub current_replicas: Family<BindingLabels, Gauge>,
+    /// TaskManagers started beyond the job's needs (prewarmed mode; absent while unknown).
+    pub warm_taskmanagers: Family<BindingLabels, Gauge>,
     /// Replicas the segments call for.
     pub desired_replicas: Family<BindingLabels, Gauge>,
     /// Decisions taken, by action.
@@ -102,7 +116,9 @@ impl Default for Metrics {
         let m = Metrics {
             stream_segments: Family::default(),
             stream_evidence_age: Family::default(),
+            alignment: Family::default(),
             current_replicas: Family::default(),
+            warm_taskmanagers: Family::default(),
             desired_replicas: Family::default(),
             decisions: Family::default(),
             scale_errors: Family::default(),
@@ -129,9 +145,19 @@ impl Default for Metrics {
             m.stream_evidence_age.clone(),
         );
         registry.register(
+            "alignment",
+            "1 for the binding's alignment mode (reactive or prewarmed)",
+            m.alignment.clone(),
+        );
+        registry.register(
             "current_replicas",
-            "Replicas of the binding's target",
+            "Replicas of the binding's target (the TaskManagers)",
             m.current_replicas.clone(),
+        );
+        registry.register(
+            "warm_taskmanagers",
+            "TaskManagers started beyond the job's needs (prewarmed mode)",
+            m.warm_taskmanagers.clone(),
         );
         registry.register(
             "desired_replicas",
@@ -225,7 +251,13 @@ impl Metrics {
     }
 
     /// Exports a binding's counters at 0.
-    pub fn register_binding(&self, binding: &str) {
+    pub fn register_binding(&self, binding: &str, alignment: Alignment) {
+        self.alignment
+            .get_or_create(&AlignmentLabels {
+                binding: binding.into(),
+                mode: alignment.as_str().into(),
+            })
+            .set(1);
         for action in [Action::ScaleUp, Action::ScaleDown, Action::Hold] {
             self.decisions
                 .get_or_create(&DecisionLabels {
@@ -266,11 +298,13 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a binding's observations and decision.
+    /// Records a binding's observations, its target's replicas (`None` when unknown) and the
+    /// decision.
     pub fn record_decision(
         &self,
         binding: &str,
         observations: &[Observation],
+        replicas: Option<u32>,
         decision: &ScaleDecision,
     ) {
         for o in observations {
@@ -295,7 +329,7 @@ impl Metrics {
             }
         }
         let labels = binding_labels(binding);
-        match decision.current_replicas {
+        match replicas {
             Some(n) => {
                 self.current_replicas
                     .get_or_create(&labels)
@@ -319,6 +353,22 @@ impl Metrics {
                 action: decision.action.as_str().into(),
             })
             .inc();
+    }
+
+    /// Records the TaskManagers started beyond the job's needs (`None` when unknown: the series
+    /// disappears).
+    pub fn record_warm_taskmanagers(&self, binding: &str, warm: Option<u32>) {
+        let labels = binding_labels(binding);
+        match warm {
+            Some(n) => {
+                self.warm_taskmanagers
+                    .get_or_create(&labels)
+                    .set(i64::from(n));
+            }
+            None => {
+                self.warm_taskmanagers.remove(&labels);
+            }
+        }
     }
 
     /// Records how long the binding's JobManager may wait before it uses a TaskManager change.
@@ -368,7 +418,8 @@ mod tests {
     #[test]
     fn metrics_are_exported_with_their_labels() {
         let m = Metrics::default();
-        m.register_binding("b");
+        m.register_binding("b", Alignment::Prewarmed { headroom: 1 });
+        m.record_warm_taskmanagers("b", Some(1));
         m.register_source(SourceKind::Prometheus);
         m.record_source_failures(
             &[(SourceKind::Prometheus, ErrorReason::Timeout)]
@@ -391,7 +442,7 @@ mod tests {
             },
             source: SourceKind::Prometheus,
         };
-        m.record_decision("b", &[observed], &decision);
+        m.record_decision("b", &[observed], decision.current_replicas, &decision);
         m.record_job(
             "b",
             Some(JobAlignment {
@@ -414,6 +465,8 @@ mod tests {
             "segment_autoscaler_job_parallelism{binding=\"b\"} 1",
             "segment_autoscaler_job_aligned{binding=\"b\"} 0",
             "segment_autoscaler_paused{binding=\"b\"} 0",
+            "segment_autoscaler_alignment{binding=\"b\",mode=\"prewarmed\"} 1",
+            "segment_autoscaler_warm_taskmanagers{binding=\"b\"} 1",
         ] {
             assert!(text.contains(line), "{line} in:\n{text}");
         }
@@ -438,7 +491,12 @@ mod tests {
             reading: SegmentReading::Segments(2),
             source: SourceKind::Controller,
         };
-        m.record_decision("b", std::slice::from_ref(&observed), &decision);
+        m.record_decision(
+            "b",
+            std::slice::from_ref(&observed),
+            decision.current_replicas,
+            &decision,
+        );
         m.record_job(
             "b",
             Some(JobAlignment {
@@ -450,7 +508,7 @@ mod tests {
             lookback: Duration::from_secs(600),
         });
         decision.current_replicas = None;
-        m.record_decision("b", &[observed], &decision);
+        m.record_decision("b", &[observed], decision.current_replicas, &decision);
         m.record_job("b", None);
         let text = m.encode();
         for gone in [
@@ -485,7 +543,7 @@ mod tests {
                         source: SourceKind::Controller,
                     };
                     let _sample = m.sample();
-                    m.record_decision("b", &[observed], &decision);
+                    m.record_decision("b", &[observed], decision.current_replicas, &decision);
                     let job = JobAlignment {
                         parallelism: n,
                         aligned: true,

@@ -78,6 +78,8 @@ pub struct JobStatus {
     pub job_id: String,
     /// e.g. `RUNNING`, `RESTARTING`, `CREATED`.
     pub state: String,
+    /// The source vertex's id.
+    pub source_vertex: String,
     /// Parallelism of the source vertex (the Pravega readers).
     pub parallelism: u32,
     /// Max parallelism of the source vertex.
@@ -156,10 +158,26 @@ struct JobDetails {
 #[derive(Deserialize)]
 struct Vertex {
     #[serde(default)]
+    id: String,
+    #[serde(default)]
     name: String,
     parallelism: u32,
     #[serde(rename = "maxParallelism")]
     max_parallelism: u32,
+}
+
+/// One vertex's entry of `GET`/`PUT /jobs/:id/resource-requirements` (Flink 1.18+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct VertexRequirement {
+    parallelism: ParallelismBounds,
+}
+
+/// The parallelism the adaptive scheduler may give a vertex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParallelismBounds {
+    lower_bound: u32,
+    upper_bound: u32,
 }
 
 /// A client for one Flink cluster's REST API.
@@ -182,30 +200,44 @@ impl FlinkClient {
         }
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, VerifyError> {
-        let url = format!("{}{path}", self.base);
+    /// Sends `request` to `url` and returns the body of a successful answer.
+    async fn send(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, VerifyError> {
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 VerifyError::Timeout {
-                    url: url.clone(),
+                    url: url.to_string(),
                     after: self.timeout,
                 }
             } else {
                 VerifyError::Unreachable {
-                    url: url.clone(),
+                    url: url.to_string(),
                     message: e.to_string(),
                 }
             }
         };
-        let response = self.http.get(&url).send().await.map_err(transport)?;
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
         if !status.is_success() {
             return Err(VerifyError::Status {
-                url,
+                url: url.to_string(),
                 status: status.as_u16(),
             });
         }
-        let body = response.bytes().await.map_err(transport)?;
+        // Small answers (a few KB): a copy costs nothing worth a dependency.
+        response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(transport)
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, VerifyError> {
+        let url = format!("{}{path}", self.base);
+        let body = self.send(&url, self.http.get(&url)).await?;
         serde_json::from_slice(&body).map_err(|e| VerifyError::BadAnswer {
             url: url.clone(),
             message: e.to_string(),
@@ -225,6 +257,36 @@ impl FlinkClient {
             url: format!("{}/jobs/{}", self.base, job.jid),
             message,
         })
+    }
+
+    /// The parallelism the job's source vertex is allowed now: the upper bound of its resource
+    /// requirements (the adaptive scheduler runs it there once it has the slots).
+    pub async fn required_parallelism(&self, job: &JobStatus) -> Result<u32, VerifyError> {
+        let path = format!("/jobs/{}/resource-requirements", job.job_id);
+        let requirements: BTreeMap<String, VertexRequirement> = self.get(&path).await?;
+        requirements
+            .get(&job.source_vertex)
+            .map(|r| r.parallelism.upper_bound)
+            .ok_or_else(|| VerifyError::BadAnswer {
+                url: format!("{}{path}", self.base),
+                message: format!("no entry for the source vertex {}", job.source_vertex),
+            })
+    }
+
+    /// Sets the job's parallelism (the prewarmed mode's actuation): every vertex may run at 1
+    /// up to `parallelism`, within its own max parallelism. The adaptive scheduler then
+    /// rescales the job as soon as its timers let it; reactive mode refuses this (HTTP 500).
+    pub async fn set_parallelism(&self, job_id: &str, parallelism: u32) -> Result<(), VerifyError> {
+        let details: JobDetails = self.get(&format!("/jobs/{job_id}")).await?;
+        let requirements =
+            requirements_for(&details, parallelism).map_err(|message| VerifyError::BadAnswer {
+                url: format!("{}/jobs/{job_id}", self.base),
+                message,
+            })?;
+        let url = format!("{}/jobs/{job_id}/resource-requirements", self.base);
+        self.send(&url, self.http.put(&url).json(&requirements))
+            .await
+            .map(drop)
     }
 
     /// The adaptive scheduler's rescale timers of this JobManager, for job `job_id` (whose
@@ -271,6 +333,33 @@ fn pick_job(overview: JobsOverview) -> Option<JobSummary> {
         .max_by_key(|job| job.start_time)
 }
 
+/// The resource requirements that let every vertex of `details` run at up to `parallelism`.
+fn requirements_for(
+    details: &JobDetails,
+    parallelism: u32,
+) -> Result<BTreeMap<String, VertexRequirement>, String> {
+    if details.vertices.iter().any(|v| v.id.is_empty()) {
+        return Err("a vertex without an id".into());
+    }
+    Ok(details
+        .vertices
+        .iter()
+        .map(|v| {
+            let upper_bound = parallelism.min(v.max_parallelism).max(1);
+            let bounds = ParallelismBounds {
+                lower_bound: 1,
+                upper_bound,
+            };
+            (
+                v.id.clone(),
+                VertexRequirement {
+                    parallelism: bounds,
+                },
+            )
+        })
+        .collect())
+}
+
 /// State and source vertex of a job. Vertices come in topological order, so the source is the
 /// first one (or one whose name says so).
 fn job_status(
@@ -287,6 +376,7 @@ fn job_status(
     Ok(JobStatus {
         job_id,
         state: details.state,
+        source_vertex: source.id.clone(),
         parallelism: source.parallelism,
         max_parallelism: source.max_parallelism,
         adaptive,
@@ -358,12 +448,37 @@ mod tests {
         let status = JobStatus {
             job_id: "j".into(),
             state: "RUNNING".into(),
+            source_vertex: "v".into(),
             parallelism: 2,
             max_parallelism: 2,
             adaptive: Some(true),
         };
         assert!(status.aligned_with(5, 1));
         assert!(status.aligned_with(u32::MAX, u32::MAX), "no overflow");
+    }
+
+    #[test]
+    fn requirements_list_every_vertex_within_its_max_parallelism() {
+        let answer = details(json!({"state": "RUNNING", "vertices": [
+            {"id": "a", "name": "Source: readers", "parallelism": 2, "maxParallelism": 128},
+            {"id": "b", "name": "verify", "parallelism": 2, "maxParallelism": 3}
+        ]}))
+        .unwrap();
+        let body = serde_json::to_value(requirements_for(&answer, 4).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "a": {"parallelism": {"lowerBound": 1, "upperBound": 4}},
+                "b": {"parallelism": {"lowerBound": 1, "upperBound": 3}}
+            })
+        );
+        let status = job_status("j".into(), Some(true), answer).unwrap();
+        assert_eq!(status.source_vertex, "a");
+        let anonymous = details(json!({"state": "RUNNING", "vertices": [
+            {"name": "Source: readers", "parallelism": 2, "maxParallelism": 128}
+        ]}))
+        .unwrap();
+        assert!(requirements_for(&anonymous, 2).is_err());
     }
 
     #[test]
