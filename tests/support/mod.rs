@@ -242,19 +242,24 @@ impl Stack {
     /// project's job jar as its job (`args` its arguments) and one TaskManager; returns once the
     /// job runs.
     pub async fn restart_flink_with_job(&self, class: &str, args: &str) {
+        self.restart_flink(&[("FLINK_JOB_CLASS", class), ("FLINK_JOB_ARGS", args)])
+            .await;
+    }
+
+    /// Restarts the stack's Flink, on the Flink version running now, with one TaskManager and
+    /// the stack's `FLINK_*` variables in `env` (else their defaults: the smoke job in reactive
+    /// mode); returns once the job runs.
+    pub async fn restart_flink(&self, env: &[(&str, &str)]) {
         let version = flink::version(&self.flink_rest_url)
             .await
             .expect("the running Flink's version");
         self.stack_command(&["down", "flink"]);
-        self.stack_command_with(
-            &["up", "flink"],
-            &[
-                ("FLINK_VERSION", &version),
-                ("FLINK_TASKMANAGERS", "1"),
-                ("FLINK_JOB_CLASS", class),
-                ("FLINK_JOB_ARGS", args),
-            ],
-        );
+        let mut vars = vec![
+            ("FLINK_VERSION", version.as_str()),
+            ("FLINK_TASKMANAGERS", "1"),
+        ];
+        vars.extend_from_slice(env);
+        self.stack_command_with(&["up", "flink"], &vars);
         self.wait_ready(Component::Flink).await;
     }
 
@@ -842,8 +847,12 @@ pub mod flink {
     impl FlinkView {
         /// Whether `n` TaskManagers are registered and the job runs with every vertex at `n`.
         pub fn aligned_at(&self, n: u64) -> bool {
-            self.taskmanagers == n
-                && self.state == "RUNNING"
+            self.taskmanagers == n && self.runs_at(n)
+        }
+
+        /// Whether the job runs with every vertex at `n`, no subtask finished.
+        pub fn runs_at(&self, n: u64) -> bool {
+            self.state == "RUNNING"
                 && !self.parallelism.is_empty()
                 && self.parallelism.iter().all(|&p| p == n)
                 && self.finished_subtasks == 0

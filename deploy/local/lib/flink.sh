@@ -6,6 +6,9 @@
 #
 # FLINK_VERSION: 2.3.0 (the newest line the registries serve, the default) or a 1.20.x (the 1.x
 # LTS); the job jar is built for the same version.
+# FLINK_SCHEDULER: reactive (the default) or adaptive: the adaptive scheduler without reactive
+# mode, whose job runs at the parallelism set through the REST API's resource requirements (the
+# autoscaler's prewarmed mode), starting at 1.
 
 FLINK_VERSION=${FLINK_VERSION:-2.3.0}
 # The other supported line: deploy/local/test runs the Flink-facing tests on it too.
@@ -16,6 +19,7 @@ FLINK_RPC_PORT=${FLINK_RPC_PORT:-$((16123 + STACK_PORT_OFFSET))}
 FLINK_METRICS_PORT_FIRST=${FLINK_METRICS_PORT_FIRST:-$((9250 + STACK_PORT_OFFSET))}
 FLINK_METRICS_PORT_LAST=${FLINK_METRICS_PORT_LAST:-$((9269 + STACK_PORT_OFFSET))}
 FLINK_TASKMANAGERS=${FLINK_TASKMANAGERS:-1}
+FLINK_SCHEDULER=${FLINK_SCHEDULER:-reactive}
 FLINK_MAX_TASKMANAGERS=${FLINK_MAX_TASKMANAGERS:-16}
 # The job the JobManager runs: a jar (built from deploy/flink-job for FLINK_VERSION unless given)
 # and its class.
@@ -113,6 +117,15 @@ YAML
   esac
 }
 
+# flink_scheduler: the scheduler settings of FLINK_SCHEDULER.
+flink_scheduler() {
+  case $FLINK_SCHEDULER in
+    reactive) echo "scheduler-mode: reactive" ;;
+    # The job's parallelism is its resource requirements' upper bound, 1 until set.
+    adaptive) printf '%s\n' "jobmanager.scheduler: adaptive" "parallelism.default: 1" ;;
+  esac
+}
+
 # flink_write_config: the config.yaml of the local cluster (flat keys, read by 1.20 and 2.x).
 flink_write_config() {
   local java_opts
@@ -133,7 +146,7 @@ blob.server.port: 0
 taskmanager.rpc.port: 0
 taskmanager.data.port: 0
 
-scheduler-mode: reactive
+$(flink_scheduler)
 taskmanager.numberOfTaskSlots: 1
 $(flink_rescale_timers)
 # A TaskManager that dies hard is noticed after 10 s instead of 50 s.
@@ -172,13 +185,15 @@ flink_job_running() {
 }
 
 flink_up() {
+  [[ $FLINK_SCHEDULER == reactive || $FLINK_SCHEDULER == adaptive ]] ||
+    die "flink: FLINK_SCHEDULER must be reactive or adaptive, not '$FLINK_SCHEDULER'"
   flink_installed || die "flink is not installed: run '$0 install flink'"
   [[ -f $FLINK_JOB_JAR ]] || die "flink: job jar $FLINK_JOB_JAR is missing: run '$0 install flink'"
   if process_alive flink-jobmanager; then log "flink: already running"; return 0; fi
   ensure_ports_free flink "$FLINK_REST_PORT" "$FLINK_RPC_PORT"
   rm -rf "$FLINK_RUN" && mkdir -p "$FLINK_RUN"
   flink_write_home
-  log "flink: starting the JobManager ($(flink_endpoint), job $FLINK_JOB_CLASS) and $FLINK_TASKMANAGERS TaskManager(s)"
+  log "flink: starting the JobManager ($(flink_endpoint), $FLINK_SCHEDULER scheduler, job $FLINK_JOB_CLASS) and $FLINK_TASKMANAGERS TaskManager(s)"
   # shellcheck disable=SC2086 # job arguments are split on purpose
   start_process flink-jobmanager "$FLINK_RUN/jobmanager.log" \
     "${FLINK_ENV[@]}" "$FLINK_RUN/home/bin/standalone-job.sh" start-foreground --job-classname "$FLINK_JOB_CLASS" $FLINK_JOB_ARGS

@@ -1,0 +1,98 @@
+//! The prewarmed alignment mode on the real stack: Flink's adaptive scheduler (not reactive
+//! mode), the autoscaler setting the job's parallelism through the JobManager's
+//! resource-requirements API and keeping a TaskManager warm through `deploy/local/stack
+//! taskmanagers`, in both directions, and verifying through REST that the job got there.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::pravega::{controller, create_stream, scale_to};
+use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_follows_segments_on_warm_taskmanagers() {
+    let stack = Stack::require(&[Component::Pravega, Component::Flink]).await;
+    stack
+        .restart_flink(&[("FLINK_SCHEDULER", "adaptive")])
+        .await;
+    let controller = controller(&stack.pravega_controller);
+    let scope = unique_name("prewarm");
+    let stream = create_stream(&controller, &scope, "load").await;
+    let script = stack.stack_script.display();
+    let config = format!(
+        r#"
+interval: 1s
+pravega: {{controller: "{pravega}"}}
+bindings:
+  - name: local
+    streams: [{scope}/load]
+    source: controller
+    max_replicas: 3
+    scale_down_stabilization: 2s
+    target: {{kind: command, get: ["{script}", taskmanagers], set: ["{script}", taskmanagers, "{{replicas}}"]}}
+    flink: {{rest_url: "{flink}", alignment: {{mode: prewarmed, headroom: 1}}}}
+"#,
+        pravega = stack.pravega_controller,
+        flink = stack.flink_rest_url,
+    );
+    let autoscaler = AutoscalerProcess::start("prewarmed", &config);
+    let taskmanagers = |n: u32| {
+        let stack = &stack;
+        let autoscaler = &autoscaler;
+        async move {
+            eventually(
+                &format!("{n} TaskManagers"),
+                Duration::from_secs(120),
+                || async {
+                    let running = stack.stack_command(&["taskmanagers"]);
+                    let warm = autoscaler
+                        .metric("segment_autoscaler_warm_taskmanagers{")
+                        .await;
+                    match running.trim().parse::<u32>() {
+                        Ok(count) if count == n => Ok(warm),
+                        other => Err(format!("{other:?} running, {warm:?} warm")),
+                    }
+                },
+            )
+            .await
+        }
+    };
+
+    // One segment: the job at 1, one TaskManager more started and kept warm.
+    autoscaler.wait_aligned(1.0).await;
+    assert_eq!(taskmanagers(2).await, Some(1.0));
+    assert_eq!(
+        autoscaler
+            .metric("segment_autoscaler_alignment{binding=\"local\",mode=\"prewarmed\"}")
+            .await,
+        Some(1.0)
+    );
+
+    // Scale-up: the job moves onto the warm TaskManager, then one more is started.
+    scale_to(&controller, &stream, 2).await;
+    let changed = Instant::now();
+    autoscaler.wait_aligned(2.0).await;
+    eprintln!("1 -> 2 segments: job aligned after {:?}", changed.elapsed());
+    assert_eq!(taskmanagers(3).await, Some(1.0));
+
+    // Up to max_replicas: every TaskManager used, none warm.
+    scale_to(&controller, &stream, 3).await;
+    autoscaler.wait_aligned(3.0).await;
+    assert_eq!(taskmanagers(3).await, Some(0.0));
+
+    // Scale-down: the job is lowered first; its TaskManagers are released once it runs at 1.
+    scale_to(&controller, &stream, 1).await;
+    autoscaler.wait_aligned(1.0).await;
+    assert_eq!(taskmanagers(2).await, Some(1.0));
+    let log = autoscaler.log_text();
+    assert!(
+        log.contains("job parallelism 3 -> 1")
+            && log.contains("keeping 3 TaskManagers until the job runs at 1"),
+        "the job was lowered before its TaskManagers were released:\n{log}"
+    );
+    drop(autoscaler);
+
+    // Leave the stack's Flink as the other tests expect it: the reactive smoke job.
+    stack.restart_flink(&[]).await;
+}
