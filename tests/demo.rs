@@ -122,6 +122,8 @@ fn shortened_demo_follows_one_rise_and_fall() {
         );
     }
     assert!(summary["rescales"].as_u64().unwrap() >= 2, "{summary}");
+    assert_eq!(summary["alignment_mode"], "reactive", "{summary}");
+    assert!(summary["warm_taskmanager_seconds"].is_null(), "{summary}");
     // Every event the generator wrote was verified by the busy reader, across the rescales.
     assert!(summary["events_written"].as_u64().unwrap() > 0, "{summary}");
     assert_eq!(summary["events_caught_up"], true, "{summary}");

@@ -17,7 +17,12 @@ struct Line<'a> {
 /// Two panels over time: load (target vs achieved) above; segments, TaskManagers and job
 /// parallelism (steps) below.
 /// `events` (e.g. "30 000 written, 0 lost, 0 duplicated") goes into the load panel's caption.
-pub(crate) fn render(path: &Path, s: &RunSeries, events: Option<&str>) -> Result<(), String> {
+pub(crate) fn render(
+    path: &Path,
+    s: &RunSeries,
+    alignment_mode: Option<&str>,
+    events: Option<&str>,
+) -> Result<(), String> {
     use plotters::prelude::*;
     let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -57,11 +62,22 @@ pub(crate) fn render(path: &Path, s: &RunSeries, events: Option<&str>) -> Result
             true,
         ),
         line("job parallelism", &s.parallelism, BLUE, 2, true),
+        line(
+            "warm TaskManagers",
+            &s.warm_taskmanagers,
+            RGBColor(150, 150, 150),
+            1,
+            true,
+        ),
     ];
     let count_max = (max_of(&counts) + 1.0).max(2.0);
+    let counts_caption = match alignment_mode {
+        Some(mode) => format!("Segments, TaskManagers and job parallelism ({mode} mode)"),
+        None => "Segments, TaskManagers and job parallelism".to_string(),
+    };
     draw_panel(
         &bottom,
-        "Segments, TaskManagers and job parallelism",
+        &counts_caption,
         "count",
         count_max,
         &s.seconds,

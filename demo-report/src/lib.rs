@@ -53,10 +53,15 @@ pub fn write_report(
         path: out.display().to_string(),
         message: e.to_string(),
     })?;
+    let warm: Vec<f64> = series.warm_taskmanagers.iter().flatten().copied().collect();
     let summary = AlignmentSummary {
         platform,
         dashboard_queries: dashboards,
         events,
+        alignment_mode: (!series.alignment_modes.is_empty())
+            .then(|| series.alignment_modes.join("+")),
+        warm_taskmanager_seconds: (!warm.is_empty())
+            .then(|| warm.iter().sum::<f64>() * step.as_secs_f64()),
         ..summarize(&series.segments, &series.parallelism, step, slots)
     };
     let summary_path = out.join("summary.json");
@@ -69,12 +74,16 @@ pub fn write_report(
         message: e.to_string(),
     })?;
     let chart_path = out.join("report.png");
-    chart::render(&chart_path, series, summary.events.describe().as_deref()).map_err(
-        |message| ReportError::Output {
-            path: chart_path.display().to_string(),
-            message,
-        },
-    )?;
+    chart::render(
+        &chart_path,
+        series,
+        summary.alignment_mode.as_deref(),
+        summary.events.describe().as_deref(),
+    )
+    .map_err(|message| ReportError::Output {
+        path: chart_path.display().to_string(),
+        message,
+    })?;
     Ok(summary)
 }
 
@@ -135,6 +144,8 @@ mod tests {
             parallelism: (0..n)
                 .map(|i| Some(if i < 34 { 1.0 } else { 2.0 }))
                 .collect(),
+            warm_taskmanagers: (0..n).map(|i| (i >= 10).then_some(1.0)).collect(),
+            alignment_modes: vec!["prewarmed".into()],
         };
         let summary = write_report(
             &dir,
@@ -154,6 +165,8 @@ mod tests {
                 .unwrap();
         assert_eq!(json["rescales"], 1);
         assert_eq!(json["events_written"], 10);
+        assert_eq!(json["alignment_mode"], "prewarmed");
+        assert_eq!(json["warm_taskmanager_seconds"], 50.0);
         assert!(
             json["events_lost"].is_null(),
             "unknown without the verifier: {json}"

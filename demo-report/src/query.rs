@@ -12,6 +12,10 @@ use crate::ReportError;
 const ACTING_PARALLELISM: &str =
     "max(segment_autoscaler_job_parallelism unless on (instance) (segment_autoscaler_leader == 0))";
 
+/// The warm TaskManagers the acting autoscaler kept (see [`ACTING_PARALLELISM`]).
+const ACTING_WARM_TASKMANAGERS: &str =
+    "max(segment_autoscaler_warm_taskmanagers unless on (instance) (segment_autoscaler_leader == 0))";
+
 /// The series a report plots, each sampled on the same grid.
 pub struct RunSeries {
     /// Seconds since the start of each sample.
@@ -26,6 +30,11 @@ pub struct RunSeries {
     pub taskmanagers: Vec<Option<f64>>,
     /// The job's source parallelism.
     pub parallelism: Vec<Option<f64>>,
+    /// TaskManagers the autoscaler kept beyond the job's (its prewarmed mode; unknown in
+    /// reactive mode).
+    pub warm_taskmanagers: Vec<Option<f64>>,
+    /// The autoscaler's alignment modes during the run (`reactive`, `prewarmed`), sorted.
+    pub alignment_modes: Vec<String>,
 }
 
 /// Where a report's data comes from.
@@ -193,6 +202,8 @@ impl ReportQuery {
             .range(&http, "max(flink_jobmanager_numRegisteredTaskManagers)")
             .await?;
         let parallelism = self.range(&http, ACTING_PARALLELISM).await?;
+        let warm_taskmanagers = self.range(&http, ACTING_WARM_TASKMANAGERS).await?;
+        let alignment_modes = self.alignment_modes(&http).await?;
         let step = self.step.as_secs_f64();
         let seconds = (0..segments.len()).map(|i| i as f64 * step).collect();
         Ok(RunSeries {
@@ -202,6 +213,39 @@ impl ReportQuery {
             segments,
             taskmanagers,
             parallelism,
+            warm_taskmanagers,
+            alignment_modes,
         })
+    }
+
+    /// The `mode` labels of `segment_autoscaler_alignment` over the run.
+    async fn alignment_modes(
+        &self,
+        prometheus: &prometheus_http_query::Client,
+    ) -> Result<Vec<String>, ReportError> {
+        let window = (self.to - self.from).ceil().max(1.0);
+        let query =
+            format!("max by (mode) (max_over_time(segment_autoscaler_alignment[{window}s]))");
+        let answer = prometheus
+            .query(&query)
+            .at(self.to.ceil() as i64)
+            .get()
+            .await
+            .map_err(|e| ReportError::Query {
+                query: query.clone(),
+                message: e.to_string(),
+            })?;
+        let Some(vector) = answer.data().as_vector() else {
+            return Err(ReportError::Query {
+                query,
+                message: "the answer is not an instant vector".into(),
+            });
+        };
+        let mut modes: Vec<String> = vector
+            .iter()
+            .filter_map(|s| s.metric().get("mode").cloned())
+            .collect();
+        modes.sort();
+        Ok(modes)
     }
 }

@@ -40,6 +40,12 @@ pub struct AlignmentSummary {
     pub misaligned_fraction: Option<f64>,
     /// Seconds covered by samples with both figures known.
     pub observed_seconds: f64,
+    /// The autoscaler's alignment mode (`reactive`, `prewarmed`; both joined by `+` when it
+    /// changed during the run), null when no autoscaler reported one.
+    pub alignment_mode: Option<String>,
+    /// TaskManagers kept warm beyond the job's, summed over the run: the prewarmed mode's cost
+    /// (null when none were reported, as in reactive mode).
+    pub warm_taskmanager_seconds: Option<f64>,
     /// Dashboard queries evaluated over the run (with `--dashboards`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dashboard_queries: Option<DashboardCheck>,
@@ -198,6 +204,8 @@ pub fn summarize(
         unaligned_at_end,
         misaligned_fraction,
         observed_seconds: known.len() as f64 * step_secs,
+        alignment_mode: None,
+        warm_taskmanager_seconds: None,
         dashboard_queries: None,
         events: EventCounts::default(),
     }
