@@ -53,6 +53,8 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], S
     private Long pausedFor;
     /** Completed when reading may go on after a marker (or reading failed). */
     private volatile CompletableFuture<Void> resumed = CompletableFuture.completedFuture(null);
+    /** The checkpoints Flink has concluded, so their markers are skipped. */
+    private final CheckpointMarkers markers = new CheckpointMarkers();
 
     ReaderGroupReader(ReaderGroupSource.Settings settings, SourceReaderContext context) {
         this.settings = settings;
@@ -88,9 +90,15 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], S
             return InputStatus.NOTHING_AVAILABLE;
         }
         if (next instanceof Long) {
+            long checkpoint = (Long) next;
+            if (!markers.pending(checkpoint)) {
+                LOG.info("Subtask {} skips the marker of checkpoint {}: Flink has concluded it",
+                        context.getIndexOfSubtask(), checkpoint);
+                return InputStatus.MORE_AVAILABLE;
+            }
             // NOTHING_AVAILABLE makes Flink ask shouldTriggerCheckpoint() now; this input then
             // emits nothing until the checkpoint has been taken here (snapshotState) or aborted.
-            checkpointToTrigger = (Long) next;
+            checkpointToTrigger = checkpoint;
             pausedFor = checkpointToTrigger;
             resumed = new CompletableFuture<>();
             return InputStatus.NOTHING_AVAILABLE;
@@ -116,7 +124,13 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], S
     }
 
     @Override
+    public void notifyCheckpointComplete(long checkpointId) {
+        markers.concluded(checkpointId);
+    }
+
+    @Override
     public void notifyCheckpointAborted(long checkpointId) {
+        markers.concluded(checkpointId);
         resumeAfter(checkpointId);
     }
 
