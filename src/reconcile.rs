@@ -79,6 +79,8 @@ pub struct LiveBinding {
     timers_checked_for: Option<String>,
     /// How the job is brought to the segments' parallelism.
     alignment: Alignment,
+    /// Whether the JobManager runs in reactive mode, read once per job (prewarmed mode only).
+    reactive_jobmanager: Option<(String, bool)>,
 }
 
 impl LiveBinding {
@@ -99,9 +101,16 @@ impl LiveBinding {
             known_max_parallelism: None,
             paused: false,
             timers_checked_for: None,
+            reactive_jobmanager: None,
         }
     }
 }
+
+/// Why the prewarmed mode holds on a JobManager in reactive mode (which refuses a job's
+/// parallelism with HTTP 500).
+const REACTIVE_JOBMANAGER: &str = "the JobManager runs in reactive mode (scheduler-mode: \
+    reactive), which refuses to set a job's parallelism: the prewarmed alignment needs \
+    jobmanager.scheduler: adaptive without reactive mode (README: Alignment modes)";
 
 /// One reconciliation of a binding in the prewarmed mode: what was read and the writes that
 /// follow.
@@ -253,9 +262,7 @@ impl LiveBinding {
             (Ok(_), Some(Ok(required))) => {
                 Ok(job_size(*required, self.policy.slots_per_taskmanager))
             }
-            (Ok(_), Some(Err(why))) => Err(format!(
-                "the job's parallelism requirement is unknown: {why}"
-            )),
+            (Ok(_), Some(Err(why))) => Err(why.clone()),
         };
         let input = PlanInput {
             observations,
@@ -292,25 +299,25 @@ impl LiveBinding {
         };
 
         // Act.
-        match (acting, decision.apply_to(), &read) {
+        // A scale write logs itself; anything else (holds repeat every tick) is logged when its
+        // reason changes.
+        let scaled = match (acting, decision.apply_to(), &read) {
             (Some(leadership), _, _) if act && self.alignment != Alignment::Reactive => {
                 if let Some(pass) = &prewarmed {
                     self.apply_prewarmed(pass, leadership, &mut decision, metrics)
                         .await;
                 }
-                if decision.reason != self.last_reason {
-                    tracing::info!(action = decision.action.as_str(), act, reason = %decision.reason, "decision");
-                }
+                false
             }
             (Some(leadership), Some(replicas), Some(read)) if act => {
                 self.apply(read, replicas, leadership, &mut decision, metrics)
-                    .await
+                    .await;
+                true
             }
-            // Holds repeat every tick: log when the reason changes.
-            _ if decision.reason != self.last_reason => {
-                tracing::info!(action = decision.action.as_str(), act, reason = %decision.reason, "decision");
-            }
-            _ => {}
+            _ => false,
+        };
+        if !scaled && decision.reason != self.last_reason {
+            tracing::info!(action = decision.action.as_str(), act, reason = %decision.reason, "decision");
         }
         self.last_reason = decision.reason.clone();
         if act && decision.paused() != self.paused {
@@ -450,10 +457,22 @@ impl LiveBinding {
                 return;
             }
             match flink.set_parallelism(&status.job_id, parallelism).await {
-                Ok(()) => tracing::info!(
-                    job_id = %status.job_id, from = *required, to = parallelism,
-                    segments = decision.segments, reason = %decision.reason, "set the job's parallelism"
-                ),
+                Ok(()) => {
+                    tracing::info!(
+                        job_id = %status.job_id, from = *required, to = parallelism,
+                        segments = decision.segments, reason = %decision.reason, "set the job's parallelism"
+                    );
+                    let event = if parallelism > *required {
+                        "JobScaledUp"
+                    } else {
+                        "JobScaledDown"
+                    };
+                    let note = format!(
+                        "job {} parallelism {required} -> {parallelism}: {}",
+                        status.job_id, decision.reason
+                    );
+                    self.target.record(event, &note).await;
+                }
                 Err(e) => {
                     metrics.record_scale_error(&self.config.name, e.reason());
                     tracing::warn!(
@@ -470,22 +489,47 @@ impl LiveBinding {
         }
     }
 
-    /// The job's parallelism requirement, in the prewarmed mode (None in reactive mode).
+    /// The job's parallelism requirement, in the prewarmed mode (None in reactive mode); an
+    /// error is the reason to hold.
     async fn required_parallelism(
-        &self,
+        &mut self,
         job: Option<&Result<JobStatus, VerifyError>>,
     ) -> Option<Result<u32, String>> {
         if self.alignment == Alignment::Reactive {
             return None;
         }
-        Some(match (&self.flink, job) {
-            (Some(flink), Some(Ok(status))) => flink
+        let unknown = |e: &dyn std::fmt::Display| {
+            format!("the job's parallelism requirement is unknown: {e}")
+        };
+        let (flink, status) = match (&self.flink, job) {
+            (Some(flink), Some(Ok(status))) => (flink, status),
+            (_, Some(Err(e))) => return Some(Err(unknown(e))),
+            (None, _) | (_, None) => return Some(Err(unknown(&"no flink.rest_url"))),
+        };
+        if self.reactive_jobmanager.as_ref().map(|(job, _)| job) != Some(&status.job_id) {
+            match flink.reactive_mode().await {
+                Ok(reactive) => {
+                    if reactive {
+                        tracing::warn!(job_id = %status.job_id, "{REACTIVE_JOBMANAGER}");
+                    }
+                    self.reactive_jobmanager = Some((status.job_id.clone(), reactive));
+                }
+                Err(e) => return Some(Err(unknown(&e))),
+            }
+        }
+        if self
+            .reactive_jobmanager
+            .as_ref()
+            .is_some_and(|(_, reactive)| *reactive)
+        {
+            return Some(Err(REACTIVE_JOBMANAGER.to_string()));
+        }
+        Some(
+            flink
                 .required_parallelism(status)
                 .await
-                .map_err(|e| e.to_string()),
-            (_, Some(Err(e))) => Err(e.to_string()),
-            (None, _) | (_, None) => Err("no flink.rest_url".into()),
-        })
+                .map_err(|e| unknown(&e)),
+        )
     }
 
     /// Records a pause or its end on the target (an Event), once per change.
@@ -1288,6 +1332,23 @@ mod tests {
             "{}",
             reports[0].reason
         );
+        let job_events = || -> Vec<(String, String)> {
+            let events = target.events.lock().unwrap();
+            events
+                .iter()
+                .filter(|(r, _)| r.starts_with("Job"))
+                .cloned()
+                .collect()
+        };
+        let events = job_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].0, "JobScaledUp");
+        assert!(
+            events[0]
+                .1
+                .starts_with("job j parallelism 1 -> 2: scale up"),
+            "{events:?}"
+        );
         // Until the scheduler has rescaled, the job is not aligned and nothing more is done.
         let reports = autoscaler.reconcile(ACTING).await;
         assert_eq!((puts().len(), target.writes().len()), (1, 2));
@@ -1300,6 +1361,9 @@ mod tests {
         let reports = autoscaler.reconcile(ACTING).await;
         assert_eq!(puts().len(), 2);
         assert_eq!(job.lock().unwrap().required, 1);
+        let events = job_events();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[1].0, "JobScaledDown");
         assert_eq!(target.writes(), vec![2, 3], "{}", reports[0].reason);
         assert!(
             reports[0]
@@ -1314,6 +1378,28 @@ mod tests {
         let reports = autoscaler.reconcile(ACTING).await;
         assert_eq!(target.writes(), vec![2, 3, 2], "{}", reports[0].reason);
         assert_eq!(puts().len(), 2, "the job was left alone");
+    }
+
+    #[tokio::test]
+    async fn prewarmed_mode_holds_on_a_reactive_jobmanager_naming_the_setting() {
+        // Reactive mode refuses a job's parallelism (HTTP 500 on every PUT): the binding holds
+        // and says what to change, read from the JobManager's configuration.
+        let url = flink_with_config(serde_json::json!([
+            {"key": "scheduler-mode", "value": "reactive"}
+        ]))
+        .await;
+        let (mut autoscaler, table, target, _) =
+            with_flink_aligned(&url, Alignment::Prewarmed { headroom: 1 });
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(3));
+        let reports = autoscaler.reconcile(ACTING).await;
+        assert!(target.writes().is_empty());
+        assert_eq!(
+            reports[0].reason,
+            format!("hold: current replicas unknown: {REACTIVE_JOBMANAGER}")
+        );
     }
 
     #[tokio::test]

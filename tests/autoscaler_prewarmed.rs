@@ -1,7 +1,8 @@
 //! The prewarmed alignment mode on the real stack: Flink's adaptive scheduler (not reactive
 //! mode), the autoscaler setting the job's parallelism through the JobManager's
 //! resource-requirements API and keeping a TaskManager warm through `deploy/local/stack
-//! taskmanagers`, in both directions, and verifying through REST that the job got there.
+//! taskmanagers`, in both directions, and verifying through REST that the job got there; and
+//! the same binding holding on a JobManager in reactive mode, which refuses a parallelism.
 
 mod support;
 
@@ -95,6 +96,35 @@ bindings:
     );
     drop(autoscaler);
 
-    // Leave the stack's Flink as the other tests expect it: the reactive smoke job.
+    // Back on the stack's reactive JobManager (as the other tests expect it), which refuses a
+    // job's parallelism: the prewarmed binding holds and names the setting, and changes
+    // nothing.
     stack.restart_flink(&[]).await;
+    let before = stack.stack_command(&["taskmanagers"]);
+    let autoscaler = AutoscalerProcess::start("prewarmed-on-reactive", &config);
+    eventually(
+        "the hold naming reactive mode",
+        Duration::from_secs(60),
+        || async {
+            let log = autoscaler.log_text();
+            if log.contains("the JobManager runs in reactive mode (scheduler-mode: reactive)")
+                && log.contains("jobmanager.scheduler: adaptive")
+            {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    )
+    .await;
+    // A few more ticks: still nothing written, nothing refused by Flink.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.stack_command(&["taskmanagers"]), before);
+    let log = autoscaler.log_text();
+    assert!(
+        !log.contains(" scaled ")
+            && !log.contains("set the job's parallelism")
+            && !log.contains("setting the job's parallelism failed"),
+        "{log}"
+    );
 }

@@ -123,20 +123,7 @@ impl ReportQuery {
         prometheus: &prometheus_http_query::Client,
         query: &str,
     ) -> Result<Option<f64>, ReportError> {
-        let answer = prometheus
-            .query(query)
-            .get()
-            .await
-            .map_err(|e| ReportError::Query {
-                query: query.into(),
-                message: e.to_string(),
-            })?;
-        let Some(vector) = answer.data().as_vector() else {
-            return Err(ReportError::Query {
-                query: query.into(),
-                message: "the answer is not an instant vector".into(),
-            });
-        };
+        let vector = instant_vector(prometheus, query, None).await?;
         Ok((!vector.is_empty()).then(|| vector.iter().map(|s| s.sample().value()).sum()))
     }
 
@@ -226,26 +213,33 @@ impl ReportQuery {
         let window = (self.to - self.from).ceil().max(1.0);
         let query =
             format!("max by (mode) (max_over_time(segment_autoscaler_alignment[{window}s]))");
-        let answer = prometheus
-            .query(&query)
-            .at(self.to.ceil() as i64)
-            .get()
-            .await
-            .map_err(|e| ReportError::Query {
-                query: query.clone(),
-                message: e.to_string(),
-            })?;
-        let Some(vector) = answer.data().as_vector() else {
-            return Err(ReportError::Query {
-                query,
-                message: "the answer is not an instant vector".into(),
-            });
-        };
+        let vector = instant_vector(prometheus, &query, Some(self.to.ceil() as i64)).await?;
         let mut modes: Vec<String> = vector
             .iter()
             .filter_map(|s| s.metric().get("mode").cloned())
             .collect();
         modes.sort();
         Ok(modes)
+    }
+}
+
+/// The series of the instant query `query` (now, or at the Unix time `at`).
+async fn instant_vector(
+    prometheus: &prometheus_http_query::Client,
+    query: &str,
+    at: Option<i64>,
+) -> Result<Vec<prometheus_http_query::response::InstantVector>, ReportError> {
+    let failed = |message: String| ReportError::Query {
+        query: query.into(),
+        message,
+    };
+    let mut request = prometheus.query(query);
+    if let Some(at) = at {
+        request = request.at(at);
+    }
+    let answer = request.get().await.map_err(|e| failed(e.to_string()))?;
+    match answer.into_inner().0 {
+        prometheus_http_query::response::Data::Vector(vector) => Ok(vector),
+        _ => Err(failed("the answer is not an instant vector".into())),
     }
 }

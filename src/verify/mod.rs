@@ -35,12 +35,14 @@ pub enum VerifyError {
         message: String,
     },
     /// The REST API answered with an error status.
-    #[error("flink {url}: HTTP {status}")]
+    #[error("flink {url}: HTTP {status}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
     Status {
         /// The URL asked.
         url: String,
         /// The status code.
         status: u16,
+        /// What Flink said (see [`flink_errors`]), empty when nothing.
+        detail: String,
     },
     /// The answer did not have the expected shape.
     #[error("flink {url}: unexpected answer: {message}")]
@@ -222,9 +224,12 @@ impl FlinkClient {
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
         if !status.is_success() {
+            // The body says why (e.g. reactive mode refusing a parallelism); unreadable: unsaid.
+            let body = response.bytes().await.unwrap_or_default();
             return Err(VerifyError::Status {
                 url: url.to_string(),
                 status: status.as_u16(),
+                detail: flink_errors(&body),
             });
         }
         // Small answers (a few KB): a copy costs nothing worth a dependency.
@@ -289,6 +294,17 @@ impl FlinkClient {
             .map(drop)
     }
 
+    /// Whether this JobManager runs in reactive mode (see [`timers::runs_reactive`]).
+    pub async fn reactive_mode(&self) -> Result<bool, VerifyError> {
+        Ok(timers::runs_reactive(&self.configuration().await?))
+    }
+
+    /// The JobManager's configuration, key to value.
+    async fn configuration(&self) -> Result<BTreeMap<String, String>, VerifyError> {
+        let entries: Vec<ConfigEntry> = self.get("/jobmanager/config").await?;
+        Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
+    }
+
     /// The adaptive scheduler's rescale timers of this JobManager, for job `job_id` (whose
     /// checkpoint interval sets the 2.x default checkpoint wait); None when another scheduler
     /// runs the job (`adaptive` as [`JobStatus::adaptive`], else told by the configuration).
@@ -298,9 +314,7 @@ impl FlinkClient {
         adaptive: Option<bool>,
     ) -> Result<Option<RescaleTimers>, VerifyError> {
         let overview: ClusterOverview = self.get("/overview").await?;
-        let entries: Vec<ConfigEntry> = self.get("/jobmanager/config").await?;
-        let config: BTreeMap<String, String> =
-            entries.into_iter().map(|e| (e.key, e.value)).collect();
+        let config = self.configuration().await?;
         if !adaptive.unwrap_or_else(|| timers::uses_adaptive_scheduler(&config)) {
             return Ok(None);
         }
@@ -323,6 +337,56 @@ impl FlinkClient {
             })
     }
 }
+
+/// What a Flink error answer (`{"errors": [...]}`) says, for people: of each entry its first
+/// line of text (Flink wraps server-side exceptions in `<Exception on server side:` and appends
+/// their stack trace) without the exception's class, the generic "Internal server error." left
+/// out when more follows; at most [`ERROR_DETAIL_CHARS`] characters, empty when nothing is said.
+pub fn flink_errors(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        #[serde(default)]
+        errors: Vec<String>,
+    }
+    let Ok(answer) = serde_json::from_slice::<ErrorBody>(body) else {
+        return String::new();
+    };
+    let mut lines: Vec<&str> = answer
+        .errors
+        .iter()
+        .filter_map(|error| {
+            error
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with("<Exception on server side"))
+        })
+        .map(without_exception_class)
+        .collect();
+    if lines.len() > 1 {
+        lines.retain(|l| *l != "Internal server error.");
+    }
+    let text = lines.join("; ");
+    match text.char_indices().nth(ERROR_DETAIL_CHARS) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
+}
+
+/// `message` of `java.lang.SomeException: message` (a line without such a prefix as it is).
+fn without_exception_class(line: &str) -> &str {
+    match line.split_once(": ") {
+        Some((class, message))
+            if (class.ends_with("Exception") || class.ends_with("Error"))
+                && !class.contains(char::is_whitespace) =>
+        {
+            message
+        }
+        _ => line,
+    }
+}
+
+/// The longest error detail kept from a Flink answer (a log line, a reason, an Event note).
+const ERROR_DETAIL_CHARS: usize = 300;
 
 /// The newest job that is not finished, cancelled or failed.
 fn pick_job(overview: JobsOverview) -> Option<JobSummary> {
@@ -505,12 +569,53 @@ mod tests {
     }
 
     #[test]
+    fn flink_errors_keep_what_flink_says_without_its_stack_trace() {
+        // PUT /jobs/:id/resource-requirements on a reactive JobManager (Flink 2.3.0).
+        let reactive = json!({"errors": [
+            "Internal server error.",
+            "<Exception on server side:\njava.lang.UnsupportedOperationException: Cannot change \
+             the parallelism of a job running in reactive mode.\n\tat org.apache.flink.runtime.\
+             scheduler.adaptive.AdaptiveScheduler.updateJobResourceRequirements(AdaptiveScheduler.\
+             java:1140)\n\nEnd of exception on server side>"
+        ]});
+        assert_eq!(
+            flink_errors(reactive.to_string().as_bytes()),
+            "Cannot change the parallelism of a job running in reactive mode."
+        );
+        let bad_request = json!({"errors": [
+            "org.apache.flink.runtime.rest.handler.RestHandlerException: Request did not match \
+             expected format JobResourceRequirementsBody.\n\tat org.apache.flink.runtime.rest.\
+             handler.AbstractHandler.respondAsLeader(AbstractHandler.java:165)"
+        ]});
+        assert_eq!(
+            flink_errors(bad_request.to_string().as_bytes()),
+            "Request did not match expected format JobResourceRequirementsBody."
+        );
+        let generic = json!({"errors": ["Internal server error."]});
+        assert_eq!(
+            flink_errors(generic.to_string().as_bytes()),
+            "Internal server error."
+        );
+        let not_found = json!({"errors": ["Not found: /jobs/x"]});
+        assert_eq!(
+            flink_errors(not_found.to_string().as_bytes()),
+            "Not found: /jobs/x"
+        );
+        assert_eq!(flink_errors(b"<html>proxy error</html>"), "");
+        assert_eq!(flink_errors(b"{}"), "");
+        let long = json!({"errors": ["x".repeat(1000)]});
+        let kept = flink_errors(long.to_string().as_bytes());
+        assert_eq!(kept.chars().count(), ERROR_DETAIL_CHARS + 3, "{kept}");
+    }
+
+    #[test]
     fn every_verify_error_has_its_reason() {
         let url = || "u".to_string();
         assert_eq!(
             VerifyError::Status {
                 url: url(),
-                status: 404
+                status: 404,
+                detail: String::new(),
             }
             .reason(),
             ErrorReason::NotFound

@@ -53,12 +53,20 @@ const PREFIX: &str = "jobmanager.adaptive-scheduler.";
 /// or when asked for (`jobmanager.scheduler: adaptive`). Flink 1.x's REST API does not say per
 /// job; 2.x's job overview does.
 pub fn uses_adaptive_scheduler(config: &BTreeMap<String, String>) -> bool {
-    let is = |key: &str, value: &str| {
-        config
-            .get(key)
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
-    };
-    is("scheduler-mode", "reactive") || is("jobmanager.scheduler", "adaptive")
+    runs_reactive(config) || set_to(config, "jobmanager.scheduler", "adaptive")
+}
+
+/// Whether a JobManager with `config` runs in reactive mode (`scheduler-mode: reactive`), where
+/// the job takes every slot and refuses a parallelism set through its resource requirements.
+pub fn runs_reactive(config: &BTreeMap<String, String>) -> bool {
+    set_to(config, "scheduler-mode", "reactive")
+}
+
+/// Whether `key` is set to `value` in `config` (Flink reads enum values in any case).
+fn set_to(config: &BTreeMap<String, String>, key: &str, value: &str) -> bool {
+    config
+        .get(key)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
 }
 
 /// The rescale timers of a JobManager running Flink `version` (e.g. `2.3.0`) with the
