@@ -1380,14 +1380,10 @@ mod tests {
         assert_eq!(puts().len(), 2, "the job was left alone");
     }
 
-    #[tokio::test]
-    async fn prewarmed_mode_holds_on_a_reactive_jobmanager_naming_the_setting() {
-        // Reactive mode refuses a job's parallelism (HTTP 500 on every PUT): the binding holds
-        // and says what to change, read from the JobManager's configuration.
-        let url = flink_with_config(serde_json::json!([
-            {"key": "scheduler-mode", "value": "reactive"}
-        ]))
-        .await;
+    /// The reason of a prewarmed binding, at 3 segments, on a stand-in JobManager with
+    /// `config` and no resource requirements to read; nothing may have been written.
+    async fn prewarmed_hold_reason(config: serde_json::Value) -> String {
+        let url = flink_with_config(config).await;
         let (mut autoscaler, table, target, _) =
             with_flink_aligned(&url, Alignment::Prewarmed { headroom: 1 });
         table
@@ -1395,27 +1391,29 @@ mod tests {
             .unwrap()
             .insert("demo/load".parse().unwrap(), SegmentReading::Segments(3));
         let reports = autoscaler.reconcile(ACTING).await;
-        assert!(target.writes().is_empty());
+        assert!(target.writes().is_empty(), "{}", reports[0].reason);
+        reports[0].reason.clone()
+    }
+
+    #[tokio::test]
+    async fn prewarmed_mode_holds_on_a_reactive_jobmanager_naming_the_setting() {
+        // Reactive mode refuses a job's parallelism (HTTP 500 on every PUT): the binding holds
+        // and says what to change, read from the JobManager's configuration.
+        let reason = prewarmed_hold_reason(
+            serde_json::json!([{"key": "scheduler-mode", "value": "reactive"}]),
+        )
+        .await;
         assert_eq!(
-            reports[0].reason,
+            reason,
             format!("hold: current replicas unknown: {REACTIVE_JOBMANAGER}")
         );
     }
 
     #[tokio::test]
     async fn prewarmed_mode_holds_when_the_job_requirement_is_unknown() {
-        // A reactive JobManager has no resource requirements to read (its job's scheduler
-        // refuses them): the binding holds, naming the failed call.
-        let url = flink_with_config(serde_json::json!([])).await;
-        let (mut autoscaler, table, target, _) =
-            with_flink_aligned(&url, Alignment::Prewarmed { headroom: 1 });
-        table
-            .lock()
-            .unwrap()
-            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(3));
-        let reports = autoscaler.reconcile(ACTING).await;
-        assert!(target.writes().is_empty());
-        let reason = &reports[0].reason;
+        // A JobManager without the resource-requirements API (Flink before 1.18, here a
+        // stand-in): the binding holds, naming the failed call.
+        let reason = prewarmed_hold_reason(serde_json::json!([])).await;
         assert!(
             reason.starts_with("hold: current replicas unknown: the job's parallelism requirement is unknown: flink ")
                 && reason.contains("/jobs/j/resource-requirements: HTTP 404"),
