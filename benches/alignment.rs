@@ -223,8 +223,10 @@ async fn local(headroom: usize) -> Platform {
     };
     stack.restart_flink(&[("FLINK_SCHEDULER", scheduler)]).await;
     let script = stack.stack_script.display();
+    // deploy/k8s's 2 s unless the run asks for another (the tick bounds every alignment).
+    let interval = std::env::var("BENCH_INTERVAL").unwrap_or_else(|_| "2s".into());
     let config = format!(
-        "interval: 2s\npravega: {{controller: \"{pravega}\"}}\nbindings:\n  - name: local\n    \
+        "interval: {interval}\npravega: {{controller: \"{pravega}\"}}\nbindings:\n  - name: local\n    \
          streams: [bench/alignment]\n    source: controller\n    max_replicas: {MAX_REPLICAS}\n    \
          scale_down_stabilization: 60s\n    target: {{kind: command, get: [\"{script}\", taskmanagers], \
          set: [\"{script}\", taskmanagers, \"{{replicas}}\"]}}\n    \

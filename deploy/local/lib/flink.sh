@@ -153,6 +153,9 @@ $(flink_rescale_timers)
 # A TaskManager that dies hard is noticed after 10 s instead of 50 s.
 heartbeat.interval: 2000
 heartbeat.timeout: 10000
+# The REST API answers the job's state and parallelism from a copy refreshed this often
+# (default 3 s): what the autoscaler verifies, a second late at most instead of three.
+web.refresh-interval: 1000
 restart-strategy.type: fixed-delay
 restart-strategy.fixed-delay.attempts: 2147483647
 restart-strategy.fixed-delay.delay: 1s
