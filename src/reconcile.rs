@@ -21,7 +21,7 @@ use crate::plan::prewarmed::{
 };
 use crate::plan::{plan, Action, PlanInput, ScaleDecision, ScaleHistory, ScalingPolicy};
 use crate::telemetry::{JobAlignment, Metrics, Telemetry};
-use crate::verify::{FlinkClient, JobStatus, VerifyError};
+use crate::verify::{FlinkClient, JobManagerSettings, JobStatus, VerifyError};
 
 /// One binding's outcome: the record `segment-autoscaler plan` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -75,12 +75,10 @@ pub struct LiveBinding {
     known_max_parallelism: Option<u32>,
     /// Whether the target was paused at the last reconciliation, to record the change once.
     paused: bool,
-    /// The job whose JobManager's rescale timers were read (once per job).
-    timers_checked_for: Option<String>,
     /// How the job is brought to the segments' parallelism.
     alignment: Alignment,
-    /// Whether the JobManager runs in reactive mode, read once per job (prewarmed mode only).
-    reactive_jobmanager: Option<(String, bool)>,
+    /// The JobManager's settings for the job it runs (by job id), read once per job.
+    jobmanager: Option<(String, JobManagerSettings)>,
 }
 
 impl LiveBinding {
@@ -100,8 +98,7 @@ impl LiveBinding {
             last_reason: String::new(),
             known_max_parallelism: None,
             paused: false,
-            timers_checked_for: None,
-            reactive_jobmanager: None,
+            jobmanager: None,
         }
     }
 }
@@ -244,15 +241,13 @@ impl LiveBinding {
         };
         let (current, job) = futures::join!(self.target.current(), job_status);
         let read: Option<Replicas> = current.as_ref().ok().cloned();
-        let required = self.required_parallelism(job.as_ref()).await;
-        if let Some(Ok(status)) = &job {
-            if status.adaptive != Some(false)
-                && self.timers_checked_for.as_deref() != Some(&status.job_id)
-            {
-                self.check_rescale_timers(&status.job_id, status.adaptive, act, metrics)
-                    .await;
-            }
-        }
+        let settings = match &job {
+            Some(Ok(status)) => self.jobmanager_settings(status, act, metrics).await,
+            _ => None,
+        };
+        let required = self
+            .required_parallelism(job.as_ref(), settings.as_ref())
+            .await;
         // The plan weighs the job's size in the prewarmed mode (the TaskManagers also count
         // the headroom there); TaskManagers at 0 are a pause in both modes.
         let current_replicas = match (current, &required) {
@@ -492,8 +487,9 @@ impl LiveBinding {
     /// The job's parallelism requirement, in the prewarmed mode (None in reactive mode); an
     /// error is the reason to hold.
     async fn required_parallelism(
-        &mut self,
+        &self,
         job: Option<&Result<JobStatus, VerifyError>>,
+        settings: Option<&Result<JobManagerSettings, VerifyError>>,
     ) -> Option<Result<u32, String>> {
         if self.alignment == Alignment::Reactive {
             return None;
@@ -506,23 +502,12 @@ impl LiveBinding {
             (_, Some(Err(e))) => return Some(Err(unknown(e))),
             (None, _) | (_, None) => return Some(Err(unknown(&"no flink.rest_url"))),
         };
-        if self.reactive_jobmanager.as_ref().map(|(job, _)| job) != Some(&status.job_id) {
-            match flink.reactive_mode().await {
-                Ok(reactive) => {
-                    if reactive {
-                        tracing::warn!(job_id = %status.job_id, "{REACTIVE_JOBMANAGER}");
-                    }
-                    self.reactive_jobmanager = Some((status.job_id.clone(), reactive));
-                }
-                Err(e) => return Some(Err(unknown(&e))),
+        match settings {
+            Some(Ok(settings)) if settings.reactive => {
+                return Some(Err(REACTIVE_JOBMANAGER.to_string()))
             }
-        }
-        if self
-            .reactive_jobmanager
-            .as_ref()
-            .is_some_and(|(_, reactive)| *reactive)
-        {
-            return Some(Err(REACTIVE_JOBMANAGER.to_string()));
+            Some(Err(e)) => return Some(Err(unknown(e))),
+            Some(Ok(_)) | None => {}
         }
         Some(
             flink
@@ -547,31 +532,55 @@ impl LiveBinding {
         self.target.record(reason, note).await;
     }
 
-    /// Reads the JobManager's rescale timers once per job and warns (log, Event when acting,
-    /// metric) when they may delay using a TaskManager change beyond the binding's tolerance.
-    async fn check_rescale_timers(
+    /// The JobManager's settings for the job `status` names (None without Flink): read at the
+    /// job's first pass, and again after a failed read; a new read is checked at once.
+    async fn jobmanager_settings(
         &mut self,
+        status: &JobStatus,
+        act: bool,
+        metrics: &Metrics,
+    ) -> Option<Result<JobManagerSettings, VerifyError>> {
+        if let Some((job_id, settings)) = &self.jobmanager {
+            if *job_id == status.job_id {
+                return Some(Ok(settings.clone()));
+            }
+        }
+        let read = self
+            .flink
+            .as_ref()?
+            .jobmanager_settings(&status.job_id, status.adaptive)
+            .await;
+        match &read {
+            Ok(settings) => {
+                self.jobmanager = Some((status.job_id.clone(), settings.clone()));
+                self.check_jobmanager(&status.job_id, settings, act, metrics)
+                    .await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, reason = e.reason().as_str(), "flink jobmanager settings unavailable; will retry");
+            }
+        }
+        Some(read)
+    }
+
+    /// Warns (log, Event when acting, metric) when the JobManager's settings do not suit the
+    /// binding: reactive mode under the prewarmed alignment, or rescale timers that may delay
+    /// using a TaskManager change beyond the binding's tolerance.
+    async fn check_jobmanager(
+        &self,
         job_id: &str,
-        adaptive: Option<bool>,
+        settings: &JobManagerSettings,
         act: bool,
         metrics: &Metrics,
     ) {
-        let (Some(flink), Some(config)) = (&self.flink, &self.config.flink) else {
+        if settings.reactive && self.alignment != Alignment::Reactive {
+            tracing::warn!(job_id, "{REACTIVE_JOBMANAGER}");
+        }
+        // None: another scheduler, no timers between a TaskManager change and its use.
+        let (Some(timers), Some(config)) = (&settings.rescale_timers, &self.config.flink) else {
             return;
         };
         let tolerance = config.rescale_tolerance;
-        let timers = match flink.rescale_timers(job_id, adaptive).await {
-            Ok(timers) => timers,
-            Err(e) => {
-                tracing::debug!(error = %e, reason = e.reason().as_str(), "flink rescale timers unavailable; will retry");
-                return;
-            }
-        };
-        self.timers_checked_for = Some(job_id.to_string());
-        // None: another scheduler, no timers between a TaskManager change and its use.
-        let Some(timers) = timers else {
-            return;
-        };
         let delay = timers.worst_delay();
         metrics.record_rescale_delay(&self.config.name, delay);
         if delay <= tolerance {
@@ -1233,6 +1242,8 @@ mod tests {
         required: u32,
         running: u32,
         puts: Vec<serde_json::Value>,
+        /// How often the JobManager's configuration was read.
+        config_reads: u32,
     }
 
     async fn adaptive_flink(job: Arc<Mutex<AdaptiveJob>>) -> String {
@@ -1276,7 +1287,13 @@ mod tests {
             .route("/jobs/j", get(details))
             .route("/jobs/j/resource-requirements", get(requirements).put(put))
             .route("/overview", get(json(json!({"flink-version": "2.3.0"}))))
-            .route("/jobmanager/config", get(json(tuned)))
+            .route(
+                "/jobmanager/config",
+                get(move |State(job): Job| async move {
+                    job.lock().unwrap().config_reads += 1;
+                    tuned.to_string()
+                }),
+            )
             .route(
                 "/jobs/j/checkpoints/config",
                 get(json(json!({"interval": 5000}))),
@@ -1291,6 +1308,7 @@ mod tests {
             required: 1,
             running: 1,
             puts: Vec::new(),
+            config_reads: 0,
         }));
         let url = adaptive_flink(job.clone()).await;
         let (mut autoscaler, table, target, _) =
@@ -1378,6 +1396,11 @@ mod tests {
         let reports = autoscaler.reconcile(ACTING).await;
         assert_eq!(target.writes(), vec![2, 3, 2], "{}", reports[0].reason);
         assert_eq!(puts().len(), 2, "the job was left alone");
+        assert_eq!(
+            job.lock().unwrap().config_reads,
+            1,
+            "the JobManager's configuration is read once per job, for every check"
+        );
     }
 
     /// The reason of a prewarmed binding, at 3 segments, on a stand-in JobManager with

@@ -41,7 +41,8 @@ pub enum VerifyError {
         url: String,
         /// The status code.
         status: u16,
-        /// What Flink said (see [`flink_errors`]), empty when nothing.
+        /// What Flink said: its `errors`, without exception classes and stack traces; empty when
+        /// nothing.
         detail: String,
     },
     /// The answer did not have the expected shape.
@@ -88,7 +89,7 @@ pub struct JobStatus {
     pub max_parallelism: u32,
     /// Whether the adaptive scheduler runs the job (reactive mode does), whose timers
     /// ([`RescaleTimers`]) decide when it uses a TaskManager change; None when the REST API
-    /// does not say (Flink 1.x), see [`FlinkClient::rescale_timers`].
+    /// does not say (Flink 1.x), see [`FlinkClient::jobmanager_settings`].
     pub adaptive: Option<bool>,
 }
 
@@ -107,6 +108,18 @@ impl JobStatus {
                 .min(self.max_parallelism),
         )
     }
+}
+
+/// What the autoscaler needs of a JobManager's configuration, read once per job
+/// ([`FlinkClient::jobmanager_settings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobManagerSettings {
+    /// Whether it runs in reactive mode (`scheduler-mode: reactive`), which refuses a job's
+    /// parallelism set through its resource requirements.
+    pub reactive: bool,
+    /// The adaptive scheduler's timers before it uses a TaskManager change; None when another
+    /// scheduler runs the job.
+    pub rescale_timers: Option<RescaleTimers>,
 }
 
 /// Job states after which a job never runs again.
@@ -294,29 +307,26 @@ impl FlinkClient {
             .map(drop)
     }
 
-    /// Whether this JobManager runs in reactive mode (see [`timers::runs_reactive`]).
-    pub async fn reactive_mode(&self) -> Result<bool, VerifyError> {
-        Ok(timers::runs_reactive(&self.configuration().await?))
-    }
-
-    /// The JobManager's configuration, key to value.
-    async fn configuration(&self) -> Result<BTreeMap<String, String>, VerifyError> {
-        let entries: Vec<ConfigEntry> = self.get("/jobmanager/config").await?;
-        Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
-    }
-
-    /// The adaptive scheduler's rescale timers of this JobManager, for job `job_id` (whose
-    /// checkpoint interval sets the 2.x default checkpoint wait); None when another scheduler
-    /// runs the job (`adaptive` as [`JobStatus::adaptive`], else told by the configuration).
-    pub async fn rescale_timers(
+    /// What the JobManager's configuration says for the job `job_id`: whether it runs in
+    /// reactive mode, and the adaptive scheduler's rescale timers (for that job, whose
+    /// checkpoint interval sets the 2.x default checkpoint wait; None when another scheduler
+    /// runs it: `adaptive` as [`JobStatus::adaptive`], else told by the configuration). A job
+    /// keeps its JobManager, so one read per job is enough.
+    pub async fn jobmanager_settings(
         &self,
         job_id: &str,
         adaptive: Option<bool>,
-    ) -> Result<Option<RescaleTimers>, VerifyError> {
+    ) -> Result<JobManagerSettings, VerifyError> {
         let overview: ClusterOverview = self.get("/overview").await?;
-        let config = self.configuration().await?;
+        let entries: Vec<ConfigEntry> = self.get("/jobmanager/config").await?;
+        let config: BTreeMap<String, String> =
+            entries.into_iter().map(|e| (e.key, e.value)).collect();
+        let reactive = timers::runs_reactive(&config);
         if !adaptive.unwrap_or_else(|| timers::uses_adaptive_scheduler(&config)) {
-            return Ok(None);
+            return Ok(JobManagerSettings {
+                reactive,
+                rescale_timers: None,
+            });
         }
         // Not found or not a number of milliseconds: the job does not checkpoint.
         let interval = match self
@@ -329,12 +339,15 @@ impl FlinkClient {
             Ok(_) | Err(VerifyError::Status { .. }) => None,
             Err(e) => return Err(e),
         };
-        timers::rescale_timers(&overview.flink_version, &config, interval)
-            .map(Some)
+        let rescale_timers = timers::rescale_timers(&overview.flink_version, &config, interval)
             .map_err(|message| VerifyError::BadAnswer {
                 url: format!("{}/jobmanager/config", self.base),
                 message,
-            })
+            })?;
+        Ok(JobManagerSettings {
+            reactive,
+            rescale_timers: Some(rescale_timers),
+        })
     }
 }
 
@@ -342,7 +355,7 @@ impl FlinkClient {
 /// line of text (Flink wraps server-side exceptions in `<Exception on server side:` and appends
 /// their stack trace) without the exception's class, the generic "Internal server error." left
 /// out when more follows; at most [`ERROR_DETAIL_CHARS`] characters, empty when nothing is said.
-pub fn flink_errors(body: &[u8]) -> String {
+fn flink_errors(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct ErrorBody {
         #[serde(default)]

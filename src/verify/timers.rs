@@ -1,6 +1,6 @@
 //! How long Flink's adaptive scheduler may wait before it uses a TaskManager change: the
 //! timers of the JobManager's configuration (or their defaults), read once per job. Pure: the
-//! REST calls are in [`super::FlinkClient::rescale_timers`].
+//! REST calls are in [`super::FlinkClient::jobmanager_settings`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
