@@ -117,16 +117,6 @@ impl ReportQuery {
         })
     }
 
-    /// One figure now: the sum of `query`'s series, None when there is none.
-    async fn instant(
-        &self,
-        prometheus: &prometheus_http_query::Client,
-        query: &str,
-    ) -> Result<Option<f64>, ReportError> {
-        let vector = instant_vector(prometheus, query, None).await?;
-        Ok((!vector.is_empty()).then(|| vector.iter().map(|s| s.sample().value()).sum()))
-    }
-
     /// Events written by the generator and verified by the busy reader, now (each None when
     /// not scraped: no generator, or another job than the busy reader).
     pub async fn event_figures(
@@ -139,18 +129,17 @@ impl ReportQuery {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(self.to, |d| d.as_secs_f64());
         let window = (now - self.from).ceil().max(1.0);
-        let written = self
-            .instant(
-                http,
-                &format!("sum(max_over_time(data_generator_events_total[{window}s]))"),
-            )
-            .await?;
+        let written = instant_sum(
+            http,
+            &format!("sum(max_over_time(data_generator_events_total[{window}s]))"),
+        )
+        .await?;
         let mut verified = Vec::new();
         for metric in ["eventsRead", "duplicates", "unsequenced", "gaps"] {
             let query = format!(
                 "sum(flink_taskmanager_job_task_operator_{metric}{{operator_name=\"verify_sequence\"}})"
             );
-            verified.push(self.instant(http, &query).await?);
+            verified.push(instant_sum(http, &query).await?);
         }
         let whole = |v: f64| v.max(0.0).round() as u64;
         let verified = match verified[..] {
@@ -221,6 +210,15 @@ impl ReportQuery {
         modes.sort();
         Ok(modes)
     }
+}
+
+/// One figure now: the sum of `query`'s series, None when there is none.
+async fn instant_sum(
+    prometheus: &prometheus_http_query::Client,
+    query: &str,
+) -> Result<Option<f64>, ReportError> {
+    let vector = instant_vector(prometheus, query, None).await?;
+    Ok((!vector.is_empty()).then(|| vector.iter().map(|s| s.sample().value()).sum()))
 }
 
 /// The series of the instant query `query` (now, or at the Unix time `at`).
