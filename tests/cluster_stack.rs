@@ -22,50 +22,13 @@ use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::json;
 use support::cluster::{self, NAMESPACE, TASKMANAGERS};
 use support::kubernetes::kubectl;
-use support::{eventually, flink, Component, Stack};
+use support::{eventually, Component, Stack};
 
 /// The Lease deploy/k8s uses, and its replicas' label.
 const LEASE: &str = "segment-autoscaler";
 const AUTOSCALER: &str = "app.kubernetes.io/name=segment-autoscaler";
 /// The lease duration in deploy/k8s's config (15 s) and a little slack for a slow machine.
 const HANDOVER_BOUND: Duration = Duration::from_secs(17);
-
-/// Waits until the TaskManager Deployment has `n` Ready pods (and asks for `n`) and the job
-/// runs with `n` TaskManagers and every vertex at parallelism `n`; returns how long that took.
-async fn wait_aligned(
-    deployments: &Api<Deployment>,
-    flink_rest: &str,
-    n: i32,
-    timeout: Duration,
-) -> Duration {
-    let start = Instant::now();
-    eventually(
-        &format!("{n} Ready TaskManager pods and the job RUNNING at parallelism {n}"),
-        timeout,
-        || async {
-            let status = deployments
-                .get(TASKMANAGERS)
-                .await
-                .map_err(|e| e.to_string())?
-                .status
-                .unwrap_or_default();
-            let job = flink::view(flink_rest).await?;
-            if status.replicas == Some(n)
-                && status.ready_replicas == Some(n)
-                && job.aligned_at(n as u64)
-            {
-                Ok(())
-            } else {
-                Err(format!(
-                    "replicas {:?}, Ready {:?}, Flink {job:?}",
-                    status.replicas, status.ready_replicas
-                ))
-            }
-        },
-    )
-    .await;
-    start.elapsed()
-}
 
 /// The names of the autoscaler's Ready pods that are not being deleted.
 async fn ready_autoscaler_pods(pods: &Api<Pod>) -> Result<Vec<String>, String> {
@@ -203,7 +166,8 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
 
     let client = stack.kube_client(&stack.cluster_kubeconfig).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ready = cluster::deploy_without_generator(&stack, &client, "cluster-stack-overlay").await;
+    let ready =
+        cluster::deploy_without_generator(&stack, &client, "cluster-stack-overlay", &[]).await;
     eprintln!("every workload Ready {ready:?} after apply");
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
@@ -233,23 +197,17 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
     );
     let segments = |n| cluster::stream_segments(&controller, "demo", "load", n);
     segments(None).await;
-    wait_aligned(&deployments, &flink_rest, 1, Duration::from_secs(300)).await;
+    cluster::wait_running(&deployments, &flink_rest, 1, 1, Duration::from_secs(300)).await;
     segments(Some(3)).await;
-    let up = wait_aligned(&deployments, &flink_rest, 3, Duration::from_secs(240)).await;
+    let up = cluster::wait_running(&deployments, &flink_rest, 3, 3, Duration::from_secs(240)).await;
     segments(Some(1)).await;
     // Includes the 60 s scale-down stabilization of deploy/k8s's config.
-    let down = wait_aligned(&deployments, &flink_rest, 1, Duration::from_secs(300)).await;
+    let down =
+        cluster::wait_running(&deployments, &flink_rest, 1, 1, Duration::from_secs(300)).await;
     eprintln!("aligned after 1 -> 3 segments in {up:?}, after 3 -> 1 in {down:?}");
 
     // Only the leader scaled, and the Events say so.
-    let scale_events: Vec<Event> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reporting_component.as_deref() == Some("segment-autoscaler"))
-        .collect();
+    let scale_events = cluster::autoscaler_events(&events).await;
     for reason in ["ScaledUp", "ScaledDown"] {
         assert!(
             scale_events

@@ -1,10 +1,12 @@
 //! The Kubernetes demo stack (`deploy/k8s`) against the real API server: the kustomization
 //! renders and the API server accepts every object (server-side dry run); the autoscaler's
-//! RBAC, applied for real, allows exactly what it needs. (The dashboards' PromQL is checked in
+//! RBAC, applied for real, allows exactly what it needs; the component `deploy/k8s/prewarmed`
+//! changes only the scheduler and the alignment mode. (The dashboards' PromQL is checked in
 //! `demo-report/tests/dashboards.rs`.)
 
 mod support;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
 use k8s_openapi::api::events;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use segment_autoscaler::actuate::{KubernetesScaleTarget, ScaleTarget};
-use segment_autoscaler::config::TargetConfig;
+use segment_autoscaler::config::{Alignment, Config, TargetConfig};
 use serde_json::{json, Value};
 use support::kubernetes::{assert_forbidden, deployment, kubectl};
 use support::{repo_root, unique_name, Component, Stack};
@@ -23,9 +25,14 @@ const DEMO_NAMESPACE: &str = "segment-autoscaler-demo";
 
 /// `kubectl kustomize deploy/k8s`, as one JSON value per object.
 fn render(stack: &Stack) -> Vec<Value> {
+    render_dir(stack, &repo_root().join("deploy/k8s"))
+}
+
+/// `kubectl kustomize DIR`, as one JSON value per object.
+fn render_dir(stack: &Stack, dir: &Path) -> Vec<Value> {
     let output = Command::new(&stack.kubectl)
         .arg("kustomize")
-        .arg(repo_root().join("deploy/k8s"))
+        .arg(dir)
         .output()
         .expect("run kubectl kustomize");
     assert!(
@@ -141,6 +148,106 @@ async fn the_stack_renders_and_the_api_server_accepts_every_object() {
         container["resources"]["limits"]["memory"].is_string()
             && container["resources"]["requests"]["cpu"].is_string()
     );
+}
+
+/// The autoscaler's configuration in a rendered stack, as YAML and as the autoscaler reads it.
+fn autoscaler_config(objects: &[Value]) -> (Value, Config) {
+    let text = find(objects, "ConfigMap", "segment-autoscaler")["data"]["config.yaml"]
+        .as_str()
+        .expect("the autoscaler's config.yaml")
+        .to_string();
+    let yaml: Value = serde_yaml_ng::from_str(&text).expect("config.yaml is YAML");
+    let config = Config::parse(&text).unwrap_or_else(|e| panic!("the autoscaler refuses it: {e}"));
+    (yaml, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prewarmed_component_changes_only_the_scheduler_and_the_alignment() {
+    let stack = Stack::require(&[Component::Kubernetes]).await;
+    let overlay = repo_root().join("target/k8s-manifests-prewarmed");
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         resources: [../../deploy/k8s]\ncomponents: [../../deploy/k8s/prewarmed]\n",
+    )
+    .unwrap();
+    let base = render(&stack);
+    let mut prewarmed = render_dir(&stack, &overlay);
+    assert_eq!(base.len(), prewarmed.len(), "the same objects");
+
+    // The JobManager: the adaptive scheduler in place of reactive mode, nothing else.
+    let args = |objects: &[Value]| {
+        find(objects, "Job", "flink-jobmanager")["spec"]["template"]["spec"]["containers"][0]
+            ["args"]
+            .clone()
+    };
+    let (base_args, prewarmed_args) = (args(&base), args(&prewarmed));
+    assert_eq!(base_args[1], "-Dscheduler-mode=reactive");
+    assert_eq!(prewarmed_args[1], "-Djobmanager.scheduler=adaptive");
+    let config_yaml = &find(&base, "ConfigMap", "flink-config")["data"]["config.yaml"];
+    assert!(
+        !config_yaml
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|line| line.starts_with("scheduler-mode:")
+                || line.starts_with("jobmanager.scheduler:")),
+        "the scheduler is set only by the argument the component replaces: {config_yaml}"
+    );
+
+    // The autoscaler: the prewarmed alignment, and its pods restart to read it.
+    let (base_yaml, base_config) = autoscaler_config(&base);
+    let (mut prewarmed_yaml, prewarmed_config) = autoscaler_config(&prewarmed);
+    let alignment = |config: &Config| config.bindings[0].flink.as_ref().unwrap().alignment;
+    assert_eq!(alignment(&base_config), Alignment::Reactive);
+    assert_eq!(
+        alignment(&prewarmed_config),
+        Alignment::Prewarmed { headroom: 1 }
+    );
+    prewarmed_yaml["bindings"][0]["flink"]
+        .as_object_mut()
+        .unwrap()
+        .remove("alignment");
+    assert_eq!(
+        prewarmed_yaml, base_yaml,
+        "the component's copy of the autoscaler's configuration differs only in flink.alignment"
+    );
+    let annotations = |objects: &[Value]| {
+        find(objects, "Deployment", "segment-autoscaler")["spec"]["template"]["metadata"]
+            ["annotations"]
+            .clone()
+    };
+    assert_eq!(annotations(&base), Value::Null);
+    assert_eq!(
+        annotations(&prewarmed),
+        json!({"segment-autoscaler/alignment": "prewarmed"})
+    );
+
+    // Every other object is the same.
+    for object in prewarmed.iter_mut() {
+        let (kind, name) = (object["kind"].clone(), object["metadata"]["name"].clone());
+        let same = base
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} only with the component"));
+        match (kind.as_str(), name.as_str()) {
+            (Some("Job"), Some("flink-jobmanager")) => {
+                object["spec"]["template"]["spec"]["containers"][0]["args"] = base_args.clone()
+            }
+            (Some("ConfigMap"), Some("segment-autoscaler")) => {
+                object["data"] = same["data"].clone()
+            }
+            (Some("Deployment"), Some("segment-autoscaler")) => {
+                object["spec"]["template"]["metadata"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("annotations");
+            }
+            _ => {}
+        }
+        assert_eq!(object, same, "{kind} {name} is the same with the component");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -978,11 +978,11 @@ pub mod cluster {
     use std::time::Duration;
 
     use k8s_openapi::api::apps::v1::Deployment;
-    use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+    use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
     use kube::api::{Api, DeleteParams, ListParams};
 
     use super::kubernetes::kubectl;
-    use super::{eventually, pravega, repo_root, Stack};
+    use super::{eventually, flink, pravega, repo_root, Stack};
 
     /// The namespace deploy/k8s uses.
     pub const NAMESPACE: &str = "segment-autoscaler-demo";
@@ -991,14 +991,19 @@ pub mod cluster {
 
     /// Writes into `dir` (two levels below the repository root, e.g. target/NAME) a kustomization
     /// of deploy/local/k8s with the data generator at zero replicas, so only the caller changes
-    /// the stream's segments.
-    fn write_overlay_without_generator(dir: &Path) {
+    /// the stream's segments, and with `components` (paths from the repository root).
+    fn write_overlay_without_generator(dir: &Path, components: &[&str]) {
         std::fs::create_dir_all(dir).unwrap();
+        let components: Vec<String> = components.iter().map(|c| format!("../../{c}")).collect();
         std::fs::write(
             dir.join("kustomization.yaml"),
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-             resources: [../../deploy/local/k8s]\n\
-             replicas: [{name: data-generator, count: 0}]\n",
+            format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+                 resources: [../../deploy/local/k8s]\n\
+                 components: [{}]\n\
+                 replicas: [{{name: data-generator, count: 0}}]\n",
+                components.join(", ")
+            ),
         )
         .unwrap();
     }
@@ -1023,6 +1028,61 @@ pub mod cluster {
         if let Some(n) = n {
             pravega::scale_to(&client, &stream, n).await;
         }
+    }
+
+    /// Waits until the TaskManager Deployment asks for and has `taskmanagers` Ready pods, as
+    /// many are registered with the JobManager, and the job runs with every vertex at
+    /// `parallelism`; returns how long that took.
+    pub async fn wait_running(
+        deployments: &Api<Deployment>,
+        flink_rest: &str,
+        taskmanagers: i32,
+        parallelism: u64,
+        timeout: Duration,
+    ) -> Duration {
+        let start = std::time::Instant::now();
+        eventually(
+            &format!(
+                "{taskmanagers} Ready TaskManager pods and the job RUNNING at parallelism \
+                 {parallelism}"
+            ),
+            timeout,
+            || async {
+                let status = deployments
+                    .get(TASKMANAGERS)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .status
+                    .unwrap_or_default();
+                let job = flink::view(flink_rest).await?;
+                if status.replicas == Some(taskmanagers)
+                    && status.ready_replicas == Some(taskmanagers)
+                    && job.taskmanagers == taskmanagers as u64
+                    && job.runs_at(parallelism)
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "replicas {:?}, Ready {:?}, Flink {job:?}",
+                        status.replicas, status.ready_replicas
+                    ))
+                }
+            },
+        )
+        .await;
+        start.elapsed()
+    }
+
+    /// The Events the autoscaler recorded in the namespace of `events`.
+    pub async fn autoscaler_events(events: &Api<Event>) -> Vec<Event> {
+        events
+            .list(&ListParams::default())
+            .await
+            .expect("list Events")
+            .items
+            .into_iter()
+            .filter(|e| e.reporting_component.as_deref() == Some("segment-autoscaler"))
+            .collect()
     }
 
     /// Whether a pod's Ready condition is true.
@@ -1069,18 +1129,20 @@ pub mod cluster {
         }
     }
 
-    /// Applies deploy/local/k8s with the data generator at zero replicas (its kustomization
-    /// written to target/`name`; a namespace left by an earlier run deleted first) and waits
-    /// until every workload is Ready; returns how long that took after the apply.
+    /// Applies deploy/local/k8s with the data generator at zero replicas and `components`
+    /// (e.g. deploy/k8s/prewarmed; its kustomization written to target/`name`; a namespace left
+    /// by an earlier run deleted first) and waits until every workload is Ready; returns how
+    /// long that took after the apply.
     pub async fn deploy_without_generator(
         stack: &Stack,
         client: &kube::Client,
         name: &str,
+        components: &[&str],
     ) -> Duration {
         let namespaces: Api<Namespace> = Api::all(client.clone());
         delete_namespace(&namespaces).await;
         let overlay = repo_root().join("target").join(name);
-        write_overlay_without_generator(&overlay);
+        write_overlay_without_generator(&overlay, components);
         let applied = kubectl(
             &stack.kubectl,
             &stack.cluster_kubeconfig,
