@@ -124,13 +124,9 @@ pub fn rescale_timers(
                 &["executing.cooldown-after-rescaling", "scaling-interval.min"],
                 secs(30),
             )?,
-            timer(
-                &[
-                    "executing.resource-stabilization-timeout",
-                    "resource-stabilization-timeout",
-                ],
-                secs(60),
-            )?,
+            // No older name: 2.x reads 1.x's `resource-stabilization-timeout` as the
+            // submission's timer (the job's first start), not this one.
+            timer(&["executing.resource-stabilization-timeout"], secs(60))?,
             timer(&["rescale-trigger.max-delay"], checkpoint_wait)?,
         ]
     } else if major == 1 && minor >= 18 {
@@ -240,15 +236,26 @@ mod tests {
     }
 
     #[test]
-    fn deprecated_names_still_count_on_2x() {
-        let old = config(&[("resource-stabilization-timeout", "3s")]);
-        let timers = rescale_timers("2.3.0", &old, None).unwrap();
-        let stabilization = &timers.timers[1];
+    fn a_deprecated_name_counts_on_2x_only_where_flink_reads_it() {
+        // Flink 2.3.0's JobManagerOptions: `scaling-interval.min` is the cooldown's deprecated
+        // key; `resource-stabilization-timeout` is that of the submission's stabilization, so
+        // the 1.20 settings leave a 2.x job's rescale at the 60 s default.
+        let lts = config(&[
+            ("resource-stabilization-timeout", "1s"),
+            ("scaling-interval.min", "3s"),
+        ]);
+        let timers = rescale_timers("2.3.0", &lts, None).unwrap();
+        let (cooldown, stabilization) = (&timers.timers[0], &timers.timers[1]);
+        assert_eq!(cooldown.key, format!("{PREFIX}scaling-interval.min"));
+        assert_eq!(cooldown.value, Duration::from_secs(3));
         assert_eq!(
             stabilization.key,
-            format!("{PREFIX}resource-stabilization-timeout")
+            format!("{PREFIX}executing.resource-stabilization-timeout")
         );
-        assert_eq!(stabilization.value, Duration::from_secs(3));
+        assert_eq!(
+            (stabilization.value, stabilization.default),
+            (Duration::from_secs(60), true)
+        );
     }
 
     #[test]
