@@ -104,7 +104,11 @@ async fn the_job_follows_segments_on_warm_taskmanager_pods() {
     segments(Some(1)).await;
     let down =
         cluster::wait_running(&deployments, &flink_rest, 2, 1, Duration::from_secs(300)).await;
-    eprintln!("1 -> 2 segments: the job RUNNING at 2 after {up:?}; 2 -> 1: aligned after {down:?}");
+    let version = flink::version(&flink_rest).await.unwrap_or_default();
+    eprintln!(
+        "Flink {version}, 1 -> 2 segments: the job RUNNING at 2 after {up:?}; 2 -> 1: aligned \
+         after {down:?}"
+    );
 
     let recorded_events = cluster::autoscaler_events(&events).await;
     // Up: the job first, then the pods topped up (the second ScaledUp, after the first pod
