@@ -86,8 +86,16 @@ if k get namespace "$namespace" >/dev/null 2>&1; then
   log "deleting the namespace $namespace left by an earlier run"
   "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" delete namespace "$namespace" --wait=true --timeout=180s >/dev/null
 fi
-log "applying deploy/local/k8s (deploy/k8s with local images)"
-"$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" apply -k "$repo/deploy/local/k8s" >"$out/apply.txt"
+kustomization="$repo/deploy/local/k8s"
+if [[ $alignment == prewarmed ]]; then
+  # An overlay adding the component (kustomize takes only relative paths to other directories).
+  kustomization="$repo/target/demo-kubernetes-prewarmed"
+  mkdir -p "$kustomization"
+  printf '%s\n' 'resources: [../../deploy/local/k8s]' 'components: [../../deploy/k8s/prewarmed]' \
+    >"$kustomization/kustomization.yaml"
+fi
+log "applying deploy/local/k8s (deploy/k8s with local images; $alignment alignment)"
+"$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" apply -k "$kustomization" >"$out/apply.txt"
 
 log "waiting until every pod is Ready (at most $ready_timeout s)"
 deadline=$(($(date +%s) + ready_timeout))
