@@ -152,3 +152,18 @@ fn shortened_demo_follows_one_rise_and_fall() {
         );
     }
 }
+
+#[test]
+fn an_unknown_alignment_mode_is_refused_before_anything_starts() {
+    let output = Command::new(repo_root().join("deploy/local/demo"))
+        .args(["--alignment", "eager", "--out"])
+        .arg(repo_root().join("target/demo-test-refused"))
+        .output()
+        .expect("run deploy/local/demo");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--alignment takes reactive or prewarmed, not 'eager'"),
+        "{stderr}"
+    );
+}
