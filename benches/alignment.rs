@@ -198,15 +198,10 @@ async fn kubernetes() -> Platform {
     let client = stack.kube_client(&stack.cluster_kubeconfig).await;
     cluster::deploy_without_generator(&stack, &client, "bench-alignment-overlay", &[]).await;
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    let (controller, flink_rest) = cluster::endpoints(&services).await;
     Platform::Kubernetes {
-        controller: format!(
-            "tcp://{}:9090",
-            cluster::service_ip(&services, "pravega").await
-        ),
-        flink_rest: format!(
-            "http://{}:8081",
-            cluster::service_ip(&services, "flink-jobmanager").await
-        ),
+        controller,
+        flink_rest,
         deployments: Api::namespaced(client, NAMESPACE),
     }
 }

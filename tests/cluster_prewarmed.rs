@@ -57,14 +57,7 @@ async fn the_job_follows_segments_on_warm_taskmanager_pods() {
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
 
-    let controller = format!(
-        "tcp://{}:9090",
-        cluster::service_ip(&services, "pravega").await
-    );
-    let flink_rest = format!(
-        "http://{}:8081",
-        cluster::service_ip(&services, "flink-jobmanager").await
-    );
+    let (controller, flink_rest) = cluster::endpoints(&services).await;
     let flink_client = FlinkClient::new(&flink_rest, Duration::from_secs(10));
     let job = flink_client
         .job_status()

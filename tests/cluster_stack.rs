@@ -187,14 +187,7 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
         .clone();
 
     // Segments 1 -> 3 -> 1: the TaskManager pods and the job's parallelism follow.
-    let controller = format!(
-        "tcp://{}:9090",
-        cluster::service_ip(&services, "pravega").await
-    );
-    let flink_rest = format!(
-        "http://{}:8081",
-        cluster::service_ip(&services, "flink-jobmanager").await
-    );
+    let (controller, flink_rest) = cluster::endpoints(&services).await;
     let segments = |n| cluster::stream_segments(&controller, "demo", "load", n);
     segments(None).await;
     cluster::wait_running(&deployments, &flink_rest, 1, 1, Duration::from_secs(300)).await;

@@ -1008,8 +1008,20 @@ pub mod cluster {
         .unwrap();
     }
 
+    /// The demo stack's Pravega controller (`tcp://IP:9090`) and Flink REST API
+    /// (`http://IP:8081`), through their Services' cluster IPs (the host routes them).
+    pub async fn endpoints(services: &Api<Service>) -> (String, String) {
+        (
+            format!("tcp://{}:9090", service_ip(services, "pravega").await),
+            format!(
+                "http://{}:8081",
+                service_ip(services, "flink-jobmanager").await
+            ),
+        )
+    }
+
     /// A Service's cluster IP.
-    pub async fn service_ip(services: &Api<Service>, name: &str) -> String {
+    async fn service_ip(services: &Api<Service>, name: &str) -> String {
         services
             .get(name)
             .await
