@@ -226,19 +226,18 @@ async fn the_prewarmed_component_changes_only_the_scheduler_and_the_alignment() 
 
     // Every other object is the same.
     for object in prewarmed.iter_mut() {
-        let (kind, name) = (object["kind"].clone(), object["metadata"]["name"].clone());
-        let same = base
-            .iter()
-            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-            .unwrap_or_else(|| panic!("{kind} {name} only with the component"));
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let same = find(&base, &kind, &name);
         match (kind.as_str(), name.as_str()) {
-            (Some("Job"), Some("flink-jobmanager")) => {
+            ("Job", "flink-jobmanager") => {
                 object["spec"]["template"]["spec"]["containers"][0]["args"] = base_args.clone()
             }
-            (Some("ConfigMap"), Some("segment-autoscaler")) => {
-                object["data"] = same["data"].clone()
-            }
-            (Some("Deployment"), Some("segment-autoscaler")) => {
+            ("ConfigMap", "segment-autoscaler") => object["data"] = same["data"].clone(),
+            ("Deployment", "segment-autoscaler") => {
                 object["spec"]["template"]["metadata"]
                     .as_object_mut()
                     .unwrap()
