@@ -21,7 +21,7 @@ use crate::plan::prewarmed::{
 };
 use crate::plan::{plan, Action, PlanInput, ScaleDecision, ScaleHistory, ScalingPolicy};
 use crate::telemetry::{JobAlignment, Metrics, Telemetry};
-use crate::verify::{FlinkClient, JobManagerSettings, JobStatus, VerifyError};
+use crate::verify::{FlinkClient, JobManagerSettings, JobSchedule, JobStatus, VerifyError};
 
 /// One binding's outcome: the record `segment-autoscaler plan` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -248,6 +248,7 @@ impl LiveBinding {
         let required = self
             .required_parallelism(job.as_ref(), settings.as_ref())
             .await;
+        let max_parallelism = self.max_parallelism(job.as_ref());
         // The plan weighs the job's size in the prewarmed mode (the TaskManagers also count
         // the headroom there); TaskManagers at 0 are a pause in both modes.
         let current_replicas = match (current, &required) {
@@ -262,24 +263,36 @@ impl LiveBinding {
         let input = PlanInput {
             observations,
             current_replicas,
-            max_parallelism: self.max_parallelism(job.as_ref()),
+            max_parallelism,
             now,
         };
 
         // Plan.
         let mut decision = plan(&self.policy, &input, &mut self.history);
-        if let Some(Err(e)) = &job {
-            let cap = match input.max_parallelism {
-                Some(cap) => format!(", still capped by its last known max parallelism {cap}"),
-                None => String::new(),
-            };
-            decision.reason = format!("{}; job alignment unknown ({e}){cap}", decision.reason);
+        match &job {
+            Some(Err(e)) => {
+                let cap = match input.max_parallelism {
+                    Some(cap) => format!(", still capped by its last known max parallelism {cap}"),
+                    None => String::new(),
+                };
+                decision.reason = format!("{}; job alignment unknown ({e}){cap}", decision.reason);
+            }
+            // Not an error: Flink is between two schedules (a start or a rescale) and the
+            // parallelism it shows meanwhile is not the job's.
+            Some(Ok(JobStatus {
+                schedule: JobSchedule::Between(why),
+                ..
+            })) => {
+                decision.reason = format!("{}; job alignment unknown ({why})", decision.reason);
+            }
+            _ => {}
         }
 
         // The prewarmed mode's writes follow from the decision (shown in plan mode too).
         let prewarmed = match (&job, &required, &read) {
             (Some(Ok(status)), Some(Ok(required)), Some(read)) => {
-                let steps = self.prewarmed_steps(status, *required, read, &decision);
+                let steps =
+                    self.prewarmed_steps(status, *required, read, &decision, max_parallelism);
                 if !steps.note.is_empty() {
                     decision.reason = format!("{}; {}", decision.reason, steps.note);
                 }
@@ -413,6 +426,7 @@ impl LiveBinding {
         required: u32,
         read: &Replicas,
         decision: &ScaleDecision,
+        max_parallelism: Option<u32>,
     ) -> PrewarmedSteps {
         let policy = PrewarmedPolicy {
             slots_per_taskmanager: self.policy.slots_per_taskmanager,
@@ -422,8 +436,8 @@ impl LiveBinding {
         let view = PrewarmedView {
             taskmanagers: read.count,
             required,
-            running: (status.state == "RUNNING").then_some(status.parallelism),
-            max_parallelism: status.max_parallelism,
+            running: status.running_parallelism(),
+            max_parallelism,
         };
         prewarmed_steps(&policy, decision, &view)
     }
@@ -502,6 +516,11 @@ impl LiveBinding {
             (_, Some(Err(e))) => return Some(Err(unknown(e))),
             (None, _) | (_, None) => return Some(Err(unknown(&"no flink.rest_url"))),
         };
+        // Nothing is written to a job between two schedules: the next pass sees where it runs.
+        let source_vertex = match &status.schedule {
+            JobSchedule::Running { source_vertex, .. } => source_vertex,
+            JobSchedule::Between(why) => return Some(Err(format!("{why}; holding until it runs"))),
+        };
         match settings {
             Some(Ok(settings)) if settings.reactive => {
                 return Some(Err(REACTIVE_JOBMANAGER.to_string()))
@@ -511,7 +530,7 @@ impl LiveBinding {
         }
         Some(
             flink
-                .required_parallelism(status)
+                .required_parallelism(&status.job_id, source_vertex)
                 .await
                 .map_err(|e| unknown(&e)),
         )
@@ -606,8 +625,8 @@ impl LiveBinding {
     /// The job's max parallelism: as reported now, else as last reported (a job is rarely
     /// redeployed with another, and scaling past the cap costs a stabilization to come back).
     fn max_parallelism(&mut self, job: Option<&Result<JobStatus, VerifyError>>) -> Option<u32> {
-        if let Some(Ok(status)) = job {
-            self.known_max_parallelism = Some(status.max_parallelism);
+        if let Some(max) = job.and_then(|j| j.as_ref().ok()?.max_parallelism) {
+            self.known_max_parallelism = Some(max);
         }
         self.known_max_parallelism
     }
@@ -622,14 +641,17 @@ impl LiveBinding {
         match job {
             Ok(status) => {
                 let slots = self.policy.slots_per_taskmanager;
-                let aligned = decision
-                    .desired_replicas
-                    .is_some_and(|desired| status.aligned_with(desired, slots));
-                let job = JobAlignment {
-                    parallelism: status.parallelism,
-                    aligned,
-                };
-                metrics.record_job(&self.config.name, Some(job));
+                // Between two schedules both are unknown: the series disappear.
+                let job = status
+                    .running_parallelism()
+                    .map(|parallelism| JobAlignment {
+                        parallelism,
+                        aligned: decision
+                            .desired_replicas
+                            .and_then(|desired| status.aligned_with(desired, slots))
+                            .unwrap_or(false),
+                    });
+                metrics.record_job(&self.config.name, job);
             }
             Err(e) => {
                 tracing::debug!(error = %e, reason = e.reason().as_str(), "flink job status unavailable");
@@ -1024,10 +1046,12 @@ mod tests {
         let status = JobStatus {
             job_id: "j".into(),
             state: "RUNNING".into(),
-            source_vertex: "v".into(),
-            parallelism: 2,
-            max_parallelism: 4,
+            max_parallelism: Some(4),
             adaptive: Some(true),
+            schedule: JobSchedule::Running {
+                source_vertex: "v".into(),
+                parallelism: 2,
+            },
         };
         let down = VerifyError::Unreachable {
             url: "http://flink".into(),
@@ -1082,7 +1106,7 @@ mod tests {
             .route(
                 "/jobs/j",
                 get(answer(serde_json::json!({"state": "RUNNING", "vertices": [
-                    {"name": "Source: reader", "parallelism": 1, "maxParallelism": 2}
+                    {"name": "Source: reader", "parallelism": 1, "maxParallelism": 2, "tasks": {"RUNNING": 1}}
                 ]}))),
             );
         serve(router).await
@@ -1103,7 +1127,7 @@ mod tests {
             .route(
                 "/jobs/j",
                 get(json(serde_json::json!({"state": "RUNNING", "vertices": [
-                    {"name": "Source: reader", "parallelism": 1, "maxParallelism": 128}
+                    {"name": "Source: reader", "parallelism": 1, "maxParallelism": 128, "tasks": {"RUNNING": 1}}
                 ]}))),
             )
             .route(
@@ -1244,6 +1268,8 @@ mod tests {
         puts: Vec<serde_json::Value>,
         /// How often the JobManager's configuration was read.
         config_reads: u32,
+        /// A `/jobs/j` answer Flink gave between two schedules, served instead while set.
+        between: Option<&'static str>,
     }
 
     async fn adaptive_flink(job: Arc<Mutex<AdaptiveJob>>) -> String {
@@ -1253,10 +1279,16 @@ mod tests {
         type Job = State<Arc<Mutex<AdaptiveJob>>>;
         let json = |body: serde_json::Value| move || async move { body.to_string() };
         let details = |State(job): Job| async move {
-            let running = job.lock().unwrap().running;
+            let (running, between) = {
+                let job = job.lock().unwrap();
+                (job.running, job.between)
+            };
+            if let Some(answer) = between {
+                return answer.to_string();
+            }
             json!({"state": "RUNNING", "vertices": [
-                {"id": "src", "name": "Source: readers", "parallelism": running, "maxParallelism": 128},
-                {"id": "chk", "name": "verify", "parallelism": running, "maxParallelism": 128}
+                {"id": "src", "name": "Source: readers", "parallelism": running, "maxParallelism": 128, "tasks": {"RUNNING": running}},
+                {"id": "chk", "name": "verify", "parallelism": running, "maxParallelism": 128, "tasks": {"RUNNING": running}}
             ]})
             .to_string()
         };
@@ -1309,6 +1341,7 @@ mod tests {
             running: 1,
             puts: Vec::new(),
             config_reads: 0,
+            between: None,
         }));
         let url = adaptive_flink(job.clone()).await;
         let (mut autoscaler, table, target, _) =
@@ -1441,6 +1474,146 @@ mod tests {
             reason.starts_with("hold: current replicas unknown: the job's parallelism requirement is unknown: flink ")
                 && reason.contains("/jobs/j/resource-requirements: HTTP 404"),
             "{reason}"
+        );
+    }
+
+    /// The job's series as exported: parallelism and alignment.
+    fn job_series(telemetry: &Telemetry) -> Vec<String> {
+        telemetry
+            .metrics
+            .encode()
+            .lines()
+            .filter(|l| {
+                l.starts_with("segment_autoscaler_job_parallelism{")
+                    || l.starts_with("segment_autoscaler_job_aligned{")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Scale errors counted, over every reason.
+    fn scale_errors(telemetry: &Telemetry) -> f64 {
+        telemetry
+            .metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("segment_autoscaler_scale_errors_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn prewarmed_mode_holds_the_job_while_it_is_between_two_schedules() {
+        use crate::verify::captured;
+        for (version, name, why) in [
+            (
+                "2.3.0",
+                "initializing",
+                "the job is INITIALIZING with no vertices yet",
+            ),
+            ("2.3.0", "created-at-max-parallelism", "the job is CREATED"),
+            ("1.20.5", "restarting", "the job is RESTARTING"),
+            (
+                "1.20.5",
+                "running-deploying",
+                "the job is RUNNING with 1 of 2 tasks not running yet",
+            ),
+        ] {
+            let job = Arc::new(Mutex::new(AdaptiveJob {
+                required: 1,
+                running: 1,
+                ..AdaptiveJob::default()
+            }));
+            let url = adaptive_flink(job.clone()).await;
+            let (mut autoscaler, table, target, telemetry) =
+                with_flink_aligned(&url, Alignment::Prewarmed { headroom: 1 });
+            autoscaler.reconcile(ACTING).await;
+            assert_eq!(
+                target.writes(),
+                vec![2],
+                "{version} {name}: the warm TaskManager"
+            );
+            assert_eq!(
+                job_series(&telemetry).len(),
+                2,
+                "{version} {name}: job series exported"
+            );
+
+            // Two segments while Flink is between two schedules: nothing is written, nothing
+            // counted as an error, and the job's parallelism and alignment are unknown.
+            job.lock().unwrap().between = Some(captured::job_details(version, name));
+            table
+                .lock()
+                .unwrap()
+                .insert("demo/load".parse().unwrap(), SegmentReading::Segments(2));
+            let reports = autoscaler.reconcile(ACTING).await;
+            let reason = &reports[0].reason;
+            assert!(
+                job.lock().unwrap().puts.is_empty(),
+                "{version} {name}: {reason}"
+            );
+            assert_eq!(target.writes(), vec![2], "{version} {name}: {reason}");
+            assert_eq!(reports[0].action, Action::Hold, "{reason}");
+            assert!(
+                reason.starts_with(&format!("hold: current replicas unknown: {why}"))
+                    && reason.contains("holding until it runs"),
+                "{version} {name}: {reason}"
+            );
+            assert_eq!(scale_errors(&telemetry), 0.0, "{version} {name}");
+            assert_eq!(
+                job_series(&telemetry),
+                Vec::<String>::new(),
+                "{version} {name}"
+            );
+
+            // Scheduled again: the job follows the segments.
+            job.lock().unwrap().between = None;
+            autoscaler.reconcile(ACTING).await;
+            assert_eq!(job.lock().unwrap().required, 2, "{version} {name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn reactive_mode_follows_the_segments_while_the_job_is_between_two_schedules() {
+        use crate::verify::captured;
+        let job = Arc::new(Mutex::new(AdaptiveJob {
+            required: 1,
+            running: 1,
+            between: Some(captured::job_details("2.3.0", "created-at-max-parallelism")),
+            ..AdaptiveJob::default()
+        }));
+        let url = adaptive_flink(job.clone()).await;
+        let (mut autoscaler, table, target, telemetry) =
+            with_flink_aligned(&url, Alignment::Reactive);
+        table
+            .lock()
+            .unwrap()
+            .insert("demo/load".parse().unwrap(), SegmentReading::Segments(2));
+        let reports = autoscaler.reconcile(ACTING).await;
+        // The TaskManagers are what reactive mode scales: the job's restart does not hold them.
+        assert_eq!(target.writes(), vec![2], "{}", reports[0].reason);
+        assert!(
+            reports[0]
+                .reason
+                .ends_with("; job alignment unknown (the job is CREATED)"),
+            "{}",
+            reports[0].reason
+        );
+        assert_eq!(scale_errors(&telemetry), 0.0);
+        assert_eq!(
+            job_series(&telemetry),
+            Vec::<String>::new(),
+            "never the max parallelism Flink shows meanwhile (128)"
+        );
+        job.lock().unwrap().between = None;
+        job.lock().unwrap().running = 2;
+        autoscaler.reconcile(ACTING).await;
+        assert_eq!(
+            job_series(&telemetry),
+            vec![
+                "segment_autoscaler_job_parallelism{binding=\"b\"} 2".to_string(),
+                "segment_autoscaler_job_aligned{binding=\"b\"} 1".to_string()
+            ]
         );
     }
 }

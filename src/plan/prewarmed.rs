@@ -29,10 +29,10 @@ pub struct PrewarmedView {
     pub taskmanagers: u32,
     /// The job's parallelism requirement now (its source vertex's upper bound).
     pub required: u32,
-    /// The parallelism the job runs at, None while it is not RUNNING.
+    /// The parallelism the job runs at, None while it is not RUNNING with its tasks deployed.
     pub running: Option<u32>,
-    /// The job's max parallelism (its source vertex's).
-    pub max_parallelism: u32,
+    /// The job's max parallelism (its source vertex's), as the plan caps it; None: no cap known.
+    pub max_parallelism: Option<u32>,
 }
 
 /// The writes of one reconciliation, in the order to make them.
@@ -70,7 +70,12 @@ pub fn prewarmed_steps(
     let mut notes = Vec::new();
     let job_parallelism = decision
         .apply_to()
-        .map(|units| units.saturating_mul(slots).min(view.max_parallelism).max(1))
+        .map(|units| {
+            units
+                .saturating_mul(slots)
+                .min(view.max_parallelism.unwrap_or(u32::MAX))
+                .max(1)
+        })
         .filter(|&parallelism| parallelism != view.required);
     if let Some(parallelism) = job_parallelism {
         notes.push(format!(
@@ -148,7 +153,7 @@ mod tests {
             taskmanagers,
             required,
             running,
-            max_parallelism: 128,
+            max_parallelism: Some(128),
         }
     }
 
@@ -291,7 +296,7 @@ mod tests {
             &POLICY,
             &decision(2, 3, Action::ScaleUp),
             &PrewarmedView {
-                max_parallelism: 2,
+                max_parallelism: Some(2),
                 ..view(3, 2, Some(2))
             },
         );

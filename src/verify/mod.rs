@@ -8,6 +8,7 @@
 pub mod timers;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -74,39 +75,99 @@ impl VerifyError {
     }
 }
 
-/// The job's state and the parallelism of its source vertex.
+/// The job as its JobManager reports it: which job, its state, and the parallelism its source
+/// runs at, or why that is not known now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobStatus {
     /// Flink's job id.
     pub job_id: String,
     /// e.g. `RUNNING`, `RESTARTING`, `CREATED`.
     pub state: String,
-    /// The source vertex's id.
-    pub source_vertex: String,
-    /// Parallelism of the source vertex (the Pravega readers).
-    pub parallelism: u32,
-    /// Max parallelism of the source vertex.
-    pub max_parallelism: u32,
+    /// Max parallelism of the source vertex; None while Flink reports no vertex.
+    pub max_parallelism: Option<u32>,
     /// Whether the adaptive scheduler runs the job (reactive mode does), whose timers
     /// ([`RescaleTimers`]) decide when it uses a TaskManager change; None when the REST API
     /// does not say (Flink 1.x), see [`FlinkClient::jobmanager_settings`].
     pub adaptive: Option<bool>,
+    /// Whether the job runs, and at what, or is between two schedules.
+    pub schedule: JobSchedule,
+}
+
+/// Whether a job runs, with its source vertex, or is between two schedules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum JobSchedule {
+    /// RUNNING with every task deployed: `parallelism` is what the source really runs at.
+    Running {
+        /// The source vertex's id.
+        source_vertex: String,
+        /// Parallelism of the source vertex (the Pravega readers).
+        parallelism: u32,
+    },
+    /// Created, waiting for resources, restarting, or its tasks still being deployed: the
+    /// parallelism Flink shows meanwhile is not one the job runs at (each vertex at its max
+    /// parallelism while a restart is prepared, or no vertex at all), so it is unknown.
+    Between(BetweenSchedules),
+}
+
+/// Why a job is between two schedules (see [`JobSchedule::Between`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum BetweenSchedules {
+    /// Flink reports no vertex: the job is being created, or waits for resources under the
+    /// adaptive scheduler.
+    NoVertices {
+        /// The job's state.
+        state: String,
+    },
+    /// The job is not RUNNING (e.g. `CREATED`, `INITIALIZING`, `RESTARTING`).
+    NotRunning {
+        /// The job's state.
+        state: String,
+    },
+    /// RUNNING, but not every task is (some are still being deployed or initialized).
+    TasksNotRunning {
+        /// Tasks not RUNNING.
+        not_running: u64,
+        /// All the job's tasks (the sum of its vertices' parallelism).
+        tasks: u64,
+    },
+}
+
+impl fmt::Display for BetweenSchedules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BetweenSchedules::NoVertices { state } => write!(
+                f,
+                "the job is {state} with no vertices yet (being created or waiting for resources)"
+            ),
+            BetweenSchedules::NotRunning { state } => write!(f, "the job is {state}"),
+            BetweenSchedules::TasksNotRunning { not_running, tasks } => write!(
+                f,
+                "the job is RUNNING with {not_running} of {tasks} tasks not running yet"
+            ),
+        }
+    }
 }
 
 impl JobStatus {
-    /// Whether the job runs at `expected` parallelism.
+    /// The parallelism the job's source runs at; None between two schedules.
+    pub fn running_parallelism(&self) -> Option<u32> {
+        match &self.schedule {
+            JobSchedule::Running { parallelism, .. } => Some(*parallelism),
+            JobSchedule::Between(_) => None,
+        }
+    }
+
+    /// Whether the job runs at `expected` parallelism (false between two schedules).
     pub fn runs_at(&self, expected: u32) -> bool {
-        self.state == "RUNNING" && self.parallelism == expected
+        self.running_parallelism() == Some(expected)
     }
 
     /// Whether the job runs at the parallelism `desired_replicas` TaskManagers of `slots`
-    /// slots give, within its max parallelism.
-    pub fn aligned_with(&self, desired_replicas: u32, slots: u32) -> bool {
-        self.runs_at(
-            desired_replicas
-                .saturating_mul(slots)
-                .min(self.max_parallelism),
-        )
+    /// slots give, within its max parallelism; None between two schedules, when it is unknown.
+    pub fn aligned_with(&self, desired_replicas: u32, slots: u32) -> Option<bool> {
+        let running = self.running_parallelism()?;
+        let wanted = desired_replicas.saturating_mul(slots);
+        Some(running == self.max_parallelism.map_or(wanted, |max| wanted.min(max)))
     }
 }
 
@@ -179,6 +240,8 @@ struct Vertex {
     parallelism: u32,
     #[serde(rename = "maxParallelism")]
     max_parallelism: u32,
+    /// How many of its tasks are in each state (`RUNNING`, `DEPLOYING`, ...).
+    tasks: BTreeMap<String, u64>,
 }
 
 /// One vertex's entry of `GET`/`PUT /jobs/:id/resource-requirements` (Flink 1.18+).
@@ -279,15 +342,19 @@ impl FlinkClient {
 
     /// The parallelism the job's source vertex is allowed now: the upper bound of its resource
     /// requirements (the adaptive scheduler runs it there once it has the slots).
-    pub async fn required_parallelism(&self, job: &JobStatus) -> Result<u32, VerifyError> {
-        let path = format!("/jobs/{}/resource-requirements", job.job_id);
+    pub async fn required_parallelism(
+        &self,
+        job_id: &str,
+        source_vertex: &str,
+    ) -> Result<u32, VerifyError> {
+        let path = format!("/jobs/{job_id}/resource-requirements");
         let requirements: BTreeMap<String, VertexRequirement> = self.get(&path).await?;
         requirements
-            .get(&job.source_vertex)
+            .get(source_vertex)
             .map(|r| r.parallelism.upper_bound)
             .ok_or_else(|| VerifyError::BadAnswer {
                 url: format!("{}{path}", self.base),
-                message: format!("no entry for the source vertex {}", job.source_vertex),
+                message: format!("no entry for the source vertex {source_vertex}"),
             })
     }
 
@@ -415,6 +482,9 @@ fn requirements_for(
     details: &JobDetails,
     parallelism: u32,
 ) -> Result<BTreeMap<String, VertexRequirement>, String> {
+    if details.vertices.is_empty() {
+        return Err("the job has no vertices (it is not scheduled)".into());
+    }
     if details.vertices.iter().any(|v| v.id.is_empty()) {
         return Err("a vertex without an id".into());
     }
@@ -438,7 +508,8 @@ fn requirements_for(
 }
 
 /// State and source vertex of a job. Vertices come in topological order, so the source is the
-/// first one (or one whose name says so).
+/// first one (or one whose name says so). Its parallelism counts only once the job runs with
+/// every task deployed: before, Flink shows a parallelism the job does not run at.
 fn job_status(
     job_id: String,
     adaptive: Option<bool>,
@@ -448,16 +519,103 @@ fn job_status(
         .vertices
         .iter()
         .find(|v| v.name.starts_with("Source"))
-        .or_else(|| details.vertices.first())
-        .ok_or("the job has no vertices")?;
+        .or_else(|| details.vertices.first());
+    let Some(source) = source else {
+        return Ok(JobStatus {
+            job_id,
+            adaptive,
+            max_parallelism: None,
+            schedule: JobSchedule::Between(BetweenSchedules::NoVertices {
+                state: details.state.clone(),
+            }),
+            state: details.state,
+        });
+    };
+    // Flink calls a job RUNNING as soon as its tasks are being deployed (a vertex may even
+    // say RUNNING with a task still DEPLOYING): only tasks in RUNNING count.
+    let tasks: u64 = details
+        .vertices
+        .iter()
+        .map(|v| u64::from(v.parallelism))
+        .sum();
+    let running: u64 = details
+        .vertices
+        .iter()
+        .map(|v| {
+            v.tasks
+                .get("RUNNING")
+                .copied()
+                .unwrap_or(0)
+                .min(u64::from(v.parallelism))
+        })
+        .sum();
+    let schedule = if details.state != "RUNNING" {
+        JobSchedule::Between(BetweenSchedules::NotRunning {
+            state: details.state.clone(),
+        })
+    } else if running < tasks {
+        JobSchedule::Between(BetweenSchedules::TasksNotRunning {
+            not_running: tasks - running,
+            tasks,
+        })
+    } else {
+        JobSchedule::Running {
+            source_vertex: source.id.clone(),
+            parallelism: source.parallelism,
+        }
+    };
     Ok(JobStatus {
         job_id,
         state: details.state,
-        source_vertex: source.id.clone(),
-        parallelism: source.parallelism,
-        max_parallelism: source.max_parallelism,
+        max_parallelism: Some(source.max_parallelism),
         adaptive,
+        schedule,
     })
+}
+
+/// Flink's real answers, for tests.
+#[cfg(test)]
+pub(crate) mod captured {
+    /// `GET /jobs/:id` as Flink `version` answered it on the stack (`deploy/local/stack`, the
+    /// smoke job, reactive and adaptive schedulers) while the job started, rescaled, lost a
+    /// TaskManager and waited for one (`metrics` and `plan` left out): `initializing`,
+    /// `waiting-for-resources`, `created-at-max-parallelism`, `restarting`,
+    /// `running-deploying`, `running-initializing` and `running` (at 2, max parallelism 128).
+    pub fn job_details(version: &str, name: &str) -> &'static str {
+        match (version, name) {
+            ("2.3.0", "initializing") => include_str!("testdata/flink-2.3.0-initializing.json"),
+            ("2.3.0", "waiting-for-resources") => {
+                include_str!("testdata/flink-2.3.0-waiting-for-resources.json")
+            }
+            ("2.3.0", "created-at-max-parallelism") => {
+                include_str!("testdata/flink-2.3.0-created-at-max-parallelism.json")
+            }
+            ("2.3.0", "restarting") => include_str!("testdata/flink-2.3.0-restarting.json"),
+            ("2.3.0", "running-deploying") => {
+                include_str!("testdata/flink-2.3.0-running-deploying.json")
+            }
+            ("2.3.0", "running-initializing") => {
+                include_str!("testdata/flink-2.3.0-running-initializing.json")
+            }
+            ("2.3.0", "running") => include_str!("testdata/flink-2.3.0-running.json"),
+            ("1.20.5", "initializing") => include_str!("testdata/flink-1.20.5-initializing.json"),
+            ("1.20.5", "waiting-for-resources") => {
+                include_str!("testdata/flink-1.20.5-waiting-for-resources.json")
+            }
+            ("1.20.5", "created-at-max-parallelism") => {
+                include_str!("testdata/flink-1.20.5-created-at-max-parallelism.json")
+            }
+            ("1.20.5", "restarting") => include_str!("testdata/flink-1.20.5-restarting.json"),
+            ("1.20.5", "running-deploying") => {
+                include_str!("testdata/flink-1.20.5-running-deploying.json")
+            }
+            ("1.20.5", "running-initializing") => {
+                include_str!("testdata/flink-1.20.5-running-initializing.json")
+            }
+            ("1.20.5", "running") => include_str!("testdata/flink-1.20.5-running.json"),
+            _ => panic!("no capture {version} {name}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -496,28 +654,30 @@ mod tests {
     #[test]
     fn reads_the_source_vertex() {
         let answer = details(json!({"state": "RUNNING", "vertices": [
-            {"name": "Source: Pravega reader -> map", "parallelism": 4, "maxParallelism": 128},
-            {"name": "Sink: discard", "parallelism": 4, "maxParallelism": 128}
+            {"id": "s", "name": "Source: Pravega reader -> map", "parallelism": 4, "maxParallelism": 128, "tasks": {"RUNNING": 4}},
+            {"id": "k", "name": "Sink: discard", "parallelism": 4, "maxParallelism": 128, "tasks": {"RUNNING": 4}}
         ]}))
         .unwrap();
         let status = job_status("j".into(), Some(true), answer).unwrap();
         assert_eq!(
             (
-                status.parallelism,
+                status.running_parallelism(),
                 status.max_parallelism,
                 status.state.as_str()
             ),
-            (4, 128, "RUNNING")
+            (Some(4), Some(128), "RUNNING")
+        );
+        assert!(
+            matches!(&status.schedule, JobSchedule::Running { source_vertex, .. } if source_vertex == "s")
         );
         assert!(status.runs_at(4));
         assert!(!status.runs_at(3));
-        assert!(status.aligned_with(2, 2), "2 TaskManagers of 2 slots");
-        assert!(!status.aligned_with(4, 2));
-        let restarting = JobStatus {
-            state: "RESTARTING".into(),
-            ..status
-        };
-        assert!(!restarting.runs_at(4), "a restarting job is not aligned");
+        assert_eq!(
+            status.aligned_with(2, 2),
+            Some(true),
+            "2 TaskManagers of 2 slots"
+        );
+        assert_eq!(status.aligned_with(4, 2), Some(false));
     }
 
     #[test]
@@ -525,20 +685,104 @@ mod tests {
         let status = JobStatus {
             job_id: "j".into(),
             state: "RUNNING".into(),
-            source_vertex: "v".into(),
-            parallelism: 2,
-            max_parallelism: 2,
+            max_parallelism: Some(2),
             adaptive: Some(true),
+            schedule: JobSchedule::Running {
+                source_vertex: "v".into(),
+                parallelism: 2,
+            },
         };
-        assert!(status.aligned_with(5, 1));
-        assert!(status.aligned_with(u32::MAX, u32::MAX), "no overflow");
+        assert_eq!(status.aligned_with(5, 1), Some(true));
+        assert_eq!(
+            status.aligned_with(u32::MAX, u32::MAX),
+            Some(true),
+            "no overflow"
+        );
+    }
+
+    fn captured(version: &str, name: &str) -> JobDetails {
+        serde_json::from_str(captured::job_details(version, name))
+            .unwrap_or_else(|e| panic!("{version} {name}: {e}"))
+    }
+
+    #[test]
+    fn a_job_between_two_schedules_has_no_parallelism() {
+        for version in ["2.3.0", "1.20.5"] {
+            let between = |name| {
+                let status = job_status("j".into(), Some(true), captured(version, name))
+                    .unwrap_or_else(|e| panic!("{version} {name}: {e}"));
+                let JobSchedule::Between(why) = &status.schedule else {
+                    panic!("{version} {name}: read as running: {status:?}");
+                };
+                assert_eq!(status.running_parallelism(), None, "{version} {name}");
+                assert_eq!(status.aligned_with(1, 1), None, "{version} {name}");
+                assert!(!status.runs_at(128) && !status.runs_at(1) && !status.runs_at(2));
+                (why.clone(), status.max_parallelism)
+            };
+            // Created or waiting for resources: no vertex at all, then vertices without tasks.
+            assert_eq!(
+                between("initializing"),
+                (
+                    BetweenSchedules::NoVertices {
+                        state: "INITIALIZING".into()
+                    },
+                    None
+                )
+            );
+            assert_eq!(
+                between("waiting-for-resources").0,
+                BetweenSchedules::NotRunning {
+                    state: "CREATED".into()
+                }
+            );
+            // Each vertex shown at its max parallelism while a restart is prepared: the max
+            // parallelism still holds, the parallelism is not the job's.
+            assert_eq!(
+                between("created-at-max-parallelism"),
+                (
+                    BetweenSchedules::NotRunning {
+                        state: "CREATED".into()
+                    },
+                    Some(128)
+                )
+            );
+            assert_eq!(
+                between("restarting").0,
+                BetweenSchedules::NotRunning {
+                    state: "RESTARTING".into()
+                }
+            );
+            // RUNNING, with a task still being deployed or initialized.
+            for name in ["running-deploying", "running-initializing"] {
+                let (why, _) = between(name);
+                assert!(
+                    matches!(
+                        why,
+                        BetweenSchedules::TasksNotRunning { not_running: 1, .. }
+                    ),
+                    "{version} {name}: {why}"
+                );
+            }
+            let running = job_status("j".into(), Some(true), captured(version, "running")).unwrap();
+            assert_eq!(running.running_parallelism(), Some(2), "{version}");
+            assert_eq!(running.max_parallelism, Some(128), "{version}");
+            assert_eq!(running.aligned_with(2, 1), Some(true), "{version}");
+        }
+        let why = BetweenSchedules::TasksNotRunning {
+            not_running: 1,
+            tasks: 2,
+        };
+        assert_eq!(
+            why.to_string(),
+            "the job is RUNNING with 1 of 2 tasks not running yet"
+        );
     }
 
     #[test]
     fn requirements_list_every_vertex_within_its_max_parallelism() {
         let answer = details(json!({"state": "RUNNING", "vertices": [
-            {"id": "a", "name": "Source: readers", "parallelism": 2, "maxParallelism": 128},
-            {"id": "b", "name": "verify", "parallelism": 2, "maxParallelism": 3}
+            {"id": "a", "name": "Source: readers", "parallelism": 2, "maxParallelism": 128, "tasks": {"RUNNING": 2}},
+            {"id": "b", "name": "verify", "parallelism": 2, "maxParallelism": 3, "tasks": {"RUNNING": 2}}
         ]}))
         .unwrap();
         let body = serde_json::to_value(requirements_for(&answer, 4).unwrap()).unwrap();
@@ -549,24 +793,30 @@ mod tests {
                 "b": {"parallelism": {"lowerBound": 1, "upperBound": 3}}
             })
         );
-        let status = job_status("j".into(), Some(true), answer).unwrap();
-        assert_eq!(status.source_vertex, "a");
         let anonymous = details(json!({"state": "RUNNING", "vertices": [
-            {"name": "Source: readers", "parallelism": 2, "maxParallelism": 128}
+            {"name": "Source: readers", "parallelism": 2, "maxParallelism": 128, "tasks": {"RUNNING": 2}}
         ]}))
         .unwrap();
         assert!(requirements_for(&anonymous, 2).is_err());
+        // A job between two schedules has no vertex to require anything of.
+        assert!(requirements_for(&captured("2.3.0", "initializing"), 2).is_err());
     }
 
     #[test]
     fn rejects_answers_without_what_it_needs() {
-        let empty = details(json!({"state": "RUNNING", "vertices": []})).unwrap();
-        assert!(job_status("j".into(), None, empty).is_err());
-        assert!(details(json!({"vertices": [{"parallelism": 1, "maxParallelism": 1}]})).is_err());
         assert!(details(
-            json!({"state": "RUNNING", "vertices": [{"name": "x", "parallelism": -1, "maxParallelism": 2}]})
+            json!({"vertices": [{"parallelism": 1, "maxParallelism": 1, "tasks": {}}]})
         )
         .is_err());
+        assert!(details(
+            json!({"state": "RUNNING", "vertices": [{"name": "x", "parallelism": -1, "maxParallelism": 2, "tasks": {}}]})
+        )
+        .is_err());
+        assert!(
+            details(json!({"state": "RUNNING", "vertices": [{"name": "x", "parallelism": 1, "maxParallelism": 2}]}))
+                .is_err(),
+            "without the tasks per state, whether it runs is unknown"
+        );
     }
 
     #[tokio::test]
