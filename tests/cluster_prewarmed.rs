@@ -17,7 +17,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use segment_autoscaler::verify::FlinkClient;
 use support::cluster::{self, NAMESPACE};
-use support::{eventually, flink, Component, Stack};
+use support::{flink, Component, Stack};
 
 /// The autoscaler's Event with `reason`: when it was first and last recorded (a repeat of the
 /// same reason on the same object is a series of one Event, Kubernetes' own grouping, which
@@ -59,10 +59,9 @@ async fn the_job_follows_segments_on_warm_taskmanager_pods() {
 
     let (controller, flink_rest) = cluster::endpoints(&services).await;
     let flink_client = FlinkClient::new(&flink_rest, Duration::from_secs(10));
-    let job = flink_client
-        .job_status()
-        .await
-        .expect("the busy reader's job");
+    // Every pod Ready is not the job scheduled: under the adaptive scheduler the JobManager
+    // answers a job being created or waiting for resources with no vertices.
+    let job = flink::wait_scheduled(&flink_rest, Duration::from_secs(180)).await;
     let settings = flink_client
         .jobmanager_settings(&job.job_id, job.adaptive)
         .await
@@ -77,19 +76,7 @@ async fn the_job_follows_segments_on_warm_taskmanager_pods() {
     // Scale-up: the job moves onto the warm pod, then one more pod is started.
     segments(Some(2)).await;
     let changed = Instant::now();
-    eventually(
-        "the job RUNNING at parallelism 2",
-        Duration::from_secs(120),
-        || async {
-            let job = flink::view(&flink_rest).await?;
-            if job.runs_at(2) {
-                Ok(())
-            } else {
-                Err(format!("{job:?}"))
-            }
-        },
-    )
-    .await;
+    flink::wait_runs_at(&flink_rest, 2, Duration::from_secs(120)).await;
     let up = changed.elapsed();
     cluster::wait_running(&deployments, &flink_rest, 3, 2, Duration::from_secs(180)).await;
 

@@ -196,17 +196,20 @@ impl Stack {
             .await;
             return;
         }
+        if component == Component::Flink {
+            // The job must be scheduled, not just the JobManager answer.
+            flink::wait_scheduled(&self.flink_rest_url, READY_TIMEOUT).await;
+            return;
+        }
         let (what, url) = match component {
             Component::Pravega => (
                 "the Pravega controller REST API",
                 format!("{}/v1/scopes", self.pravega_rest_url),
             ),
             Component::Prometheus => ("Prometheus", format!("{}/-/ready", self.prometheus_url)),
-            Component::Flink => (
-                "the Flink job",
-                format!("{}/jobs/overview", self.flink_rest_url),
-            ),
-            Component::Kubernetes | Component::Cluster => unreachable!("handled above"),
+            Component::Flink | Component::Kubernetes | Component::Cluster => {
+                unreachable!("handled above")
+            }
         };
         let http = reqwest::Client::new();
         eventually(&format!("{what} at {url}"), READY_TIMEOUT, || {
@@ -215,10 +218,7 @@ impl Stack {
                 let response = request.send().await.map_err(|e| e.to_string())?;
                 let status = response.status();
                 let body = response.text().await.map_err(|e| e.to_string())?;
-                // For Flink the job must run, not just the JobManager answer.
-                if status.is_success()
-                    && (component != Component::Flink || body.contains("\"RUNNING\""))
-                {
+                if status.is_success() {
                     Ok(())
                 } else {
                     Err(format!("HTTP {status}: {body}"))
@@ -828,6 +828,7 @@ pub mod kubernetes {
 pub mod flink {
     use std::time::Duration;
 
+    use segment_autoscaler::verify::{FlinkClient, JobSchedule, JobStatus};
     use serde_json::Value;
 
     /// What the JobManager says of its cluster and job.
@@ -842,6 +843,9 @@ pub mod flink {
         /// Subtasks that have finished (a streaming job's should never: a finished subtask
         /// keeps the job at a parallelism its TaskManagers no longer give).
         pub finished_subtasks: u64,
+        /// Subtasks not RUNNING (still being deployed or initialized, finished or failed):
+        /// Flink calls a job RUNNING before all of its tasks are.
+        pub subtasks_not_running: u64,
     }
 
     impl FlinkView {
@@ -850,12 +854,13 @@ pub mod flink {
             self.taskmanagers == n && self.runs_at(n)
         }
 
-        /// Whether the job runs with every vertex at `n`, no subtask finished.
+        /// Whether the job runs with every vertex at `n`, every subtask RUNNING.
         pub fn runs_at(&self, n: u64) -> bool {
             self.state == "RUNNING"
                 && !self.parallelism.is_empty()
                 && self.parallelism.iter().all(|&p| p == n)
                 && self.finished_subtasks == 0
+                && self.subtasks_not_running == 0
         }
     }
 
@@ -968,7 +973,55 @@ pub mod flink {
                         .sum()
                 })
                 .unwrap_or_default(),
+            subtasks_not_running: details["vertices"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .map(|v| {
+                            let parallelism = v["parallelism"].as_u64().unwrap_or(0);
+                            let running = v["tasks"]["RUNNING"].as_u64().unwrap_or(0);
+                            parallelism.saturating_sub(running)
+                        })
+                        .sum()
+                })
+                .unwrap_or_default(),
         })
+    }
+
+    /// Waits until the JobManager at `rest` runs its job with every task RUNNING (not created,
+    /// waiting for resources, restarting or being deployed), as the autoscaler reads it.
+    pub async fn wait_scheduled(rest: &str, timeout: Duration) -> JobStatus {
+        let client = FlinkClient::new(rest, Duration::from_secs(5));
+        super::eventually(
+            &format!("the Flink job at {rest} scheduled (RUNNING, every task running)"),
+            timeout,
+            || async {
+                let job = client.job_status().await.map_err(|e| e.to_string())?;
+                match &job.schedule {
+                    JobSchedule::Running { .. } => Ok(job),
+                    JobSchedule::Between(why) => Err(why.to_string()),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until the job at `rest` runs with every vertex at `parallelism` (see
+    /// [`FlinkView::runs_at`]).
+    pub async fn wait_runs_at(rest: &str, parallelism: u64, timeout: Duration) {
+        super::eventually(
+            &format!("the job RUNNING at parallelism {parallelism}"),
+            timeout,
+            || async {
+                let job = view(rest).await?;
+                if job.runs_at(parallelism) {
+                    Ok(())
+                } else {
+                    Err(format!("{job:?}"))
+                }
+            },
+        )
+        .await;
     }
 }
 
