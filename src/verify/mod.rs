@@ -582,40 +582,32 @@ pub(crate) mod captured {
     /// `waiting-for-resources`, `created-at-max-parallelism`, `restarting`,
     /// `running-deploying`, `running-initializing` and `running` (at 2, max parallelism 128).
     pub fn job_details(version: &str, name: &str) -> &'static str {
-        match (version, name) {
-            ("2.3.0", "initializing") => include_str!("testdata/flink-2.3.0-initializing.json"),
-            ("2.3.0", "waiting-for-resources") => {
-                include_str!("testdata/flink-2.3.0-waiting-for-resources.json")
-            }
-            ("2.3.0", "created-at-max-parallelism") => {
-                include_str!("testdata/flink-2.3.0-created-at-max-parallelism.json")
-            }
-            ("2.3.0", "restarting") => include_str!("testdata/flink-2.3.0-restarting.json"),
-            ("2.3.0", "running-deploying") => {
-                include_str!("testdata/flink-2.3.0-running-deploying.json")
-            }
-            ("2.3.0", "running-initializing") => {
-                include_str!("testdata/flink-2.3.0-running-initializing.json")
-            }
-            ("2.3.0", "running") => include_str!("testdata/flink-2.3.0-running.json"),
-            ("1.20.5", "initializing") => include_str!("testdata/flink-1.20.5-initializing.json"),
-            ("1.20.5", "waiting-for-resources") => {
-                include_str!("testdata/flink-1.20.5-waiting-for-resources.json")
-            }
-            ("1.20.5", "created-at-max-parallelism") => {
-                include_str!("testdata/flink-1.20.5-created-at-max-parallelism.json")
-            }
-            ("1.20.5", "restarting") => include_str!("testdata/flink-1.20.5-restarting.json"),
-            ("1.20.5", "running-deploying") => {
-                include_str!("testdata/flink-1.20.5-running-deploying.json")
-            }
-            ("1.20.5", "running-initializing") => {
-                include_str!("testdata/flink-1.20.5-running-initializing.json")
-            }
-            ("1.20.5", "running") => include_str!("testdata/flink-1.20.5-running.json"),
-            _ => panic!("no capture {version} {name}"),
-        }
+        ANSWERS
+            .iter()
+            .find(|(v, n, _)| *v == version && *n == name)
+            .map(|(_, _, text)| *text)
+            .unwrap_or_else(|| panic!("no captured answer {version} {name}"))
     }
+
+    /// Each answer on each version: `testdata/flink-VERSION-NAME.json`.
+    macro_rules! on_both_versions {
+        ($($name:literal),*) => {
+            [$(
+                ("2.3.0", $name, include_str!(concat!("testdata/flink-2.3.0-", $name, ".json"))),
+                ("1.20.5", $name, include_str!(concat!("testdata/flink-1.20.5-", $name, ".json"))),
+            )*]
+        };
+    }
+
+    const ANSWERS: [(&str, &str, &str); 14] = on_both_versions!(
+        "initializing",
+        "waiting-for-resources",
+        "created-at-max-parallelism",
+        "restarting",
+        "running-deploying",
+        "running-initializing",
+        "running"
+    );
 }
 
 #[cfg(test)]
