@@ -278,11 +278,12 @@ impl LiveBinding {
                 decision.reason = format!("{}; job alignment unknown ({e}){cap}", decision.reason);
             }
             // Not an error: Flink is between two schedules (a start or a rescale) and the
-            // parallelism it shows meanwhile is not the job's.
+            // parallelism it shows meanwhile is not the job's. (The prewarmed mode's hold
+            // already says so.)
             Some(Ok(JobStatus {
                 schedule: JobSchedule::Between(why),
                 ..
-            })) => {
+            })) if required.is_none() => {
                 decision.reason = format!("{}; job alignment unknown ({why})", decision.reason);
             }
             _ => {}
@@ -1556,7 +1557,8 @@ mod tests {
             assert_eq!(reports[0].action, Action::Hold, "{reason}");
             assert!(
                 reason.starts_with(&format!("hold: current replicas unknown: {why}"))
-                    && reason.contains("holding until it runs"),
+                    && reason.ends_with("; holding until it runs")
+                    && reason.matches(why).count() == 1,
                 "{version} {name}: {reason}"
             );
             assert_eq!(scale_errors(&telemetry), 0.0, "{version} {name}");
