@@ -58,6 +58,9 @@ async fn the_job_follows_segments_on_warm_taskmanager_pods() {
     let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
 
     let (controller, flink_rest) = cluster::endpoints(&services).await;
+    // The busy reader's job restarts until its stream exists: create it first.
+    let segments = |n| cluster::stream_segments(&controller, "demo", "load", n);
+    segments(None).await;
     let flink_client = FlinkClient::new(&flink_rest, Duration::from_secs(10));
     // Every pod Ready is not the job scheduled: under the adaptive scheduler the JobManager
     // answers a job being created or waiting for resources with no vertices.
@@ -69,8 +72,6 @@ async fn the_job_follows_segments_on_warm_taskmanager_pods() {
     assert!(!settings.reactive, "the component turns reactive mode off");
 
     // One segment: the job at 1 and one TaskManager pod more, started and kept warm.
-    let segments = |n| cluster::stream_segments(&controller, "demo", "load", n);
-    segments(None).await;
     cluster::wait_running(&deployments, &flink_rest, 2, 1, Duration::from_secs(300)).await;
 
     // Scale-up: the job moves onto the warm pod, then one more pod is started.

@@ -21,9 +21,11 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let files = if path.is_dir() {
+            // A module's Rust files (not its test data, e.g. src/verify/testdata/).
             std::fs::read_dir(&path)
                 .unwrap()
                 .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rs"))
                 .collect()
         } else {
             vec![path]
