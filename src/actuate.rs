@@ -12,8 +12,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
-use crate::config::ScaleResource;
-
 use crate::domain::ErrorReason;
 
 /// Why a target could not be read or changed.
@@ -139,6 +137,89 @@ pub trait ScaleTarget: Send + Sync {
     /// Records a notice (`reason` in PascalCase, a `note` for people) where the target can
     /// keep one (a Kubernetes Event); best effort, nothing by default.
     async fn record(&self, _reason: &str, _note: &str) {}
+}
+
+/// A resource whose scale subresource a binding sets: where it lives in the API.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScaleResource {
+    /// API group, empty for the core group.
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Kind, e.g. `Deployment`.
+    pub kind: String,
+    /// Plural resource name, e.g. `deployments`.
+    pub plural: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ScaleResource {
+    /// An `apps/v1` Deployment.
+    pub fn deployment(namespace: &str, name: &str) -> Self {
+        Self::apps("Deployment", "deployments", namespace, name)
+    }
+
+    /// An `apps/v1` StatefulSet.
+    pub fn statefulset(namespace: &str, name: &str) -> Self {
+        Self::apps("StatefulSet", "statefulsets", namespace, name)
+    }
+
+    fn apps(kind: &str, plural: &str, namespace: &str, name: &str) -> Self {
+        ScaleResource {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Any resource: `api_version` is `group/version` (`version` for core); `plural` defaults
+    /// to the kind in lower case + `s`. Not validated (see `Config::parse`): a malformed
+    /// `api_version` keeps a `/` in its version.
+    pub fn new(
+        api_version: &str,
+        kind: &str,
+        plural: Option<&str>,
+        namespace: &str,
+        name: &str,
+    ) -> Self {
+        let (group, version) = match api_version.split_once('/') {
+            Some((group, version)) if !group.is_empty() => (group, version),
+            _ => ("", api_version),
+        };
+        ScaleResource {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            plural: plural.map_or_else(|| format!("{}s", kind.to_lowercase()), String::from),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// `group/version` (or `version` for the core group).
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+}
+
+impl std::fmt::Display for ScaleResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = self.kind.to_lowercase();
+        match self.group.as_str() {
+            "" | "apps" => write!(f, "{kind} {}/{}", self.namespace, self.name),
+            group => write!(f, "{kind}.{group} {}/{}", self.namespace, self.name),
+        }
+    }
 }
 
 /// The scale subresource of a namespaced resource (Deployment, StatefulSet, or any resource

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::domain::{Combine, SourceChoice, StreamId};
+use crate::actuate::ScaleResource;
+use crate::domain::{Alignment, Combine, SourceChoice, StreamId};
 
 /// The most TaskManagers a binding may ask for: Flink's highest max parallelism (2^15), so
 /// that replica counts and their products with slots fit every integer they meet.
@@ -224,23 +225,34 @@ pub struct Binding {
 }
 
 /// What a binding scales.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "TargetSpec")]
 pub enum TargetConfig {
+    /// The scale subresource of a namespaced Kubernetes resource.
+    Kubernetes(ScaleResource),
+    /// External commands.
+    Command(CommandConfig),
+}
+
+/// External commands that read and set a binding's replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandConfig {
+    /// argv printing the current replica count on stdout.
+    pub get: Vec<String>,
+    /// argv applying a replica count; must contain `{replicas}`.
+    pub set: Vec<String>,
+    /// How long either command may run.
+    pub timeout: Duration,
+}
+
+/// A target as written (`kind: deployment | statefulset | resource | command`).
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum TargetSpec {
     /// The scale subresource of a Deployment.
-    Deployment {
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-    },
+    Deployment { namespace: String, name: String },
     /// The scale subresource of a StatefulSet.
-    Statefulset {
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-    },
+    Statefulset { namespace: String, name: String },
     /// The scale subresource of any namespaced resource that has one, e.g. the Flink
     /// Kubernetes Operator's `FlinkDeployment` (whose scale is `.spec.taskManager.replicas`).
     Resource {
@@ -250,22 +262,46 @@ pub enum TargetConfig {
         resource_kind: String,
         /// Its plural resource name in URLs and RBAC (default: the kind in lower case + `s`).
         plural: Option<String>,
-        /// Its namespace.
         namespace: String,
-        /// Its name.
         name: String,
     },
-    /// External commands: `get` prints the current count, `set` applies one
-    /// (`{replicas}` in its arguments is replaced by the count).
+    /// `get` prints the current count, `set` applies one (`{replicas}` in its arguments is
+    /// replaced by the count).
     Command {
-        /// argv printing the current replica count on stdout.
         get: Vec<String>,
-        /// argv applying a replica count; must contain `{replicas}`.
         set: Vec<String>,
-        /// How long either command may run.
         #[serde(default = "defaults::command_timeout", deserialize_with = "duration")]
         timeout: Duration,
     },
+}
+
+impl From<TargetSpec> for TargetConfig {
+    fn from(spec: TargetSpec) -> Self {
+        match spec {
+            TargetSpec::Deployment { namespace, name } => {
+                TargetConfig::Kubernetes(ScaleResource::deployment(&namespace, &name))
+            }
+            TargetSpec::Statefulset { namespace, name } => {
+                TargetConfig::Kubernetes(ScaleResource::statefulset(&namespace, &name))
+            }
+            TargetSpec::Resource {
+                api_version,
+                resource_kind,
+                plural,
+                namespace,
+                name,
+            } => TargetConfig::Kubernetes(ScaleResource::new(
+                &api_version,
+                &resource_kind,
+                plural.as_deref(),
+                &namespace,
+                &name,
+            )),
+            TargetSpec::Command { get, set, timeout } => {
+                TargetConfig::Command(CommandConfig { get, set, timeout })
+            }
+        }
+    }
 }
 
 /// Flink REST settings of a binding.
@@ -286,161 +322,22 @@ pub struct FlinkConfig {
     pub alignment: Alignment,
 }
 
-/// How a binding brings its job to the parallelism the segments call for
-/// (`{mode: reactive}` or `{mode: prewarmed, headroom: N}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(try_from = "AlignmentFields")]
-pub enum Alignment {
-    /// Flink's reactive mode (`scheduler-mode: reactive`): the job uses every TaskManager, so
-    /// the autoscaler sets the TaskManagers and Flink follows.
-    #[default]
-    Reactive,
-    /// Flink's adaptive scheduler (`jobmanager.scheduler: adaptive`, not reactive): the
-    /// autoscaler sets the job's parallelism through the JobManager's resource-requirements
-    /// API, on TaskManagers it keeps started ahead: the job's plus `headroom`.
-    Prewarmed {
-        /// TaskManagers kept started beyond what the job uses, so a scale-up finds its slots
-        /// waiting (default 1; never beyond `max_replicas`).
-        headroom: u32,
-    },
-}
-
-/// `flink.alignment` as written: a headroom only makes sense with `mode: prewarmed`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AlignmentFields {
-    mode: AlignmentMode,
-    headroom: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum AlignmentMode {
-    Reactive,
-    Prewarmed,
-}
-
-impl TryFrom<AlignmentFields> for Alignment {
-    type Error = String;
-
-    fn try_from(fields: AlignmentFields) -> Result<Self, Self::Error> {
-        match (fields.mode, fields.headroom) {
-            (AlignmentMode::Reactive, None) => Ok(Alignment::Reactive),
-            (AlignmentMode::Reactive, Some(_)) => Err(
-                "headroom applies only to mode: prewarmed (reactive mode uses every TaskManager)"
-                    .into(),
-            ),
-            (AlignmentMode::Prewarmed, headroom) => Ok(Alignment::Prewarmed {
-                headroom: headroom.unwrap_or_else(defaults::headroom),
-            }),
-        }
-    }
-}
-
-impl Alignment {
-    /// The mode's name, as in the configuration, metrics and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Alignment::Reactive => "reactive",
-            Alignment::Prewarmed { .. } => "prewarmed",
-        }
-    }
-
-    /// TaskManagers kept beyond the job's (0 in reactive mode).
-    pub fn headroom(self) -> u32 {
-        match self {
-            Alignment::Reactive => 0,
-            Alignment::Prewarmed { headroom } => headroom,
-        }
-    }
-}
-
-/// A resource whose scale subresource a binding sets: where it lives in the API.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ScaleResource {
-    /// API group, empty for the core group.
-    pub group: String,
-    /// API version.
-    pub version: String,
-    /// Kind, e.g. `Deployment`.
-    pub kind: String,
-    /// Plural resource name, e.g. `deployments`.
-    pub plural: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-}
-
-impl ScaleResource {
-    /// `group/version` (or `version` for the core group).
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
-}
-
-impl std::fmt::Display for ScaleResource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = self.kind.to_lowercase();
-        match self.group.as_str() {
-            "" | "apps" => write!(f, "{kind} {}/{}", self.namespace, self.name),
-            group => write!(f, "{kind}.{group} {}/{}", self.namespace, self.name),
-        }
-    }
-}
-
 impl TargetConfig {
-    /// The resource whose scale subresource is set; `None` for command targets. Deployment and
-    /// StatefulSet are shortcuts for `apps/v1`.
-    pub fn scale_resource(&self) -> Option<ScaleResource> {
-        let apps = |kind: &str, plural: &str, namespace: &str, name: &str| ScaleResource {
-            group: "apps".into(),
-            version: "v1".into(),
-            kind: kind.into(),
-            plural: plural.into(),
-            namespace: namespace.into(),
-            name: name.into(),
-        };
+    /// The resource whose scale subresource is set; `None` for command targets.
+    pub fn scale_resource(&self) -> Option<&ScaleResource> {
         match self {
-            TargetConfig::Deployment { namespace, name } => {
-                Some(apps("Deployment", "deployments", namespace, name))
-            }
-            TargetConfig::Statefulset { namespace, name } => {
-                Some(apps("StatefulSet", "statefulsets", namespace, name))
-            }
-            TargetConfig::Resource {
-                api_version,
-                resource_kind,
-                plural,
-                namespace,
-                name,
-            } => {
-                let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-                Some(ScaleResource {
-                    group: group.into(),
-                    version: version.into(),
-                    kind: resource_kind.clone(),
-                    plural: plural
-                        .clone()
-                        .unwrap_or_else(|| format!("{}s", resource_kind.to_lowercase())),
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                })
-            }
-            TargetConfig::Command { .. } => None,
+            TargetConfig::Kubernetes(resource) => Some(resource),
+            TargetConfig::Command(_) => None,
         }
     }
 
     /// What makes two targets the same, to refuse two bindings fighting over one.
     fn identity(&self) -> String {
-        match (self.scale_resource(), self) {
-            (Some(r), _) => format!("{}.{} {}/{}", r.plural, r.group, r.namespace, r.name),
-            (None, TargetConfig::Command { set, .. }) => format!("command {set:?}"),
-            (None, _) => unreachable!("every other target has a scale resource"),
+        match self {
+            TargetConfig::Kubernetes(r) => {
+                format!("{}.{} {}/{}", r.plural, r.group, r.namespace, r.name)
+            }
+            TargetConfig::Command(command) => format!("command {:?}", command.set),
         }
     }
 }
@@ -483,10 +380,6 @@ mod defaults {
     pub fn rescale_tolerance() -> Duration {
         Duration::from_secs(15)
     }
-    pub fn headroom() -> u32 {
-        1
-    }
-
     pub fn source_timeout() -> Duration {
         Duration::from_secs(5)
     }
@@ -550,6 +443,8 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks what the types cannot, section by section, in the file's order; the first
+    /// problem is returned, naming its field.
     fn validate(&self) -> Result<(), ConfigError> {
         if self.interval < Duration::from_millis(100) {
             return Err(ConfigError::invalid("interval", "must be at least 100ms"));
@@ -561,77 +456,12 @@ impl Config {
             ));
         }
         if let Some(p) = &self.prometheus {
-            validate_url("prometheus.url", &p.url)?;
-            if !is_series_selector(&p.query) {
-                return Err(ConfigError::invalid(
-                    "prometheus.query",
-                    format!(
-                        "{:?} is not a metric name, optionally with label matchers (e.g. pravega_controller_segments_count{{job=\"pravega\"}}): the bound streams are selected on it with label matchers",
-                        p.query
-                    ),
-                ));
-            }
-            // Below Pravega's default eviction the look-back would forget a count before its
-            // gauge is even gone; whole seconds, as PromQL ranges are written here.
-            if p.lookback < Duration::from_secs(5 * 60) || p.lookback.subsec_nanos() != 0 {
-                return Err(ConfigError::invalid(
-                    "prometheus.lookback",
-                    format!(
-                        "{} must be whole seconds and at least 5m (Pravega evicts the segment gauge 3 minutes after a scale)",
-                        humantime::format_duration(p.lookback)
-                    ),
-                ));
-            }
-            if p.bearer_token_file.is_some() && p.bearer_token_env.is_some() {
-                return Err(ConfigError::invalid(
-                    "prometheus.bearer_token_env",
-                    "set either bearer_token_file or bearer_token_env, not both",
-                ));
-            }
+            p.validate()?;
         }
         if let Some(p) = &self.pravega {
-            if !p.controller.starts_with("tcp://") && !p.controller.starts_with("tls://") {
-                return Err(ConfigError::invalid(
-                    "pravega.controller",
-                    format!("{:?} must start with tcp:// or tls://", p.controller),
-                ));
-            }
+            p.validate()?;
         }
-        if self.reconcile_timeout < self.interval.min(Duration::from_secs(1)) {
-            return Err(ConfigError::invalid(
-                "reconcile_timeout",
-                "must be at least 1s (or the interval, if shorter)",
-            ));
-        }
-        // A deadline shorter than an I/O timeout inside it would cut that I/O every time it is
-        // slow, before its own, clearer error.
-        let within_deadline = |field: String, timeout: Duration| {
-            if timeout > self.reconcile_timeout {
-                Err(ConfigError::invalid(
-                    field,
-                    format!(
-                        "{} is longer than reconcile_timeout ({}); shorten it or raise reconcile_timeout",
-                        humantime::format_duration(timeout),
-                        humantime::format_duration(self.reconcile_timeout)
-                    ),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        if let Some(p) = &self.prometheus {
-            within_deadline("prometheus.timeout".into(), p.timeout)?;
-        }
-        if let Some(p) = &self.pravega {
-            within_deadline("pravega.timeout".into(), p.timeout)?;
-        }
-        if self.kubernetes.timeout < Duration::from_millis(100) {
-            return Err(ConfigError::invalid(
-                "kubernetes.timeout",
-                "must be at least 100ms",
-            ));
-        }
-        within_deadline("kubernetes.timeout".into(), self.kubernetes.timeout)?;
+        self.validate_timeouts()?;
         if let Some(le) = &self.leader_election {
             self.validate_leader_election(le)?;
         }
@@ -647,72 +477,7 @@ impl Config {
                     format!("{:?} is used by another binding", b.name),
                 ));
             }
-            if b.streams.is_empty() {
-                return Err(ConfigError::invalid(
-                    field("streams"),
-                    "at least one scope/stream is required",
-                ));
-            }
-            if b.min_replicas < 1 {
-                return Err(ConfigError::invalid(
-                    field("min_replicas"),
-                    "must be at least 1",
-                ));
-            }
-            if b.max_replicas > MAX_REPLICAS {
-                return Err(ConfigError::invalid(
-                    field("max_replicas"),
-                    format!(
-                        "{} is above {MAX_REPLICAS}, Flink's highest max parallelism",
-                        b.max_replicas
-                    ),
-                ));
-            }
-            if b.slots_per_taskmanager > MAX_SLOTS_PER_TASKMANAGER {
-                return Err(ConfigError::invalid(
-                    field("slots_per_taskmanager"),
-                    format!(
-                        "{} is above {MAX_SLOTS_PER_TASKMANAGER}",
-                        b.slots_per_taskmanager
-                    ),
-                ));
-            }
-            if b.max_replicas < b.min_replicas {
-                return Err(ConfigError::invalid(
-                    field("max_replicas"),
-                    format!(
-                        "{} is below min_replicas ({})",
-                        b.max_replicas, b.min_replicas
-                    ),
-                ));
-            }
-            if b.slots_per_taskmanager < 1 {
-                return Err(ConfigError::invalid(
-                    field("slots_per_taskmanager"),
-                    "must be at least 1",
-                ));
-            }
-            let needs_prometheus = matches!(b.source, SourceChoice::Prometheus);
-            let needs_controller = matches!(b.source, SourceChoice::Controller);
-            if needs_prometheus && self.prometheus.is_none() {
-                return Err(ConfigError::invalid(
-                    field("source"),
-                    "is prometheus but no top-level `prometheus` is configured",
-                ));
-            }
-            if needs_controller && self.pravega.is_none() {
-                return Err(ConfigError::invalid(
-                    field("source"),
-                    "is controller but no top-level `pravega` is configured",
-                ));
-            }
-            if b.source == SourceChoice::Auto && self.prometheus.is_none() && self.pravega.is_none()
-            {
-                return Err(ConfigError::invalid(
-                    field("source"),
-                    "is auto but neither `pravega` nor `prometheus` is configured",
-                ));
-            }
+            b.validate(&field, self)?;
             if let Some(other) = self.bindings[..i]
                 .iter()
                 .position(|o| o.target.identity() == b.target.identity())
@@ -725,95 +490,257 @@ impl Config {
                     ),
                 ));
             }
-            if let TargetConfig::Resource {
-                api_version,
-                resource_kind,
-                plural,
-                ..
-            } = &b.target
-            {
+            b.target.validate(&field)?;
+            if let Some(f) = &b.flink {
+                f.validate(&field, self)?;
+            }
+            if let TargetConfig::Command(command) = &b.target {
+                self.within_deadline(field("target.timeout"), command.timeout)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The reconciliation's deadline, and every I/O timeout within it.
+    fn validate_timeouts(&self) -> Result<(), ConfigError> {
+        if self.reconcile_timeout < self.interval.min(Duration::from_secs(1)) {
+            return Err(ConfigError::invalid(
+                "reconcile_timeout",
+                "must be at least 1s (or the interval, if shorter)",
+            ));
+        }
+        if let Some(p) = &self.prometheus {
+            self.within_deadline("prometheus.timeout".into(), p.timeout)?;
+        }
+        if let Some(p) = &self.pravega {
+            self.within_deadline("pravega.timeout".into(), p.timeout)?;
+        }
+        if self.kubernetes.timeout < Duration::from_millis(100) {
+            return Err(ConfigError::invalid(
+                "kubernetes.timeout",
+                "must be at least 100ms",
+            ));
+        }
+        self.within_deadline("kubernetes.timeout".into(), self.kubernetes.timeout)
+    }
+
+    /// A deadline shorter than an I/O timeout inside it would cut that I/O every time it is
+    /// slow, before its own, clearer error.
+    fn within_deadline(&self, field: String, timeout: Duration) -> Result<(), ConfigError> {
+        if timeout > self.reconcile_timeout {
+            return Err(ConfigError::invalid(
+                field,
+                format!(
+                    "{} is longer than reconcile_timeout ({}); shorten it or raise reconcile_timeout",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(self.reconcile_timeout)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl PrometheusConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        validate_url("prometheus.url", &self.url)?;
+        if !is_series_selector(&self.query) {
+            return Err(ConfigError::invalid(
+                "prometheus.query",
+                format!(
+                    "{:?} is not a metric name, optionally with label matchers (e.g. pravega_controller_segments_count{{job=\"pravega\"}}): the bound streams are selected on it with label matchers",
+                    self.query
+                ),
+            ));
+        }
+        // Below Pravega's default eviction the look-back would forget a count before its
+        // gauge is even gone; whole seconds, as PromQL ranges are written here.
+        if self.lookback < Duration::from_secs(5 * 60) || self.lookback.subsec_nanos() != 0 {
+            return Err(ConfigError::invalid(
+                "prometheus.lookback",
+                format!(
+                    "{} must be whole seconds and at least 5m (Pravega evicts the segment gauge 3 minutes after a scale)",
+                    humantime::format_duration(self.lookback)
+                ),
+            ));
+        }
+        if self.bearer_token_file.is_some() && self.bearer_token_env.is_some() {
+            return Err(ConfigError::invalid(
+                "prometheus.bearer_token_env",
+                "set either bearer_token_file or bearer_token_env, not both",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl PravegaConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.controller.starts_with("tcp://") && !self.controller.starts_with("tls://") {
+            return Err(ConfigError::invalid(
+                "pravega.controller",
+                format!("{:?} must start with tcp:// or tls://", self.controller),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Binding {
+    /// Its own bounds and source (its name, target and Flink settings are checked with the
+    /// other bindings); `field` names one of its fields.
+    fn validate(&self, field: &dyn Fn(&str) -> String, config: &Config) -> Result<(), ConfigError> {
+        if self.streams.is_empty() {
+            return Err(ConfigError::invalid(
+                field("streams"),
+                "at least one scope/stream is required",
+            ));
+        }
+        if self.min_replicas < 1 {
+            return Err(ConfigError::invalid(
+                field("min_replicas"),
+                "must be at least 1",
+            ));
+        }
+        if self.max_replicas > MAX_REPLICAS {
+            return Err(ConfigError::invalid(
+                field("max_replicas"),
+                format!(
+                    "{} is above {MAX_REPLICAS}, Flink's highest max parallelism",
+                    self.max_replicas
+                ),
+            ));
+        }
+        if self.slots_per_taskmanager > MAX_SLOTS_PER_TASKMANAGER {
+            return Err(ConfigError::invalid(
+                field("slots_per_taskmanager"),
+                format!(
+                    "{} is above {MAX_SLOTS_PER_TASKMANAGER}",
+                    self.slots_per_taskmanager
+                ),
+            ));
+        }
+        if self.max_replicas < self.min_replicas {
+            return Err(ConfigError::invalid(
+                field("max_replicas"),
+                format!(
+                    "{} is below min_replicas ({})",
+                    self.max_replicas, self.min_replicas
+                ),
+            ));
+        }
+        if self.slots_per_taskmanager < 1 {
+            return Err(ConfigError::invalid(
+                field("slots_per_taskmanager"),
+                "must be at least 1",
+            ));
+        }
+        self.validate_source(field, config)
+    }
+
+    /// The source it names must be configured.
+    fn validate_source(
+        &self,
+        field: &dyn Fn(&str) -> String,
+        config: &Config,
+    ) -> Result<(), ConfigError> {
+        let missing = match self.source {
+            SourceChoice::Prometheus if config.prometheus.is_none() => {
+                "is prometheus but no top-level `prometheus` is configured"
+            }
+            SourceChoice::Controller if config.pravega.is_none() => {
+                "is controller but no top-level `pravega` is configured"
+            }
+            SourceChoice::Auto if config.prometheus.is_none() && config.pravega.is_none() => {
+                "is auto but neither `pravega` nor `prometheus` is configured"
+            }
+            _ => return Ok(()),
+        };
+        Err(ConfigError::invalid(field("source"), missing))
+    }
+}
+
+impl TargetConfig {
+    fn validate(&self, field: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        match self {
+            TargetConfig::Kubernetes(r) => {
                 let well_formed = |part: &str| {
                     !part.is_empty()
                         && part
                             .chars()
                             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
                 };
-                let parts: Vec<&str> = api_version.split('/').collect();
-                if parts.len() > 2 || !parts.iter().all(|p| well_formed(p)) {
+                if !(r.group.is_empty() || well_formed(&r.group)) || !well_formed(&r.version) {
                     return Err(ConfigError::invalid(
                         field("target.api_version"),
-                        format!("{api_version:?} is not group/version (or version for core)"),
+                        format!(
+                            "{:?} is not group/version (or version for core)",
+                            r.api_version()
+                        ),
                     ));
                 }
-                if !well_formed(resource_kind) {
+                if !well_formed(&r.kind) {
                     return Err(ConfigError::invalid(
                         field("target.resource_kind"),
-                        format!("{resource_kind:?} is not a kind, e.g. FlinkDeployment"),
+                        format!("{:?} is not a kind, e.g. FlinkDeployment", r.kind),
                     ));
                 }
-                if plural.as_deref().is_some_and(|p| !well_formed(p)) {
+                if !well_formed(&r.plural) {
                     return Err(ConfigError::invalid(
                         field("target.plural"),
                         "must be a resource name, e.g. flinkdeployments",
                     ));
                 }
-            }
-            match &b.target {
-                TargetConfig::Deployment { namespace, name }
-                | TargetConfig::Statefulset { namespace, name }
-                | TargetConfig::Resource {
-                    namespace, name, ..
-                } => {
-                    if namespace.is_empty() {
-                        return Err(ConfigError::invalid(
-                            field("target.namespace"),
-                            "must not be empty",
-                        ));
-                    }
-                    if name.is_empty() {
-                        return Err(ConfigError::invalid(
-                            field("target.name"),
-                            "must not be empty",
-                        ));
-                    }
-                }
-                TargetConfig::Command { get, set, .. } => {
-                    if get.is_empty() {
-                        return Err(ConfigError::invalid(
-                            field("target.get"),
-                            "must name a command",
-                        ));
-                    }
-                    if set.is_empty() {
-                        return Err(ConfigError::invalid(
-                            field("target.set"),
-                            "must name a command",
-                        ));
-                    }
-                    if !set.iter().any(|arg| arg.contains("{replicas}")) {
-                        return Err(ConfigError::invalid(
-                            field("target.set"),
-                            "must contain {replicas} in an argument",
-                        ));
-                    }
-                }
-            }
-            if let Some(f) = &b.flink {
-                validate_url(&field("flink.rest_url"), &f.rest_url)?;
-                within_deadline(field("flink.timeout"), f.timeout)?;
-                if f.alignment.headroom() > MAX_REPLICAS {
+                if r.namespace.is_empty() {
                     return Err(ConfigError::invalid(
-                        field("flink.alignment.headroom"),
-                        format!(
-                            "{} is above {MAX_REPLICAS}, the most TaskManagers a binding may ask for",
-                            f.alignment.headroom()
-                        ),
+                        field("target.namespace"),
+                        "must not be empty",
+                    ));
+                }
+                if r.name.is_empty() {
+                    return Err(ConfigError::invalid(
+                        field("target.name"),
+                        "must not be empty",
                     ));
                 }
             }
-            if let TargetConfig::Command { timeout, .. } = &b.target {
-                within_deadline(field("target.timeout"), *timeout)?;
+            TargetConfig::Command(CommandConfig { get, set, .. }) => {
+                if get.is_empty() {
+                    return Err(ConfigError::invalid(
+                        field("target.get"),
+                        "must name a command",
+                    ));
+                }
+                if set.is_empty() {
+                    return Err(ConfigError::invalid(
+                        field("target.set"),
+                        "must name a command",
+                    ));
+                }
+                if !set.iter().any(|arg| arg.contains("{replicas}")) {
+                    return Err(ConfigError::invalid(
+                        field("target.set"),
+                        "must contain {replicas} in an argument",
+                    ));
+                }
             }
+        }
+        Ok(())
+    }
+}
+
+impl FlinkConfig {
+    fn validate(&self, field: &dyn Fn(&str) -> String, config: &Config) -> Result<(), ConfigError> {
+        validate_url(&field("flink.rest_url"), &self.rest_url)?;
+        config.within_deadline(field("flink.timeout"), self.timeout)?;
+        if self.alignment.headroom() > MAX_REPLICAS {
+            return Err(ConfigError::invalid(
+                field("flink.alignment.headroom"),
+                format!(
+                    "{} is above {MAX_REPLICAS}, the most TaskManagers a binding may ask for",
+                    self.alignment.headroom()
+                ),
+            ));
         }
         Ok(())
     }
@@ -942,7 +869,11 @@ bindings:
         assert_eq!(b.max_replicas, 32);
         assert_eq!(b.scale_down_stabilization, Duration::from_secs(60));
         assert!(
-            matches!(&b.target, TargetConfig::Deployment { namespace, name } if namespace == "flink" && name == "flink-taskmanager")
+            b.target
+                == TargetConfig::Kubernetes(ScaleResource::deployment(
+                    "flink",
+                    "flink-taskmanager"
+                ))
         );
         assert_eq!(
             config.prometheus.as_ref().unwrap().query,
@@ -1081,7 +1012,7 @@ bindings:
         );
         assert!(matches!(
             Config::parse(&good).unwrap().bindings[0].target,
-            TargetConfig::Command { .. }
+            TargetConfig::Command(_)
         ));
     }
 
@@ -1214,18 +1145,14 @@ bindings:
             "flinkdeployment.flink.apache.org flink/reader-job"
         );
         let core = text.replace("flink.apache.org/v1beta1", "v1");
-        let resource = Config::parse(&core).unwrap().bindings[0]
-            .target
-            .scale_resource()
-            .unwrap();
+        let core = Config::parse(&core).unwrap();
+        let resource = core.bindings[0].target.scale_resource().unwrap();
         assert_eq!(
             (resource.group.as_str(), resource.api_version().as_str()),
             ("", "v1")
         );
-        let shortcut = Config::parse(FULL).unwrap().bindings[0]
-            .target
-            .scale_resource()
-            .unwrap();
+        let full = Config::parse(FULL).unwrap();
+        let shortcut = full.bindings[0].target.scale_resource().unwrap();
         assert_eq!(shortcut.to_string(), "deployment flink/flink-taskmanager");
         assert_eq!(shortcut.api_version(), "apps/v1");
         assert!(error_of(&text.replace("flink.apache.org/v1beta1", "a/b/c"))

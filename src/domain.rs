@@ -1,5 +1,5 @@
 //! The domain's vocabulary, shared by every stage: streams, how a binding reads and combines
-//! them, which source answered, and the bounded reasons an I/O step fails for.
+//! them, which source answered, how a job is aligned with its segments, and the bounded reasons an I/O step fails for.
 //!
 //! A leaf: it imports nothing of the crate, so configuration and the stages can all use it
 //! without depending on one another.
@@ -162,6 +162,78 @@ impl ErrorReason {
             409 => ErrorReason::Conflict,
             408 | 504 => ErrorReason::Timeout,
             _ => ErrorReason::Rejected,
+        }
+    }
+}
+
+/// TaskManagers the prewarmed alignment keeps started beyond the job's, unless configured.
+pub const DEFAULT_HEADROOM: u32 = 1;
+
+/// How a binding brings its job to the parallelism the segments call for
+/// (`{mode: reactive}` or `{mode: prewarmed, headroom: N}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "AlignmentFields")]
+pub enum Alignment {
+    /// Flink's reactive mode (`scheduler-mode: reactive`): the job uses every TaskManager, so
+    /// the autoscaler sets the TaskManagers and Flink follows.
+    #[default]
+    Reactive,
+    /// Flink's adaptive scheduler (`jobmanager.scheduler: adaptive`, not reactive): the
+    /// autoscaler sets the job's parallelism through the JobManager's resource-requirements
+    /// API, on TaskManagers it keeps started ahead: the job's plus `headroom`.
+    Prewarmed {
+        /// TaskManagers kept started beyond what the job uses, so a scale-up finds its slots
+        /// waiting (default 1; never beyond `max_replicas`).
+        headroom: u32,
+    },
+}
+
+/// `flink.alignment` as written: a headroom only makes sense with `mode: prewarmed`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlignmentFields {
+    mode: AlignmentMode,
+    headroom: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AlignmentMode {
+    Reactive,
+    Prewarmed,
+}
+
+impl TryFrom<AlignmentFields> for Alignment {
+    type Error = String;
+
+    fn try_from(fields: AlignmentFields) -> Result<Self, Self::Error> {
+        match (fields.mode, fields.headroom) {
+            (AlignmentMode::Reactive, None) => Ok(Alignment::Reactive),
+            (AlignmentMode::Reactive, Some(_)) => Err(
+                "headroom applies only to mode: prewarmed (reactive mode uses every TaskManager)"
+                    .into(),
+            ),
+            (AlignmentMode::Prewarmed, headroom) => Ok(Alignment::Prewarmed {
+                headroom: headroom.unwrap_or(DEFAULT_HEADROOM),
+            }),
+        }
+    }
+}
+
+impl Alignment {
+    /// The mode's name, as in the configuration, metrics and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alignment::Reactive => "reactive",
+            Alignment::Prewarmed { .. } => "prewarmed",
+        }
+    }
+
+    /// TaskManagers kept beyond the job's (0 in reactive mode).
+    pub fn headroom(self) -> u32 {
+        match self {
+            Alignment::Reactive => 0,
+            Alignment::Prewarmed { headroom } => headroom,
         }
     }
 }

@@ -4,12 +4,14 @@
 //! The data flows through one module per stage:
 //! [`config`] -> [`observe`] -> [`plan`] (pure) -> [`actuate`] -> [`verify`], with
 //! [`telemetry`] beside them. [`domain`] holds the vocabulary they share and imports nothing
-//! of the crate; [`setup`] builds the I/O from the configuration; [`reconcile`] is the loop
-//! that runs the stages; [`leader`] decides which replica may act.
+//! of the crate; [`flink`] is the JobManager's REST client (read while observing, written in
+//! the prewarmed mode); [`setup`] builds the I/O from the configuration; [`reconcile`] is the
+//! loop that runs the stages; [`leader`] decides which replica may act.
 
 pub mod actuate;
 pub mod config;
 pub mod domain;
+pub mod flink;
 pub mod leader;
 pub mod observe;
 pub mod plan;

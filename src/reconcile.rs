@@ -1,9 +1,12 @@
 //! The control loop: every interval, one reconciliation of every binding, each in its own
-//! tracing span: observe (segments, the target's replicas and the Flink job's status, read
-//! together) -> plan (pure) -> act (the leader only) -> verify (the job's parallelism against
-//! the plan). The stages live in their modules; this one only sequences them.
+//! tracing span, through typed stages: [`Observed`] (segments, the target's replicas and the
+//! Flink job's status, read together) -> [`Planned`] (the pure plan, and the prewarmed mode's
+//! writes) -> [`Outcome`] (the writes, by the leader only) -> verified and recorded (the job's
+//! parallelism against the plan). The stages live in their modules; this one only sequences
+//! them.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,17 +14,21 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::actuate::{Replicas, ScaleTarget};
-use crate::config::{Alignment, Binding};
-use crate::domain::StreamId;
+use crate::actuate::{ActuateError, Replicas, ScaleTarget};
+use crate::config::Binding;
+use crate::domain::{Alignment, StreamId};
+use crate::flink::{
+    BetweenSchedules, FlinkClient, FlinkError, JobManagerSettings, JobSchedule, JobStatus,
+};
 use crate::leader::Leadership;
 use crate::observe::{Observation, SourceReadings, Sources};
 use crate::plan::prewarmed::{
-    job_size, prewarmed_steps, PrewarmedPolicy, PrewarmedSteps, PrewarmedView,
+    job_size, job_taskmanagers, prewarmed_steps, PrewarmedPolicy, PrewarmedSteps, PrewarmedView,
+    Requirement, RequirementUnknown, REACTIVE_JOBMANAGER,
 };
 use crate::plan::{plan, Action, PlanInput, ScaleDecision, ScaleHistory, ScalingPolicy};
-use crate::telemetry::{JobAlignment, Metrics, Telemetry};
-use crate::verify::{FlinkClient, JobManagerSettings, JobSchedule, JobStatus, VerifyError};
+use crate::telemetry::{Metrics, Telemetry};
+use crate::verify::job_alignment;
 
 /// One binding's outcome: the record `segment-autoscaler plan` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +77,7 @@ pub struct LiveBinding {
     target: Box<dyn ScaleTarget>,
     flink: Option<FlinkClient>,
     history: ScaleHistory,
+    /// The last reason logged: a hold is logged again only when its reason changes.
     last_reason: String,
     /// The job's max parallelism as last reported: a failed Flink call must not lift the cap.
     known_max_parallelism: Option<u32>,
@@ -103,19 +111,139 @@ impl LiveBinding {
     }
 }
 
-/// Why the prewarmed mode holds on a JobManager in reactive mode (which refuses a job's
-/// parallelism with HTTP 500).
-const REACTIVE_JOBMANAGER: &str = "the JobManager runs in reactive mode (scheduler-mode: \
-    reactive), which refuses to set a job's parallelism: the prewarmed alignment needs \
-    jobmanager.scheduler: adaptive without reactive mode (README: Alignment modes)";
+/// What one reconciliation read for a binding.
+pub struct Observed {
+    /// One observation per bound stream.
+    observations: Vec<Observation>,
+    /// The target's replicas: the TaskManagers.
+    taskmanagers: Result<Replicas, Arc<ActuateError>>,
+    /// The job's status, when the binding names a JobManager.
+    job: Option<Result<JobStatus, FlinkError>>,
+    /// The job's parallelism requirement (the prewarmed mode's).
+    requirement: Requirement,
+    /// The job's max parallelism, as last reported.
+    max_parallelism: Option<u32>,
+}
 
-/// One reconciliation of a binding in the prewarmed mode: what was read and the writes that
-/// follow.
-struct PrewarmedPass<'a> {
-    status: &'a JobStatus,
+impl Observed {
+    /// The TaskManagers' replicas, when read.
+    fn replicas(&self) -> Option<&Replicas> {
+        self.taskmanagers.as_ref().ok()
+    }
+}
+
+/// What a reconciliation decided for a binding.
+pub struct Planned {
+    /// The plan's decision.
+    decision: ScaleDecision,
+    /// Why the job's alignment is unknown, when it is.
+    job_unknown: Option<JobUnknown>,
+    /// The prewarmed mode's writes (shown in plan mode too).
+    prewarmed: Option<PrewarmedPlan>,
+}
+
+/// The prewarmed mode's writes for a job.
+struct PrewarmedPlan {
+    job_id: String,
+    /// The job's requirement as read.
     required: u32,
-    read: &'a Replicas,
     steps: PrewarmedSteps,
+}
+
+/// Why the job's alignment is unknown.
+#[derive(Debug, Clone)]
+enum JobUnknown {
+    /// Its status could not be read; the plan keeps the last known cap.
+    Unreadable { error: FlinkError, cap: Option<u32> },
+    /// Not an error: Flink is between two schedules (a start or a rescale) and the parallelism
+    /// it shows meanwhile is not the job's.
+    Between(BetweenSchedules),
+}
+
+impl fmt::Display for JobUnknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobUnknown::Unreadable { error, cap } => {
+                write!(f, "job alignment unknown ({error})")?;
+                match cap {
+                    Some(cap) => {
+                        write!(f, ", still capped by its last known max parallelism {cap}")
+                    }
+                    None => Ok(()),
+                }
+            }
+            JobUnknown::Between(why) => write!(f, "job alignment unknown ({why})"),
+        }
+    }
+}
+
+/// A write the decision called for that was not made.
+#[derive(Debug)]
+enum NotApplied {
+    /// This replica lost the Lease between planning and writing.
+    LeaseLost,
+    /// The target refused or failed the write.
+    Target(ActuateError),
+    /// The JobManager refused or failed the job's new requirement.
+    Job(FlinkError),
+}
+
+impl fmt::Display for NotApplied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotApplied::LeaseLost => {
+                write!(
+                    f,
+                    "not applied: this replica lost the lease before the write"
+                )
+            }
+            NotApplied::Target(e) => write!(f, "not applied: {e}"),
+            NotApplied::Job(e) => write!(f, "job not changed: {e}"),
+        }
+    }
+}
+
+/// What came of a reconciliation: its `Display` is the reason people read (report, logs,
+/// Events).
+pub struct Outcome {
+    planned: Planned,
+    /// The writes that were not made, and why.
+    not_applied: Vec<NotApplied>,
+    /// Whether a scale write was attempted (it logs itself).
+    scaled: bool,
+}
+
+impl Outcome {
+    /// Nothing written (plan mode, a standby).
+    fn unwritten(planned: Planned) -> Self {
+        Outcome {
+            planned,
+            not_applied: Vec::new(),
+            scaled: false,
+        }
+    }
+
+    fn decision(&self) -> &ScaleDecision {
+        &self.planned.decision
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.planned.decision.reason)?;
+        if let Some(job) = &self.planned.job_unknown {
+            write!(f, "; {job}")?;
+        }
+        if let Some(prewarmed) = &self.planned.prewarmed {
+            if !prewarmed.steps.note.is_empty() {
+                write!(f, "; {}", prewarmed.steps.note)?;
+            }
+        }
+        for not_applied in &self.not_applied {
+            write!(f, " ({not_applied})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Every binding with the sources they read.
@@ -218,6 +346,7 @@ impl Autoscaler {
 }
 
 impl LiveBinding {
+    /// One reconciliation: observe, plan, act (when `acting` is held), verify and record.
     async fn reconcile(
         &mut self,
         readings: &SourceReadings,
@@ -226,8 +355,28 @@ impl LiveBinding {
         metrics: &Metrics,
     ) -> BindingReport {
         let act = acting.is_some_and(Leadership::is_held);
-        // Observe.
-        let observations: Vec<Observation> = self
+        let observed = self.observe(readings, act, metrics).await;
+        let planned = self.plan(&observed, now);
+        let outcome = match acting {
+            Some(leadership) if act => self.act(&observed, planned, leadership, metrics).await,
+            _ => Outcome::unwritten(planned),
+        };
+        self.log(&outcome, act);
+        if act && outcome.decision().paused() != self.paused {
+            self.record_pause(outcome.decision().paused()).await;
+        }
+        self.record(&observed, &outcome, metrics);
+        self.report(&observed, &outcome)
+    }
+
+    /// Reads the target's replicas and the job together, beside the sources' readings.
+    async fn observe(
+        &mut self,
+        readings: &SourceReadings,
+        act: bool,
+        metrics: &Metrics,
+    ) -> Observed {
+        let observations = self
             .config
             .streams
             .iter()
@@ -239,125 +388,137 @@ impl LiveBinding {
                 None => None,
             }
         };
-        let (current, job) = futures::join!(self.target.current(), job_status);
-        let read: Option<Replicas> = current.as_ref().ok().cloned();
+        let (taskmanagers, job) = futures::join!(self.target.current(), job_status);
         let settings = match &job {
-            Some(Ok(status)) => self.jobmanager_settings(status, act, metrics).await,
+            Some(Ok(status)) => self.read_jobmanager_once(status, act, metrics).await,
             _ => None,
         };
-        let required = self
-            .required_parallelism(job.as_ref(), settings.as_ref())
-            .await;
-        let max_parallelism = self.max_parallelism(job.as_ref());
-        // The plan weighs the job's size in the prewarmed mode (the TaskManagers also count
-        // the headroom there); TaskManagers at 0 are a pause in both modes.
-        let current_replicas = match (current, &required) {
-            (Err(e), _) => Err(e.to_string()),
-            (Ok(r), _) if r.count == 0 => Ok(0),
-            (Ok(r), None) => Ok(r.count),
-            (Ok(_), Some(Ok(required))) => {
-                Ok(job_size(*required, self.policy.slots_per_taskmanager))
-            }
-            (Ok(_), Some(Err(why))) => Err(why.clone()),
-        };
-        let input = PlanInput {
+        let requirement = self.requirement(job.as_ref(), settings.as_ref()).await;
+        Observed {
             observations,
-            current_replicas,
-            max_parallelism,
+            taskmanagers: taskmanagers.map_err(Arc::new),
+            max_parallelism: self.max_parallelism(job.as_ref()),
+            job,
+            requirement,
+        }
+    }
+
+    /// The plan's decision on what was observed, what is unknown of the job, and the prewarmed
+    /// mode's writes.
+    fn plan(&mut self, observed: &Observed, now: Instant) -> Planned {
+        let input = PlanInput {
+            observations: observed.observations.clone(),
+            job_taskmanagers: job_taskmanagers(
+                observed
+                    .taskmanagers
+                    .as_ref()
+                    .map(|r| r.count)
+                    .map_err(Arc::clone),
+                &observed.requirement,
+                self.policy.slots_per_taskmanager,
+            ),
+            max_parallelism: observed.max_parallelism,
             now,
         };
-
-        // Plan.
-        let mut decision = plan(&self.policy, &input, &mut self.history);
-        match &job {
-            Some(Err(e)) => {
-                let cap = match input.max_parallelism {
-                    Some(cap) => format!(", still capped by its last known max parallelism {cap}"),
-                    None => String::new(),
-                };
-                decision.reason = format!("{}; job alignment unknown ({e}){cap}", decision.reason);
-            }
-            // Not an error: Flink is between two schedules (a start or a rescale) and the
-            // parallelism it shows meanwhile is not the job's. (The prewarmed mode's hold
-            // already says so.)
+        let decision = plan(&self.policy, &input, &mut self.history);
+        let job_unknown = match &observed.job {
+            Some(Err(error)) => Some(JobUnknown::Unreadable {
+                error: error.clone(),
+                cap: observed.max_parallelism,
+            }),
+            // The prewarmed mode's hold already names a job between two schedules.
             Some(Ok(JobStatus {
                 schedule: JobSchedule::Between(why),
                 ..
-            })) if required.is_none() => {
-                decision.reason = format!("{}; job alignment unknown ({why})", decision.reason);
+            })) if matches!(observed.requirement, Requirement::NotUsed) => {
+                Some(JobUnknown::Between(why.clone()))
             }
-            _ => {}
-        }
-
-        // The prewarmed mode's writes follow from the decision (shown in plan mode too).
-        let prewarmed = match (&job, &required, &read) {
-            (Some(Ok(status)), Some(Ok(required)), Some(read)) => {
-                let steps =
-                    self.prewarmed_steps(status, *required, read, &decision, max_parallelism);
-                if !steps.note.is_empty() {
-                    decision.reason = format!("{}; {}", decision.reason, steps.note);
-                }
-                Some(PrewarmedPass {
-                    status,
+            _ => None,
+        };
+        let prewarmed = match (&observed.job, &observed.requirement, observed.replicas()) {
+            (Some(Ok(status)), Requirement::Known(required), Some(read)) => {
+                let view = PrewarmedView {
+                    taskmanagers: read.count,
                     required: *required,
-                    read,
-                    steps,
+                    running: status.running_parallelism(),
+                    max_parallelism: observed.max_parallelism,
+                };
+                let policy = PrewarmedPolicy::new(&self.policy, self.alignment);
+                Some(PrewarmedPlan {
+                    job_id: status.job_id.clone(),
+                    required: *required,
+                    steps: prewarmed_steps(&policy, &decision, &view),
                 })
             }
             _ => None,
         };
+        Planned {
+            decision,
+            job_unknown,
+            prewarmed,
+        }
+    }
 
-        // Act.
-        // A scale write logs itself; anything else (holds repeat every tick) is logged when its
-        // reason changes.
-        let scaled = match (acting, decision.apply_to(), &read) {
-            (Some(leadership), _, _) if act && self.alignment != Alignment::Reactive => {
-                if let Some(pass) = &prewarmed {
-                    self.apply_prewarmed(pass, leadership, &mut decision, metrics)
-                        .await;
-                }
-                false
-            }
-            (Some(leadership), Some(replicas), Some(read)) if act => {
-                self.apply(read, replicas, leadership, &mut decision, metrics)
-                    .await;
-                true
-            }
-            _ => false,
+    /// Makes the writes `planned` calls for: the TaskManagers in reactive mode, the job then
+    /// the TaskManagers in the prewarmed mode.
+    async fn act(
+        &self,
+        observed: &Observed,
+        planned: Planned,
+        leadership: &Leadership,
+        metrics: &Metrics,
+    ) -> Outcome {
+        let mut outcome = Outcome::unwritten(planned);
+        let Some(read) = observed.replicas() else {
+            return outcome;
         };
-        if !scaled && decision.reason != self.last_reason {
-            tracing::info!(action = decision.action.as_str(), act, reason = %decision.reason, "decision");
+        if self.alignment != Alignment::Reactive {
+            self.apply_prewarmed(read, leadership, &mut outcome, metrics)
+                .await;
+        } else if let Some(replicas) = outcome.decision().apply_to() {
+            self.apply(read, replicas, leadership, &mut outcome, metrics)
+                .await;
+            outcome.scaled = true;
         }
-        self.last_reason = decision.reason.clone();
-        if act && decision.paused() != self.paused {
-            self.record_pause(decision.paused()).await;
-        }
-        // Verify, and record the figures as one sample.
-        {
-            let _sample = metrics.sample();
-            let taskmanagers = read.as_ref().map(|r| r.count);
-            metrics.record_decision(
-                &self.config.name,
-                &input.observations,
-                taskmanagers,
-                &decision,
-            );
-            if self.alignment != Alignment::Reactive {
-                let used = match &required {
-                    Some(Ok(required)) => {
-                        Some(job_size(*required, self.policy.slots_per_taskmanager))
-                    }
-                    _ => None,
-                };
-                let warm = taskmanagers.zip(used).map(|(t, u)| t.saturating_sub(u));
-                metrics.record_warm_taskmanagers(&self.config.name, warm);
-            }
-            if let Some(job) = &job {
-                self.verify(job, &decision, metrics);
-            }
-        }
+        outcome
+    }
 
-        let sources: BTreeSet<&str> = input
+    /// Logs a decision that no write logged, when its reason changed (holds repeat every tick).
+    fn log(&mut self, outcome: &Outcome, act: bool) {
+        let reason = outcome.to_string();
+        if !outcome.scaled && reason != self.last_reason {
+            let action = outcome.decision().action.as_str();
+            tracing::info!(action, act, reason = %reason, "decision");
+        }
+        self.last_reason = reason;
+    }
+
+    /// Verifies the job against the plan and records the figures, as one sample.
+    fn record(&self, observed: &Observed, outcome: &Outcome, metrics: &Metrics) {
+        let _sample = metrics.sample();
+        let name = &self.config.name;
+        let decision = outcome.decision();
+        let taskmanagers = observed.replicas().map(|r| r.count);
+        metrics.record_decision(name, &observed.observations, taskmanagers, decision);
+        if self.alignment != Alignment::Reactive {
+            let slots = self.policy.slots_per_taskmanager;
+            let used = observed.requirement.known().map(|r| job_size(r, slots));
+            let warm = taskmanagers.zip(used).map(|(t, u)| t.saturating_sub(u));
+            metrics.record_warm_taskmanagers(name, warm);
+        }
+        if let Some(job) = &observed.job {
+            if let Err(e) = job {
+                tracing::debug!(error = %e, reason = e.reason().as_str(), "flink job status unavailable");
+            }
+            let slots = self.policy.slots_per_taskmanager;
+            metrics.record_job(name, job_alignment(job, decision.desired_replicas, slots));
+        }
+    }
+
+    /// The record `segment-autoscaler plan` prints.
+    fn report(&self, observed: &Observed, outcome: &Outcome) -> BindingReport {
+        let decision = outcome.decision();
+        let sources: BTreeSet<&str> = observed
             .observations
             .iter()
             .map(|o| o.source.as_str())
@@ -367,7 +528,7 @@ impl LiveBinding {
             streams: self.config.streams.clone(),
             segments: decision.segments,
             source: sources.into_iter().collect::<Vec<_>>().join("+"),
-            evidence: input
+            evidence: observed
                 .observations
                 .iter()
                 .map(|o| StreamEvidence {
@@ -377,37 +538,35 @@ impl LiveBinding {
                 })
                 .collect(),
             alignment: self.alignment.as_str(),
-            current_replicas: read.as_ref().map(|r| r.count),
+            current_replicas: observed.replicas().map(|r| r.count),
             desired_replicas: decision.desired_replicas,
             action: decision.action,
             paused: decision.paused(),
-            reason: decision.reason,
+            reason: outcome.to_string(),
         }
     }
 
     /// Writes `replicas` if this replica still leads at this instant (observing and planning
-    /// took time, during which the Lease may have lapsed); a failure is counted and noted in
-    /// the decision's reason.
+    /// took time, during which the Lease may have lapsed); a failure is counted and joins the
+    /// outcome.
     async fn apply(
         &self,
         read: &Replicas,
         replicas: u32,
         leadership: &Leadership,
-        decision: &mut ScaleDecision,
+        outcome: &mut Outcome,
         metrics: &Metrics,
     ) {
         if !leadership.is_held() {
             tracing::warn!(target_ref = %self.target.describe(), to = replicas, "not scaling: the lease lapsed before the write");
-            decision.reason = format!(
-                "{} (not applied: this replica lost the lease before the write)",
-                decision.reason
-            );
+            outcome.not_applied.push(NotApplied::LeaseLost);
             return;
         }
-        match self.target.apply(read, replicas, &decision.reason).await {
+        let reason = outcome.to_string();
+        match self.target.apply(read, replicas, &reason).await {
             Ok(()) => tracing::info!(
                 target_ref = %self.target.describe(), from = read.count, to = replicas,
-                segments = decision.segments, reason = %decision.reason, "scaled"
+                segments = outcome.decision().segments, reason = %reason, "scaled"
             ),
             Err(e) => {
                 metrics.record_scale_error(&self.config.name, e.reason());
@@ -415,126 +574,102 @@ impl LiveBinding {
                     target_ref = %self.target.describe(), error = %e,
                     reason = e.reason().as_str(), "scale failed; will retry"
                 );
-                decision.reason = format!("{} (not applied: {e})", decision.reason);
+                outcome.not_applied.push(NotApplied::Target(e));
             }
         }
     }
 
-    /// The prewarmed mode's writes that follow `decision` (see [`crate::plan::prewarmed`]).
-    fn prewarmed_steps(
-        &self,
-        status: &JobStatus,
-        required: u32,
-        read: &Replicas,
-        decision: &ScaleDecision,
-        max_parallelism: Option<u32>,
-    ) -> PrewarmedSteps {
-        let policy = PrewarmedPolicy {
-            slots_per_taskmanager: self.policy.slots_per_taskmanager,
-            max_replicas: self.policy.max_replicas,
-            headroom: self.alignment.headroom(),
-        };
-        let view = PrewarmedView {
-            taskmanagers: read.count,
-            required,
-            running: status.running_parallelism(),
-            max_parallelism,
-        };
-        prewarmed_steps(&policy, decision, &view)
-    }
-
     /// Makes the prewarmed mode's writes: the job's parallelism first, then the TaskManagers;
-    /// a failure joins the decision's reason.
+    /// a failure joins the outcome.
     async fn apply_prewarmed(
         &self,
-        pass: &PrewarmedPass<'_>,
+        read: &Replicas,
         leadership: &Leadership,
-        decision: &mut ScaleDecision,
+        outcome: &mut Outcome,
         metrics: &Metrics,
     ) {
-        let PrewarmedPass {
-            status,
-            required,
-            read,
-            steps,
-        } = pass;
-        if let (Some(parallelism), Some(flink)) = (steps.job_parallelism, &self.flink) {
+        let Some(pass) = &outcome.planned.prewarmed else {
+            return;
+        };
+        let (job_id, required) = (pass.job_id.clone(), pass.required);
+        let (job_parallelism, taskmanagers) = (pass.steps.job_parallelism, pass.steps.taskmanagers);
+        if let (Some(parallelism), Some(flink)) = (job_parallelism, &self.flink) {
             if !leadership.is_held() {
-                decision.reason = format!(
-                    "{} (not applied: this replica lost the lease before the write)",
-                    decision.reason
-                );
+                outcome.not_applied.push(NotApplied::LeaseLost);
                 return;
             }
-            match flink.set_parallelism(&status.job_id, parallelism).await {
+            match flink.set_parallelism(&job_id, parallelism).await {
                 Ok(()) => {
+                    let reason = outcome.to_string();
                     tracing::info!(
-                        job_id = %status.job_id, from = *required, to = parallelism,
-                        segments = decision.segments, reason = %decision.reason, "set the job's parallelism"
+                        job_id,
+                        from = required,
+                        to = parallelism,
+                        segments = outcome.decision().segments,
+                        reason,
+                        "set the job's parallelism"
                     );
-                    let event = if parallelism > *required {
+                    let event = if parallelism > required {
                         "JobScaledUp"
                     } else {
                         "JobScaledDown"
                     };
-                    let note = format!(
-                        "job {} parallelism {required} -> {parallelism}: {}",
-                        status.job_id, decision.reason
-                    );
+                    let note =
+                        format!("job {job_id} parallelism {required} -> {parallelism}: {reason}");
                     self.target.record(event, &note).await;
                 }
                 Err(e) => {
                     metrics.record_scale_error(&self.config.name, e.reason());
                     tracing::warn!(
-                        job_id = %status.job_id, error = %e,
+                        job_id, error = %e,
                         reason = e.reason().as_str(), "setting the job's parallelism failed; will retry"
                     );
-                    decision.reason = format!("{} (job not changed: {e})", decision.reason);
+                    outcome.not_applied.push(NotApplied::Job(e));
                 }
             }
         }
-        if let Some(taskmanagers) = steps.taskmanagers {
-            self.apply(read, taskmanagers, leadership, decision, metrics)
+        if let Some(taskmanagers) = taskmanagers {
+            self.apply(read, taskmanagers, leadership, outcome, metrics)
                 .await;
         }
     }
 
-    /// The job's parallelism requirement, in the prewarmed mode (None in reactive mode); an
-    /// error is the reason to hold.
-    async fn required_parallelism(
+    /// The job's parallelism requirement in the prewarmed mode ([`Requirement::NotUsed`] in
+    /// reactive mode); unknown is the reason to hold.
+    async fn requirement(
         &self,
-        job: Option<&Result<JobStatus, VerifyError>>,
-        settings: Option<&Result<JobManagerSettings, VerifyError>>,
-    ) -> Option<Result<u32, String>> {
+        job: Option<&Result<JobStatus, FlinkError>>,
+        settings: Option<&Result<JobManagerSettings, FlinkError>>,
+    ) -> Requirement {
         if self.alignment == Alignment::Reactive {
-            return None;
+            return Requirement::NotUsed;
         }
-        let unknown = |e: &dyn std::fmt::Display| {
-            format!("the job's parallelism requirement is unknown: {e}")
-        };
         let (flink, status) = match (&self.flink, job) {
             (Some(flink), Some(Ok(status))) => (flink, status),
-            (_, Some(Err(e))) => return Some(Err(unknown(e))),
-            (None, _) | (_, None) => return Some(Err(unknown(&"no flink.rest_url"))),
+            (_, Some(Err(e))) => return Requirement::Unknown(RequirementUnknown::Flink(e.clone())),
+            (None, _) | (_, None) => return Requirement::Unknown(RequirementUnknown::NoFlink),
         };
         // Nothing is written to a job between two schedules: the next pass sees where it runs.
         let source_vertex = match &status.schedule {
             JobSchedule::Running { source_vertex, .. } => source_vertex,
-            JobSchedule::Between(why) => return Some(Err(format!("{why}; holding until it runs"))),
+            JobSchedule::Between(why) => {
+                return Requirement::Unknown(RequirementUnknown::Between(why.clone()))
+            }
         };
         match settings {
             Some(Ok(settings)) if settings.reactive => {
-                return Some(Err(REACTIVE_JOBMANAGER.to_string()))
+                return Requirement::Unknown(RequirementUnknown::ReactiveJobManager)
             }
-            Some(Err(e)) => return Some(Err(unknown(e))),
+            Some(Err(e)) => return Requirement::Unknown(RequirementUnknown::Flink(e.clone())),
             Some(Ok(_)) | None => {}
         }
-        Some(
-            flink
-                .required_parallelism(&status.job_id, source_vertex)
-                .await
-                .map_err(|e| unknown(&e)),
-        )
+        match flink
+            .required_parallelism(&status.job_id, source_vertex)
+            .await
+        {
+            Ok(required) => Requirement::Known(required),
+            Err(e) => Requirement::Unknown(RequirementUnknown::Flink(e)),
+        }
     }
 
     /// Records a pause or its end on the target (an Event), once per change.
@@ -552,14 +687,15 @@ impl LiveBinding {
         self.target.record(reason, note).await;
     }
 
-    /// The JobManager's settings for the job `status` names (None without Flink): read at the
-    /// job's first pass, and again after a failed read; a new read is checked at once.
-    async fn jobmanager_settings(
+    /// The JobManager's settings for the job `status` names (None without Flink), read at the
+    /// job's first pass and again after a failed read; a new read is checked at once (log,
+    /// metric, and an Event when acting: see [`Self::check_jobmanager`]).
+    async fn read_jobmanager_once(
         &mut self,
         status: &JobStatus,
         act: bool,
         metrics: &Metrics,
-    ) -> Option<Result<JobManagerSettings, VerifyError>> {
+    ) -> Option<Result<JobManagerSettings, FlinkError>> {
         if let Some((job_id, settings)) = &self.jobmanager {
             if *job_id == status.job_id {
                 return Some(Ok(settings.clone()));
@@ -625,40 +761,11 @@ impl LiveBinding {
 
     /// The job's max parallelism: as reported now, else as last reported (a job is rarely
     /// redeployed with another, and scaling past the cap costs a stabilization to come back).
-    fn max_parallelism(&mut self, job: Option<&Result<JobStatus, VerifyError>>) -> Option<u32> {
+    fn max_parallelism(&mut self, job: Option<&Result<JobStatus, FlinkError>>) -> Option<u32> {
         if let Some(max) = job.and_then(|j| j.as_ref().ok()?.max_parallelism) {
             self.known_max_parallelism = Some(max);
         }
         self.known_max_parallelism
-    }
-
-    /// Whether the job runs at the parallelism the plan wants.
-    fn verify(
-        &self,
-        job: &Result<JobStatus, VerifyError>,
-        decision: &ScaleDecision,
-        metrics: &Metrics,
-    ) {
-        match job {
-            Ok(status) => {
-                let slots = self.policy.slots_per_taskmanager;
-                // Between two schedules both are unknown: the series disappear.
-                let job = status
-                    .running_parallelism()
-                    .map(|parallelism| JobAlignment {
-                        parallelism,
-                        aligned: decision
-                            .desired_replicas
-                            .and_then(|desired| status.aligned_with(desired, slots))
-                            .unwrap_or(false),
-                    });
-                metrics.record_job(&self.config.name, job);
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, reason = e.reason().as_str(), "flink job status unavailable");
-                metrics.record_job(&self.config.name, None);
-            }
-        }
     }
 }
 
@@ -898,8 +1005,8 @@ mod tests {
         *target.conflict.lock().unwrap() = true;
         let reports = autoscaler.reconcile(ACTING).await;
         assert!(
-            reports[0].reason.contains("not applied")
-                && reports[0].reason.contains("another writer"),
+            reports[0].reason.to_string().contains("not applied")
+                && reports[0].reason.to_string().contains("another writer"),
             "{}",
             reports[0].reason
         );
@@ -1054,7 +1161,7 @@ mod tests {
                 parallelism: 2,
             },
         };
-        let down = VerifyError::Unreachable {
+        let down = FlinkError::Unreachable {
             url: "http://flink".into(),
             message: "refused".into(),
         };
@@ -1065,7 +1172,7 @@ mod tests {
             "none known yet"
         );
         assert_eq!(binding.max_parallelism(Some(&Ok(status))), Some(4));
-        let down = VerifyError::Unreachable {
+        let down = FlinkError::Unreachable {
             url: "http://flink".into(),
             message: "refused".into(),
         };
@@ -1360,7 +1467,10 @@ mod tests {
         assert_eq!(target.writes(), vec![2], "{}", reports[0].reason);
         assert!(puts().is_empty(), "the job is where it should be");
         assert!(
-            reports[0].reason.ends_with("TaskManagers 1 -> 2 (1 warm)"),
+            reports[0]
+                .reason
+                .to_string()
+                .ends_with("TaskManagers 1 -> 2 (1 warm)"),
             "{}",
             reports[0].reason
         );
@@ -1505,7 +1615,7 @@ mod tests {
 
     #[tokio::test]
     async fn prewarmed_mode_holds_the_job_while_it_is_between_two_schedules() {
-        use crate::verify::captured;
+        use crate::flink::captured;
         for (version, name, why) in [
             (
                 "2.3.0",
@@ -1577,7 +1687,7 @@ mod tests {
 
     #[tokio::test]
     async fn reactive_mode_follows_the_segments_while_the_job_is_between_two_schedules() {
-        use crate::verify::captured;
+        use crate::flink::captured;
         let job = Arc::new(Mutex::new(AdaptiveJob {
             required: 1,
             running: 1,

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use crate::actuate::{CommandTarget, KubernetesScaleTarget, ScaleTarget};
 use crate::config::{Config, PrometheusConfig, TargetConfig};
+use crate::flink::FlinkClient;
 use crate::leader::{LeaderElector, LeaseTimings};
 use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
 use crate::reconcile::{Autoscaler, LiveBinding};
 use crate::telemetry::Telemetry;
-use crate::verify::FlinkClient;
 
 /// Why the autoscaler could not be set up from a valid configuration.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,7 @@ pub fn needs_kubernetes(config: &Config) -> bool {
         || config
             .bindings
             .iter()
-            .any(|b| !matches!(b.target, TargetConfig::Command { .. }))
+            .any(|b| !matches!(b.target, TargetConfig::Command(_)))
 }
 
 /// A Kubernetes client from `kubernetes.kubeconfig`, or inferred (KUBECONFIG, ~/.kube/config,
@@ -143,17 +143,18 @@ pub fn autoscaler(
         .bindings
         .iter()
         .map(|b| {
-            let target: Box<dyn ScaleTarget> = match (&b.target, b.target.scale_resource()) {
-                (TargetConfig::Command { get, set, timeout }, _) => {
-                    Box::new(CommandTarget::new(get.clone(), set.clone(), *timeout))
-                }
-                (_, Some(resource)) => Box::new(KubernetesScaleTarget::new(
+            let target: Box<dyn ScaleTarget> = match &b.target {
+                TargetConfig::Command(command) => Box::new(CommandTarget::new(
+                    command.get.clone(),
+                    command.set.clone(),
+                    command.timeout,
+                )),
+                TargetConfig::Kubernetes(resource) => Box::new(KubernetesScaleTarget::new(
                     kube_client(&format!("target {resource}"))?,
-                    resource,
+                    resource.clone(),
                     identity,
                     config.kubernetes.timeout,
                 )),
-                (_, None) => unreachable!("every target but a command has a scale resource"),
             };
             let flink = b
                 .flink

@@ -12,8 +12,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
+use segment_autoscaler::actuate::ScaleResource;
 use segment_autoscaler::actuate::{ActuateError, KubernetesScaleTarget, ScaleTarget};
-use segment_autoscaler::config::TargetConfig;
 use serde_json::json;
 use std::time::Duration;
 use support::kubernetes::{assert_forbidden, ensure_deployment, replicas, set_replicas};
@@ -21,10 +21,10 @@ use support::kubernetes::{NAMESPACE, TASKMANAGERS};
 use support::{eventually, unique_name, Component, Stack};
 
 /// The target `config` names, acting with the restricted identity.
-async fn target(stack: &Stack, config: TargetConfig, instance: &str) -> KubernetesScaleTarget {
+async fn target(stack: &Stack, resource: ScaleResource, instance: &str) -> KubernetesScaleTarget {
     KubernetesScaleTarget::new(
         stack.kube_client(&stack.kubeconfig_restricted).await,
-        config.scale_resource().expect("a Kubernetes target"),
+        resource,
         instance,
         Duration::from_secs(5),
     )
@@ -39,10 +39,7 @@ async fn a_stale_write_conflicts_instead_of_overwriting() {
     set_replicas(&admin, TASKMANAGERS, 2).await;
     let target = target(
         &stack,
-        TargetConfig::Deployment {
-            namespace: NAMESPACE.into(),
-            name: TASKMANAGERS.into(),
-        },
+        ScaleResource::deployment(NAMESPACE, TASKMANAGERS),
         "actuate-test",
     )
     .await;
@@ -116,10 +113,7 @@ async fn statefulset_scale_is_set_and_recorded_as_an_event() {
     let instance = unique_name("sts-");
     let target = target(
         &stack,
-        TargetConfig::Statefulset {
-            namespace: NAMESPACE.into(),
-            name: TASKMANAGERS.into(),
-        },
+        ScaleResource::statefulset(NAMESPACE, TASKMANAGERS),
         &instance,
     )
     .await;
@@ -200,15 +194,13 @@ async fn a_flinkdeployment_is_scaled_through_its_scale_subresource_alone() {
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(e) => panic!("admin creates the CRD: {e}"),
     }
-    let resource = TargetConfig::Resource {
-        api_version: "flink.apache.org/v1beta1".into(),
-        resource_kind: "FlinkDeployment".into(),
-        plural: None,
-        namespace: NAMESPACE.into(),
-        name: TASKMANAGERS.into(),
-    }
-    .scale_resource()
-    .unwrap();
+    let resource = ScaleResource::new(
+        "flink.apache.org/v1beta1",
+        "FlinkDeployment",
+        None,
+        NAMESPACE,
+        TASKMANAGERS,
+    );
     assert_eq!(resource.plural, "flinkdeployments");
     let gvk = GroupVersionKind::gvk("flink.apache.org", "v1beta1", "FlinkDeployment");
     let api_resource = ApiResource::from_gvk_with_plural(&gvk, "flinkdeployments");
@@ -235,18 +227,7 @@ async fn a_flinkdeployment_is_scaled_through_its_scale_subresource_alone() {
     .await;
 
     let instance = unique_name("flinkdep-");
-    let target = target(
-        &stack,
-        TargetConfig::Resource {
-            api_version: "flink.apache.org/v1beta1".into(),
-            resource_kind: "FlinkDeployment".into(),
-            plural: None,
-            namespace: NAMESPACE.into(),
-            name: TASKMANAGERS.into(),
-        },
-        &instance,
-    )
-    .await;
+    let target = target(&stack, resource.clone(), &instance).await;
     assert_eq!(
         target.describe(),
         format!("flinkdeployment.flink.apache.org {NAMESPACE}/{TASKMANAGERS}")

@@ -15,7 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
-use segment_autoscaler::verify::FlinkClient;
+use segment_autoscaler::flink::FlinkClient;
 use support::cluster::{self, NAMESPACE};
 use support::{flink, Component, Stack};
 

@@ -15,8 +15,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
 use k8s_openapi::api::events;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use segment_autoscaler::actuate::ScaleResource;
 use segment_autoscaler::actuate::{KubernetesScaleTarget, ScaleTarget};
-use segment_autoscaler::config::{Alignment, Config, TargetConfig};
+use segment_autoscaler::config::Config;
+use segment_autoscaler::domain::Alignment;
 use serde_json::{json, Value};
 use support::kubernetes::{assert_forbidden, deployment, kubectl};
 use support::{repo_root, unique_name, Component, Stack};
@@ -357,12 +359,7 @@ async fn the_autoscalers_rbac_allows_exactly_what_it_needs() {
     let instance = unique_name("manifest-");
     let target = KubernetesScaleTarget::new(
         autoscaler.clone(),
-        TargetConfig::Deployment {
-            namespace: DEMO_NAMESPACE.into(),
-            name: "flink-taskmanager".into(),
-        }
-        .scale_resource()
-        .unwrap(),
+        ScaleResource::deployment(DEMO_NAMESPACE, "flink-taskmanager"),
         &instance,
         Duration::from_secs(5),
     );

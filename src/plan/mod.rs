@@ -14,10 +14,13 @@
 pub mod prewarmed;
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::actuate::ActuateError;
 use crate::domain::Combine;
 use crate::observe::Observation;
 
@@ -53,13 +56,25 @@ impl From<&crate::config::Binding> for ScalingPolicy {
 pub struct PlanInput {
     /// One observation per bound stream.
     pub observations: Vec<Observation>,
-    /// The target's current replicas (in the prewarmed mode: the job's size, see
-    /// [`prewarmed::job_size`]), or why they are unknown.
-    pub current_replicas: Result<u32, String>,
+    /// The TaskManagers the job runs on, or why that is unknown: every TaskManager in
+    /// reactive mode; in the prewarmed mode, its requirement's worth of slots
+    /// ([`prewarmed::job_size`]), the headroom apart. 0 when the target is paused.
+    pub job_taskmanagers: Result<u32, Unknown>,
     /// The job's max parallelism (of its source vertex), when Flink reported it.
     pub max_parallelism: Option<u32>,
     /// The time of this reconciliation.
     pub now: Instant,
+}
+
+/// Why the TaskManagers the job runs on are unknown.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unknown {
+    /// The target's replicas could not be read.
+    #[error("{0}")]
+    Target(Arc<ActuateError>),
+    /// The prewarmed mode's job requirement could not be read.
+    #[error("{0}")]
+    Requirement(#[from] prewarmed::RequirementUnknown),
 }
 
 /// What to do.
@@ -86,25 +101,25 @@ impl Action {
 }
 
 /// The outcome of planning one binding.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ScaleDecision {
     /// The combined segment count, if every stream's count is known.
     pub segments: Option<u32>,
-    /// The target's replicas, if known.
-    pub current_replicas: Option<u32>,
-    /// The replicas the segments call for (after clamping), if the segments are known.
+    /// The TaskManagers the job runs on ([`PlanInput::job_taskmanagers`]), if known.
+    pub job_taskmanagers: Option<u32>,
+    /// The TaskManagers the segments call for (after clamping), if the segments are known.
     pub desired_replicas: Option<u32>,
     /// What to do now.
     pub action: Action,
-    /// Why, for people.
-    pub reason: String,
+    /// Why, for people (its `Display`).
+    pub reason: Reason,
 }
 
 impl ScaleDecision {
     /// Whether the target is paused: its replicas are 0, which the autoscaler never writes
     /// (`min_replicas` is at least 1), so someone else set them.
     pub fn paused(&self) -> bool {
-        self.current_replicas == Some(0)
+        self.job_taskmanagers == Some(0)
     }
 
     /// The replica count to apply, for a scale action.
@@ -112,6 +127,146 @@ impl ScaleDecision {
         match self.action {
             Action::ScaleUp | Action::ScaleDown => self.desired_replicas,
             Action::Hold => None,
+        }
+    }
+}
+
+/// Why the plan decided as it did.
+#[derive(Debug, Clone)]
+pub enum Reason {
+    /// The binding observed no stream.
+    NoStream,
+    /// The target's replicas are 0: someone else paused it.
+    Paused,
+    /// These streams' counts are unknown or implausible.
+    SegmentsUnknown(Vec<Observation>),
+    /// The TaskManagers the job runs on are unknown.
+    CurrentUnknown(Unknown),
+    /// The job runs on the TaskManagers the segments call for.
+    Aligned(Basis),
+    /// More TaskManagers are needed, from `from`.
+    ScaleUp {
+        /// The job's TaskManagers now.
+        from: u32,
+        /// The figures behind it.
+        basis: Basis,
+    },
+    /// Fewer are needed, and have been for the whole `window`.
+    ScaleDown {
+        /// The job's TaskManagers now.
+        from: u32,
+        /// Where to: the highest target of the window.
+        to: u32,
+        /// The figures behind it.
+        basis: Basis,
+        /// The stabilization window.
+        window: Duration,
+    },
+    /// Fewer are needed, but not yet for the whole window.
+    AwaitingStabilization {
+        /// The job's TaskManagers now.
+        from: u32,
+        /// The figures behind it.
+        basis: Basis,
+        /// How long the targets have stayed below `from`.
+        below_for: Duration,
+        /// The stabilization window.
+        window: Duration,
+    },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoStream => write!(f, "hold: no stream observed"),
+            Reason::Paused => write!(f, "hold: paused, the target's replicas were set to 0 by someone else; scaling resumes when they are set above 0"),
+            Reason::SegmentsUnknown(observations) => {
+                write!(f, "hold: segment count unknown for ")?;
+                for (i, o) in observations.iter().enumerate() {
+                    let separator = if i == 0 { "" } else { "; " };
+                    write!(f, "{separator}{} ({}): {}", o.stream, o.source.as_str(), o.reading)?;
+                }
+                Ok(())
+            }
+            Reason::CurrentUnknown(why) => write!(f, "hold: current replicas unknown: {why}"),
+            Reason::Aligned(basis) => write!(f, "hold: aligned, {basis}"),
+            Reason::ScaleUp { from, basis } => write!(f, "scale up from {from}: {basis}"),
+            Reason::ScaleDown { from, to, basis, window } => {
+                let window = humantime::format_duration(*window);
+                if *to == basis.desired {
+                    write!(f, "scale down from {from}: {basis}, held for {window}")
+                } else {
+                    write!(f, "scale down from {from} to {to}, the highest target of the last {window}: {basis}")
+                }
+            }
+            Reason::AwaitingStabilization { from, basis, below_for, window } => write!(
+                f,
+                "hold: scale down from {from} waits for stabilization ({basis}; below {from} for {}s of {}s)",
+                below_for.as_secs(),
+                window.as_secs()
+            ),
+        }
+    }
+}
+
+/// The figures a decision on known segments rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Basis {
+    /// The combined segment count.
+    pub segments: u32,
+    /// The TaskManagers they call for, clamped.
+    pub desired: u32,
+    /// Which bound clamped them, if any.
+    pub clamp: Option<Clamp>,
+}
+
+impl fmt::Display for Basis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} segments -> {} TaskManagers",
+            self.segments, self.desired
+        )?;
+        match self.clamp {
+            None => Ok(()),
+            Some(clamp) => write!(f, " ({clamp})"),
+        }
+    }
+}
+
+/// A bound that moved the TaskManagers the segments call for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clamp {
+    /// Raised to `min_replicas`.
+    RaisedToMin(u32),
+    /// Capped at `max_replicas`.
+    CappedAtMax(u32),
+    /// Capped by the job's max parallelism.
+    CappedByMaxParallelism(u32),
+    /// `min_replicas` kept although the job's max parallelism leaves some TaskManagers idle.
+    MinAboveMaxParallelism {
+        /// `min_replicas`.
+        min_replicas: u32,
+        /// The job's max parallelism.
+        max_parallelism: u32,
+        /// TaskManagers left idle.
+        idle: u32,
+    },
+}
+
+impl fmt::Display for Clamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Clamp::RaisedToMin(min) => write!(f, "raised to min_replicas {min}"),
+            Clamp::CappedAtMax(max) => write!(f, "capped at max_replicas {max}"),
+            Clamp::CappedByMaxParallelism(max) => {
+                write!(f, "capped by the job's max parallelism {max}")
+            }
+            Clamp::MinAboveMaxParallelism {
+                min_replicas,
+                max_parallelism,
+                idle,
+            } => write!(f, "min_replicas {min_replicas} kept, above the job's max parallelism {max_parallelism}: {idle} TaskManager(s) idle"),
         }
     }
 }
@@ -162,39 +317,31 @@ pub fn plan(
     input: &PlanInput,
     history: &mut ScaleHistory,
 ) -> ScaleDecision {
-    let current = input.current_replicas.as_ref().ok().copied();
-    let hold = |segments, desired, reason: String| ScaleDecision {
+    let current = input.job_taskmanagers.as_ref().ok().copied();
+    let hold = |segments, desired, reason: Reason| ScaleDecision {
         segments,
-        current_replicas: current,
+        job_taskmanagers: current,
         desired_replicas: desired,
         action: Action::Hold,
         reason,
     };
 
-    // Every stream's count must be known and plausible; otherwise hold, naming each problem.
-    let problems: Vec<String> = input
-        .observations
-        .iter()
-        .filter(|o| o.reading.segments().is_none())
-        .map(|o| format!("{} ({}): {}", o.stream, o.source.as_str(), o.reading))
-        .collect();
     if input.observations.is_empty() {
-        return hold(None, None, "hold: no stream observed".into());
+        return hold(None, None, Reason::NoStream);
     }
     // Someone else scaled the target to 0: a pause to respect, not a gap to fill.
     if current == Some(0) {
-        return hold(
-            None,
-            None,
-            "hold: paused, the target's replicas were set to 0 by someone else; scaling resumes when they are set above 0".into(),
-        );
+        return hold(None, None, Reason::Paused);
     }
-    if !problems.is_empty() {
-        return hold(
-            None,
-            None,
-            format!("hold: segment count unknown for {}", problems.join("; ")),
-        );
+    // Every stream's count must be known and plausible; otherwise hold, naming each problem.
+    let unknown: Vec<Observation> = input
+        .observations
+        .iter()
+        .filter(|o| o.reading.segments().is_none())
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return hold(None, None, Reason::SegmentsUnknown(unknown));
     }
     let counts = input
         .observations
@@ -206,84 +353,74 @@ pub fn plan(
         Combine::Max => counts.max().unwrap_or(0),
     };
 
-    let (desired, clamp_note) = desired_replicas(policy, segments, input.max_parallelism);
+    let basis = desired_replicas(policy, segments, input.max_parallelism);
+    let desired = basis.desired;
     history.record(input.now, desired, policy.scale_down_stabilization);
 
-    let current = match &input.current_replicas {
+    let current = match &input.job_taskmanagers {
         Ok(current) => *current,
         Err(why) => {
             return hold(
                 Some(segments),
                 Some(desired),
-                format!("hold: current replicas unknown: {why}"),
+                Reason::CurrentUnknown(why.clone()),
             )
         }
     };
-    let basis = format!("{segments} segments -> {desired} TaskManagers{clamp_note}");
+    let scale = |action, to, reason| ScaleDecision {
+        segments: Some(segments),
+        job_taskmanagers: Some(current),
+        desired_replicas: Some(to),
+        action,
+        reason,
+    };
     if desired > current {
-        return ScaleDecision {
-            segments: Some(segments),
-            current_replicas: Some(current),
-            desired_replicas: Some(desired),
-            action: Action::ScaleUp,
-            reason: format!("scale up from {current}: {basis}"),
-        };
+        return scale(
+            Action::ScaleUp,
+            desired,
+            Reason::ScaleUp {
+                from: current,
+                basis,
+            },
+        );
     }
     if desired == current {
-        return hold(
-            Some(segments),
-            Some(desired),
-            format!("hold: aligned, {basis}"),
-        );
+        return hold(Some(segments), Some(desired), Reason::Aligned(basis));
     }
     let window = policy.scale_down_stabilization;
     match history.highest_over(input.now, window) {
-        Some(stabilized) if stabilized < current => ScaleDecision {
-            segments: Some(segments),
-            current_replicas: Some(current),
-            desired_replicas: Some(stabilized),
-            action: Action::ScaleDown,
-            reason: if stabilized == desired {
-                format!(
-                    "scale down from {current}: {basis}, held for {}",
-                    humantime::format_duration(window)
-                )
-            } else {
-                format!("scale down from {current} to {stabilized}, the highest target of the last {}: {basis}", humantime::format_duration(window))
+        Some(stabilized) if stabilized < current => scale(
+            Action::ScaleDown,
+            stabilized,
+            Reason::ScaleDown {
+                from: current,
+                to: stabilized,
+                basis,
+                window,
             },
-        },
-        _ => {
-            let held = history.below_since(input.now, current);
-            hold(
-                Some(segments),
-                Some(desired),
-                format!(
-                    "hold: scale down from {current} waits for stabilization ({basis}; below {current} for {}s of {}s)",
-                    held.as_secs(),
-                    window.as_secs()
-                ),
-            )
-        }
+        ),
+        _ => hold(
+            Some(segments),
+            Some(desired),
+            Reason::AwaitingStabilization {
+                from: current,
+                basis,
+                below_for: history.below_since(input.now, current),
+                window,
+            },
+        ),
     }
 }
 
 /// ceil(segments / slots), clamped to the policy and to the job's max parallelism, never below
-/// 1; with a note on which clamp applied.
-fn desired_replicas(
-    policy: &ScalingPolicy,
-    segments: u32,
-    max_parallelism: Option<u32>,
-) -> (u32, String) {
+/// 1; with the clamp that applied.
+fn desired_replicas(policy: &ScalingPolicy, segments: u32, max_parallelism: Option<u32>) -> Basis {
     let needed = segments.div_ceil(policy.slots_per_taskmanager);
     let mut desired = needed.clamp(policy.min_replicas, policy.max_replicas);
-    let mut note = match needed {
-        n if n < policy.min_replicas => {
-            format!(" (raised to min_replicas {})", policy.min_replicas)
-        }
-        n if n > policy.max_replicas => {
-            format!(" (capped at max_replicas {})", policy.max_replicas)
-        }
-        _ => String::new(),
+    let mut clamp = match needed {
+        n if n < policy.min_replicas => Some(Clamp::RaisedToMin(policy.min_replicas)),
+        n if n > policy.max_replicas => Some(Clamp::CappedAtMax(policy.max_replicas)),
+        _ => None,
     };
     if let Some(max_parallelism) = max_parallelism {
         let useful = max_parallelism
@@ -293,17 +430,21 @@ fn desired_replicas(
         // TaskManagers idle, which is cheaper to notice than a floor silently broken.
         if desired > useful && useful < policy.min_replicas {
             desired = policy.min_replicas;
-            note = format!(
-                " (min_replicas {} kept, above the job's max parallelism {max_parallelism}: {} TaskManager(s) idle)",
-                policy.min_replicas,
-                policy.min_replicas - useful
-            );
+            clamp = Some(Clamp::MinAboveMaxParallelism {
+                min_replicas: policy.min_replicas,
+                max_parallelism,
+                idle: policy.min_replicas - useful,
+            });
         } else if desired > useful {
             desired = useful;
-            note = format!(" (capped by the job's max parallelism {max_parallelism})");
+            clamp = Some(Clamp::CappedByMaxParallelism(max_parallelism));
         }
     }
-    (desired.max(1), note)
+    Basis {
+        segments,
+        desired: desired.max(1),
+        clamp,
+    }
 }
 
 #[cfg(test)]
@@ -337,7 +478,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, &n)| observed(&format!("demo/s{i}"), SegmentReading::Segments(n)))
                 .collect(),
-            current_replicas: Ok(current),
+            job_taskmanagers: Ok(current),
             max_parallelism: None,
             now,
         }
@@ -352,12 +493,13 @@ mod tests {
         let t0 = Instant::now();
         let d = plan(&policy(), &input(t0, &[4], 1), &mut ScaleHistory::default());
         assert_eq!(
-            (d.action, d.desired_replicas, d.segments, d.current_replicas),
+            (d.action, d.desired_replicas, d.segments, d.job_taskmanagers),
             (Action::ScaleUp, Some(4), Some(4), Some(1))
         );
         assert_eq!(d.apply_to(), Some(4));
         assert!(
             d.reason
+                .to_string()
                 .contains("scale up from 1: 4 segments -> 4 TaskManagers"),
             "{}",
             d.reason
@@ -373,7 +515,11 @@ mod tests {
         );
         assert_eq!((d.action, d.desired_replicas), (Action::Hold, Some(3)));
         assert_eq!(d.apply_to(), None);
-        assert!(d.reason.starts_with("hold: aligned"), "{}", d.reason);
+        assert!(
+            d.reason.to_string().starts_with("hold: aligned"),
+            "{}",
+            d.reason
+        );
     }
 
     #[test]
@@ -387,7 +533,11 @@ mod tests {
         );
         let d = plan(&policy(), &input(at(t0, 10), &[2], 4), &mut history);
         assert_eq!((d.action, d.desired_replicas), (Action::Hold, Some(2)));
-        assert!(d.reason.contains("waits for stabilization"), "{}", d.reason);
+        assert!(
+            d.reason.to_string().contains("waits for stabilization"),
+            "{}",
+            d.reason
+        );
         let d = plan(&policy(), &input(at(t0, 69), &[2], 4), &mut history);
         assert_eq!(
             d.action,
@@ -395,7 +545,11 @@ mod tests {
             "59 s of 60 s is not enough: {}",
             d.reason
         );
-        assert!(d.reason.contains("below 4 for 59s of 60s"), "{}", d.reason);
+        assert!(
+            d.reason.to_string().contains("below 4 for 59s of 60s"),
+            "{}",
+            d.reason
+        );
         let d = plan(&policy(), &input(at(t0, 70), &[2], 4), &mut history);
         assert_eq!(
             (d.action, d.desired_replicas),
@@ -435,7 +589,11 @@ mod tests {
             "{}",
             d.reason
         );
-        assert!(d.reason.contains("highest target"), "{}", d.reason);
+        assert!(
+            d.reason.to_string().contains("highest target"),
+            "{}",
+            d.reason
+        );
         // Once 3 is out of the window too, on down to 2.
         let d = plan(&policy(), &input(at(t0, 110), &[2], 3), &mut history);
         assert_eq!(
@@ -531,7 +689,7 @@ mod tests {
         );
         assert_eq!((d.action, d.desired_replicas), (Action::Hold, Some(2)));
         assert!(
-            d.reason.contains("raised to min_replicas 2"),
+            d.reason.to_string().contains("raised to min_replicas 2"),
             "{}",
             d.reason
         );
@@ -542,7 +700,7 @@ mod tests {
         );
         assert_eq!((d.action, d.desired_replicas), (Action::ScaleUp, Some(5)));
         assert!(
-            d.reason.contains("capped at max_replicas 5"),
+            d.reason.to_string().contains("capped at max_replicas 5"),
             "{}",
             d.reason
         );
@@ -554,7 +712,11 @@ mod tests {
         i.max_parallelism = Some(8);
         let d = plan(&policy(), &i, &mut ScaleHistory::default());
         assert_eq!((d.action, d.desired_replicas), (Action::ScaleUp, Some(8)));
-        assert!(d.reason.contains("max parallelism 8"), "{}", d.reason);
+        assert!(
+            d.reason.to_string().contains("max parallelism 8"),
+            "{}",
+            d.reason
+        );
         let policy = ScalingPolicy {
             slots_per_taskmanager: 3,
             ..policy()
@@ -574,7 +736,11 @@ mod tests {
         let d = plan(&policy(), &input(t0, &[4], 0), &mut history);
         assert_eq!((d.action, d.apply_to()), (Action::Hold, None));
         assert!(d.paused());
-        assert!(d.reason.starts_with("hold: paused"), "{}", d.reason);
+        assert!(
+            d.reason.to_string().starts_with("hold: paused"),
+            "{}",
+            d.reason
+        );
         // Set back above 0: the segments are followed again at once.
         let d = plan(&policy(), &input(at(t0, 5), &[4], 1), &mut history);
         assert!(!d.paused());
@@ -592,7 +758,7 @@ mod tests {
         let d = plan(&policy, &i, &mut ScaleHistory::default());
         assert_eq!((d.action, d.desired_replicas), (Action::ScaleUp, Some(3)));
         assert!(
-            d.reason.contains(
+            d.reason.to_string().contains(
                 "min_replicas 3 kept, above the job's max parallelism 2: 1 TaskManager(s) idle"
             ),
             "{}",
@@ -626,7 +792,7 @@ mod tests {
                 0,
                 None
             )
-            .0,
+            .desired,
             1
         );
     }
@@ -685,11 +851,15 @@ mod tests {
                 "{reading:?}"
             );
             assert!(
-                d.reason.contains("demo/broken (controller)"),
+                d.reason.to_string().contains("demo/broken (controller)"),
                 "{}",
                 d.reason
             );
-            assert!(d.reason.contains(&reading.to_string()), "{}", d.reason);
+            assert!(
+                d.reason.to_string().contains(&reading.to_string()),
+                "{}",
+                d.reason
+            );
             assert!(
                 history.recommendations.is_empty(),
                 "bad data is not recorded"
@@ -734,18 +904,19 @@ mod tests {
     #[test]
     fn holds_when_current_replicas_are_unknown() {
         let mut i = input(Instant::now(), &[4], 0);
-        i.current_replicas = Err(crate::actuate::ActuateError::Command {
-            command: "stack taskmanagers".into(),
-            message: "exit status: 3: deployments.apps \"tm\" is forbidden".into(),
-        }
-        .to_string());
+        i.job_taskmanagers = Err(Unknown::Target(Arc::new(
+            crate::actuate::ActuateError::Command {
+                command: "stack taskmanagers".into(),
+                message: "exit status: 3: deployments.apps \"tm\" is forbidden".into(),
+            },
+        )));
         let d = plan(&policy(), &i, &mut ScaleHistory::default());
         assert_eq!(
-            (d.action, d.current_replicas, d.desired_replicas),
+            (d.action, d.job_taskmanagers, d.desired_replicas),
             (Action::Hold, None, Some(4))
         );
         assert!(
-            d.reason
+            d.reason.to_string()
                 .contains("current replicas unknown: command \"stack taskmanagers\": exit status: 3: deployments.apps"),
             "{}",
             d.reason

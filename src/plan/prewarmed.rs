@@ -9,7 +9,58 @@
 //!
 //! Pure, like the plan: every case is unit-tested below.
 
-use super::ScaleDecision;
+use std::fmt;
+use std::sync::Arc;
+
+use super::{ScaleDecision, ScalingPolicy, Unknown};
+use crate::actuate::ActuateError;
+use crate::domain::Alignment;
+use crate::flink::{BetweenSchedules, FlinkError};
+
+/// The job's parallelism requirement in the prewarmed mode: what the mode writes, and what
+/// the plan weighs (as [`job_size`]).
+#[derive(Debug, Clone)]
+pub enum Requirement {
+    /// Reactive mode: the job uses every TaskManager, no requirement is read.
+    NotUsed,
+    /// The requirement (its source vertex's upper bound).
+    Known(u32),
+    /// Unknown: the prewarmed mode holds.
+    Unknown(RequirementUnknown),
+}
+
+impl Requirement {
+    /// The requirement, when known.
+    pub fn known(&self) -> Option<u32> {
+        match self {
+            Requirement::Known(required) => Some(*required),
+            Requirement::NotUsed | Requirement::Unknown(_) => None,
+        }
+    }
+}
+
+/// Why the job's parallelism requirement is unknown (or must not be written).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequirementUnknown {
+    /// The binding names no JobManager.
+    #[error("the job's parallelism requirement is unknown: no flink.rest_url")]
+    NoFlink,
+    /// The JobManager did not answer as expected.
+    #[error("the job's parallelism requirement is unknown: {0}")]
+    Flink(FlinkError),
+    /// The job is between two schedules: nothing is written until the next pass sees where
+    /// it runs.
+    #[error("{0}; holding until it runs")]
+    Between(BetweenSchedules),
+    /// The JobManager runs in reactive mode, which refuses a job's parallelism with HTTP 500.
+    #[error("{REACTIVE_JOBMANAGER}")]
+    ReactiveJobManager,
+}
+
+/// Why the prewarmed mode holds on a JobManager in reactive mode.
+pub const REACTIVE_JOBMANAGER: &str = "the JobManager runs in reactive mode (scheduler-mode: \
+    reactive), which refuses to set a job's parallelism: the prewarmed alignment needs \
+    jobmanager.scheduler: adaptive without reactive mode (README: Alignment modes)";
 
 /// The binding's settings that matter to this mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +71,17 @@ pub struct PrewarmedPolicy {
     pub max_replicas: u32,
     /// TaskManagers kept started beyond the job's.
     pub headroom: u32,
+}
+
+impl PrewarmedPolicy {
+    /// The mode's settings from a binding's policy and alignment.
+    pub fn new(policy: &ScalingPolicy, alignment: Alignment) -> Self {
+        PrewarmedPolicy {
+            slots_per_taskmanager: policy.slots_per_taskmanager,
+            max_replicas: policy.max_replicas,
+            headroom: alignment.headroom(),
+        }
+    }
 }
 
 /// What this mode reads besides the segments.
@@ -43,13 +105,128 @@ pub struct PrewarmedSteps {
     /// Then, the TaskManagers' new replicas (None: keep them).
     pub taskmanagers: Option<u32>,
     /// What is done or waited for, for the decision's reason (empty when nothing).
-    pub note: String,
+    pub note: PrewarmedNote,
+}
+
+/// What the prewarmed mode does or waits for in one reconciliation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrewarmedNote(Vec<PrewarmedStep>);
+
+impl PrewarmedNote {
+    /// Whether nothing is done or waited for.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for PrewarmedNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, step) in self.0.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "; " };
+            write!(f, "{separator}{step}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One thing the prewarmed mode does or waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrewarmedStep {
+    /// The job's requirement changes.
+    JobParallelism {
+        /// Now.
+        from: u32,
+        /// Next.
+        to: u32,
+    },
+    /// TaskManagers are added.
+    AddTaskManagers {
+        /// Now.
+        from: u32,
+        /// Next.
+        to: u32,
+        /// Of which started ahead.
+        warm: u32,
+    },
+    /// TaskManagers are released: the job runs at its requirement.
+    ReleaseTaskManagers {
+        /// Now.
+        from: u32,
+        /// Next.
+        to: u32,
+        /// Of which started ahead.
+        warm: u32,
+        /// The job's parallelism.
+        running: u32,
+    },
+    /// TaskManagers are kept until the job runs at its (lower) requirement.
+    KeepTaskManagers {
+        /// Now.
+        taskmanagers: u32,
+        /// The requirement.
+        required: u32,
+        /// Where the job runs, None when not running.
+        running: Option<u32>,
+    },
+}
+
+impl fmt::Display for PrewarmedStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PrewarmedStep::JobParallelism { from, to } => {
+                write!(f, "job parallelism {from} -> {to}")
+            }
+            PrewarmedStep::AddTaskManagers { from, to, warm } => {
+                write!(f, "TaskManagers {from} -> {to} ({warm} warm)")
+            }
+            PrewarmedStep::ReleaseTaskManagers {
+                from,
+                to,
+                warm,
+                running,
+            } => write!(
+                f,
+                "TaskManagers {from} -> {to} ({warm} warm; the job runs at {running})"
+            ),
+            PrewarmedStep::KeepTaskManagers {
+                taskmanagers,
+                required,
+                running,
+            } => {
+                write!(
+                    f,
+                    "keeping {taskmanagers} TaskManagers until the job runs at {required} "
+                )?;
+                match running {
+                    Some(running) => write!(f, "(now at {running})"),
+                    None => write!(f, "(now not running)"),
+                }
+            }
+        }
+    }
 }
 
 /// The job's size in TaskManagers' worth of slots: what the plan compares its desired figure
 /// with in this mode (where the TaskManagers also count the headroom).
 pub fn job_size(required: u32, slots_per_taskmanager: u32) -> u32 {
     required.div_ceil(slots_per_taskmanager.max(1))
+}
+
+/// The TaskManagers the job runs on, as the plan weighs them ([`super::PlanInput`]): the
+/// target's replicas in reactive mode, the job's size in the prewarmed mode (its TaskManagers
+/// also count the headroom there). TaskManagers at 0 are a pause in both modes.
+pub fn job_taskmanagers(
+    taskmanagers: Result<u32, Arc<ActuateError>>,
+    requirement: &Requirement,
+    slots_per_taskmanager: u32,
+) -> Result<u32, Unknown> {
+    match (taskmanagers, requirement) {
+        (Err(e), _) => Err(Unknown::Target(e)),
+        (Ok(0), _) => Ok(0),
+        (Ok(count), Requirement::NotUsed) => Ok(count),
+        (Ok(_), Requirement::Known(required)) => Ok(job_size(*required, slots_per_taskmanager)),
+        (Ok(_), Requirement::Unknown(why)) => Err(Unknown::Requirement(why.clone())),
+    }
 }
 
 /// The writes that follow `decision`, given what was read.
@@ -64,7 +241,7 @@ pub fn prewarmed_steps(
         return PrewarmedSteps {
             job_parallelism: None,
             taskmanagers: None,
-            note: String::new(),
+            note: PrewarmedNote::default(),
         };
     }
     let mut notes = Vec::new();
@@ -78,10 +255,10 @@ pub fn prewarmed_steps(
         })
         .filter(|&parallelism| parallelism != view.required);
     if let Some(parallelism) = job_parallelism {
-        notes.push(format!(
-            "job parallelism {} -> {parallelism}",
-            view.required
-        ));
+        notes.push(PrewarmedStep::JobParallelism {
+            from: view.required,
+            to: parallelism,
+        });
     }
     let required = job_parallelism.unwrap_or(view.required);
     let used = job_size(required, slots);
@@ -91,28 +268,31 @@ pub fn prewarmed_steps(
         .min(policy.max_replicas.max(used));
     let warm = target - used;
     let taskmanagers = if target > view.taskmanagers {
-        notes.push(format!(
-            "TaskManagers {} -> {target} ({warm} warm)",
-            view.taskmanagers
-        ));
+        notes.push(PrewarmedStep::AddTaskManagers {
+            from: view.taskmanagers,
+            to: target,
+            warm,
+        });
         Some(target)
     } else if target < view.taskmanagers {
         // Which TaskManager goes is not ours to choose (a Deployment picks the pod): wait at
         // least until the job has let go of the slots it no longer needs.
         match view.running {
             Some(running) if job_parallelism.is_none() && running == required => {
-                notes.push(format!(
-                    "TaskManagers {} -> {target} ({warm} warm; the job runs at {running})",
-                    view.taskmanagers
-                ));
+                notes.push(PrewarmedStep::ReleaseTaskManagers {
+                    from: view.taskmanagers,
+                    to: target,
+                    warm,
+                    running,
+                });
                 Some(target)
             }
             running => {
-                let now = running.map_or("not running".to_string(), |r| format!("at {r}"));
-                notes.push(format!(
-                    "keeping {} TaskManagers until the job runs at {required} (now {now})",
-                    view.taskmanagers
-                ));
+                notes.push(PrewarmedStep::KeepTaskManagers {
+                    taskmanagers: view.taskmanagers,
+                    required,
+                    running,
+                });
                 None
             }
         }
@@ -122,14 +302,14 @@ pub fn prewarmed_steps(
     PrewarmedSteps {
         job_parallelism,
         taskmanagers,
-        note: notes.join("; "),
+        note: PrewarmedNote(notes),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Action;
+    use crate::plan::{Action, Reason};
 
     const POLICY: PrewarmedPolicy = PrewarmedPolicy {
         slots_per_taskmanager: 1,
@@ -141,10 +321,10 @@ mod tests {
     fn decision(current: u32, desired: u32, action: Action) -> ScaleDecision {
         ScaleDecision {
             segments: Some(desired),
-            current_replicas: Some(current),
+            job_taskmanagers: Some(current),
             desired_replicas: Some(desired),
             action,
-            reason: String::new(),
+            reason: Reason::NoStream,
         }
     }
 
@@ -169,7 +349,7 @@ mod tests {
             (Some(3), Some(4))
         );
         assert_eq!(
-            steps.note,
+            steps.note.to_string(),
             "job parallelism 2 -> 3; TaskManagers 3 -> 4 (1 warm)"
         );
     }
@@ -199,7 +379,7 @@ mod tests {
             (Some(2), None)
         );
         assert_eq!(
-            lowered.note,
+            lowered.note.to_string(),
             "job parallelism 3 -> 2; keeping 4 TaskManagers until the job runs at 2 (now at 3)"
         );
         // Next ticks: the plan sees the job at its new size and holds.
@@ -209,14 +389,14 @@ mod tests {
             (None, None)
         );
         assert!(
-            restarting.note.ends_with("(now not running)"),
+            restarting.note.to_string().ends_with("(now not running)"),
             "{}",
             restarting.note
         );
         let still_old =
             prewarmed_steps(&POLICY, &decision(2, 2, Action::Hold), &view(4, 2, Some(3)));
         assert_eq!(
-            (still_old.taskmanagers, still_old.note.as_str()),
+            (still_old.taskmanagers, still_old.note.to_string().as_str()),
             (
                 None,
                 "keeping 4 TaskManagers until the job runs at 2 (now at 3)"
@@ -234,7 +414,7 @@ mod tests {
             (None, Some(3))
         );
         assert_eq!(
-            released.note,
+            released.note.to_string(),
             "TaskManagers 4 -> 3 (1 warm; the job runs at 2)"
         );
     }
@@ -317,10 +497,10 @@ mod tests {
     fn a_hold_on_unknown_data_moves_nothing() {
         let unknown = ScaleDecision {
             segments: None,
-            current_replicas: Some(2),
+            job_taskmanagers: Some(2),
             desired_replicas: None,
             action: Action::Hold,
-            reason: "hold: segment count unknown".into(),
+            reason: Reason::SegmentsUnknown(Vec::new()),
         };
         let steps = prewarmed_steps(&POLICY, &unknown, &view(1, 2, Some(1)));
         assert_eq!(
@@ -328,7 +508,7 @@ mod tests {
             PrewarmedSteps {
                 job_parallelism: None,
                 taskmanagers: None,
-                note: String::new()
+                note: PrewarmedNote::default()
             }
         );
     }

@@ -12,10 +12,11 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
-use crate::config::Alignment;
+use crate::domain::Alignment;
 use crate::domain::{ErrorReason, SourceKind};
 use crate::observe::Observation;
 use crate::plan::{Action, ScaleDecision};
+use crate::verify::JobAlignment;
 
 /// Labels of per-binding series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -400,19 +401,11 @@ impl Metrics {
     }
 }
 
-/// What Flink's REST API said about a binding's job.
-#[derive(Debug, Clone, Copy)]
-pub struct JobAlignment {
-    /// Parallelism of the source vertex.
-    pub parallelism: u32,
-    /// Whether it is the parallelism the plan wants.
-    pub aligned: bool,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::observe::{SegmentReading, Undetermined};
+    use crate::plan::Reason;
     use std::time::Duration;
 
     #[test]
@@ -429,10 +422,10 @@ mod tests {
         m.record_scale_error("b", ErrorReason::Forbidden);
         let decision = ScaleDecision {
             segments: Some(3),
-            current_replicas: Some(1),
+            job_taskmanagers: Some(1),
             desired_replicas: Some(3),
             action: Action::ScaleUp,
-            reason: "r".into(),
+            reason: Reason::NoStream,
         };
         let observed = Observation {
             stream: "demo/a".parse().unwrap(),
@@ -442,7 +435,7 @@ mod tests {
             },
             source: SourceKind::Prometheus,
         };
-        m.record_decision("b", &[observed], decision.current_replicas, &decision);
+        m.record_decision("b", &[observed], decision.job_taskmanagers, &decision);
         m.record_job(
             "b",
             Some(JobAlignment {
@@ -481,10 +474,10 @@ mod tests {
         let m = Metrics::default();
         let mut decision = ScaleDecision {
             segments: Some(2),
-            current_replicas: Some(2),
+            job_taskmanagers: Some(2),
             desired_replicas: Some(2),
             action: Action::Hold,
-            reason: "r".into(),
+            reason: Reason::NoStream,
         };
         let mut observed = Observation {
             stream: "demo/a".parse().unwrap(),
@@ -494,7 +487,7 @@ mod tests {
         m.record_decision(
             "b",
             std::slice::from_ref(&observed),
-            decision.current_replicas,
+            decision.job_taskmanagers,
             &decision,
         );
         m.record_job(
@@ -507,8 +500,8 @@ mod tests {
         observed.reading = SegmentReading::Undetermined(Undetermined::NoSeries {
             lookback: Duration::from_secs(600),
         });
-        decision.current_replicas = None;
-        m.record_decision("b", &[observed], decision.current_replicas, &decision);
+        decision.job_taskmanagers = None;
+        m.record_decision("b", &[observed], decision.job_taskmanagers, &decision);
         m.record_job("b", None);
         let text = m.encode();
         for gone in [
@@ -532,10 +525,10 @@ mod tests {
                     let n = 1 + i % 2;
                     let decision = ScaleDecision {
                         segments: Some(n),
-                        current_replicas: Some(n),
+                        job_taskmanagers: Some(n),
                         desired_replicas: Some(n),
                         action: Action::Hold,
-                        reason: "r".into(),
+                        reason: Reason::NoStream,
                     };
                     let observed = Observation {
                         stream: "demo/a".parse().unwrap(),
@@ -543,7 +536,7 @@ mod tests {
                         source: SourceKind::Controller,
                     };
                     let _sample = m.sample();
-                    m.record_decision("b", &[observed], decision.current_replicas, &decision);
+                    m.record_decision("b", &[observed], decision.job_taskmanagers, &decision);
                     let job = JobAlignment {
                         parallelism: n,
                         aligned: true,

@@ -3,7 +3,7 @@
 
 pub mod metrics;
 
-pub use metrics::{JobAlignment, Metrics};
+pub use metrics::Metrics;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

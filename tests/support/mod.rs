@@ -828,7 +828,7 @@ pub mod kubernetes {
 pub mod flink {
     use std::time::Duration;
 
-    use segment_autoscaler::verify::{FlinkClient, JobSchedule, JobStatus};
+    use segment_autoscaler::flink::{FlinkClient, JobSchedule, JobStatus};
     use serde_json::Value;
 
     /// What the JobManager says of its cluster and job.

@@ -1,9 +1,10 @@
-//! Verify: what the Flink job really runs at, from the JobManager's REST API, so that
-//! alignment with the segments is checked rather than assumed.
+//! The Flink client: the job's status and the JobManager's settings, read while observing,
+//! and the job's parallelism requirement, read and written in the prewarmed mode (the
+//! JobManager's REST API).
 //!
 //! The job's status is read at the start of each reconciliation, beside the segments and the
-//! target's replicas: its max parallelism bounds the plan, and its parallelism, compared with
-//! the plan's desired figure ([`JobStatus::runs_at`]), is the `job_aligned` verdict.
+//! target's replicas: its max parallelism bounds the plan, and [`crate::verify`] compares its
+//! parallelism with the plan's.
 
 pub mod timers;
 
@@ -17,8 +18,8 @@ use crate::domain::ErrorReason;
 pub use timers::RescaleTimers;
 
 /// Why the job's state could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FlinkError {
     /// The REST API did not answer in time.
     #[error("flink {url}: no answer within {after:?}")]
     Timeout {
@@ -62,15 +63,15 @@ pub enum VerifyError {
     },
 }
 
-impl VerifyError {
+impl FlinkError {
     /// A bounded label for the failure.
     pub fn reason(&self) -> ErrorReason {
         match self {
-            VerifyError::Timeout { .. } => ErrorReason::Timeout,
-            VerifyError::Unreachable { .. } => ErrorReason::Unreachable,
-            VerifyError::Status { status, .. } => ErrorReason::of_http_status(*status),
-            VerifyError::BadAnswer { .. } => ErrorReason::InvalidAnswer,
-            VerifyError::NoJob { .. } => ErrorReason::NotFound,
+            FlinkError::Timeout { .. } => ErrorReason::Timeout,
+            FlinkError::Unreachable { .. } => ErrorReason::Unreachable,
+            FlinkError::Status { status, .. } => ErrorReason::of_http_status(*status),
+            FlinkError::BadAnswer { .. } => ErrorReason::InvalidAnswer,
+            FlinkError::NoJob { .. } => ErrorReason::NotFound,
         }
     }
 }
@@ -283,15 +284,15 @@ impl FlinkClient {
         &self,
         url: &str,
         request: reqwest::RequestBuilder,
-    ) -> Result<Vec<u8>, VerifyError> {
+    ) -> Result<Vec<u8>, FlinkError> {
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
-                VerifyError::Timeout {
+                FlinkError::Timeout {
                     url: url.to_string(),
                     after: self.timeout,
                 }
             } else {
-                VerifyError::Unreachable {
+                FlinkError::Unreachable {
                     url: url.to_string(),
                     message: e.to_string(),
                 }
@@ -302,7 +303,7 @@ impl FlinkClient {
         if !status.is_success() {
             // The body says why (e.g. reactive mode refusing a parallelism); unreadable: unsaid.
             let body = response.bytes().await.unwrap_or_default();
-            return Err(VerifyError::Status {
+            return Err(FlinkError::Status {
                 url: url.to_string(),
                 status: status.as_u16(),
                 detail: flink_errors(&body),
@@ -316,10 +317,10 @@ impl FlinkClient {
             .map_err(transport)
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, VerifyError> {
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, FlinkError> {
         let url = format!("{}{path}", self.base);
         let body = self.send(&url, self.http.get(&url)).await?;
-        serde_json::from_slice(&body).map_err(|e| VerifyError::BadAnswer {
+        serde_json::from_slice(&body).map_err(|e| FlinkError::BadAnswer {
             url: url.clone(),
             message: e.to_string(),
         })
@@ -327,14 +328,14 @@ impl FlinkClient {
 
     /// The state of the cluster's job (in reactive mode there is exactly one) and its source
     /// vertex's parallelism.
-    pub async fn job_status(&self) -> Result<JobStatus, VerifyError> {
+    pub async fn job_status(&self) -> Result<JobStatus, FlinkError> {
         let overview: JobsOverview = self.get("/jobs/overview").await?;
-        let job = pick_job(overview).ok_or_else(|| VerifyError::NoJob {
+        let job = pick_job(overview).ok_or_else(|| FlinkError::NoJob {
             url: format!("{}/jobs/overview", self.base),
         })?;
         let details: JobDetails = self.get(&format!("/jobs/{}", job.jid)).await?;
         let adaptive = job.scheduler_type.as_deref().map(|t| t == "Adaptive");
-        job_status(job.jid.clone(), adaptive, details).map_err(|message| VerifyError::BadAnswer {
+        job_status(job.jid.clone(), adaptive, details).map_err(|message| FlinkError::BadAnswer {
             url: format!("{}/jobs/{}", self.base, job.jid),
             message,
         })
@@ -346,13 +347,13 @@ impl FlinkClient {
         &self,
         job_id: &str,
         source_vertex: &str,
-    ) -> Result<u32, VerifyError> {
+    ) -> Result<u32, FlinkError> {
         let path = format!("/jobs/{job_id}/resource-requirements");
         let requirements: BTreeMap<String, VertexRequirement> = self.get(&path).await?;
         requirements
             .get(source_vertex)
             .map(|r| r.parallelism.upper_bound)
-            .ok_or_else(|| VerifyError::BadAnswer {
+            .ok_or_else(|| FlinkError::BadAnswer {
                 url: format!("{}{path}", self.base),
                 message: format!("no entry for the source vertex {source_vertex}"),
             })
@@ -361,10 +362,10 @@ impl FlinkClient {
     /// Sets the job's parallelism (the prewarmed mode's actuation): every vertex may run at 1
     /// up to `parallelism`, within its own max parallelism. The adaptive scheduler then
     /// rescales the job as soon as its timers let it; reactive mode refuses this (HTTP 500).
-    pub async fn set_parallelism(&self, job_id: &str, parallelism: u32) -> Result<(), VerifyError> {
+    pub async fn set_parallelism(&self, job_id: &str, parallelism: u32) -> Result<(), FlinkError> {
         let details: JobDetails = self.get(&format!("/jobs/{job_id}")).await?;
         let requirements =
-            requirements_for(&details, parallelism).map_err(|message| VerifyError::BadAnswer {
+            requirements_for(&details, parallelism).map_err(|message| FlinkError::BadAnswer {
                 url: format!("{}/jobs/{job_id}", self.base),
                 message,
             })?;
@@ -383,7 +384,7 @@ impl FlinkClient {
         &self,
         job_id: &str,
         adaptive: Option<bool>,
-    ) -> Result<JobManagerSettings, VerifyError> {
+    ) -> Result<JobManagerSettings, FlinkError> {
         let overview: ClusterOverview = self.get("/overview").await?;
         let entries: Vec<ConfigEntry> = self.get("/jobmanager/config").await?;
         let config: BTreeMap<String, String> =
@@ -403,11 +404,11 @@ impl FlinkClient {
             Ok(c) if c.interval > 0 && c.interval < i64::from(u32::MAX) => {
                 Some(Duration::from_millis(c.interval as u64))
             }
-            Ok(_) | Err(VerifyError::Status { .. }) => None,
+            Ok(_) | Err(FlinkError::Status { .. }) => None,
             Err(e) => return Err(e),
         };
         let rescale_timers = timers::rescale_timers(&overview.flink_version, &config, interval)
-            .map_err(|message| VerifyError::BadAnswer {
+            .map_err(|message| FlinkError::BadAnswer {
                 url: format!("{}/jobmanager/config", self.base),
                 message,
             })?;
@@ -867,7 +868,7 @@ mod tests {
     fn every_verify_error_has_its_reason() {
         let url = || "u".to_string();
         assert_eq!(
-            VerifyError::Status {
+            FlinkError::Status {
                 url: url(),
                 status: 404,
                 detail: String::new(),
@@ -876,11 +877,11 @@ mod tests {
             ErrorReason::NotFound
         );
         assert_eq!(
-            VerifyError::NoJob { url: url() }.reason(),
+            FlinkError::NoJob { url: url() }.reason(),
             ErrorReason::NotFound
         );
         assert_eq!(
-            VerifyError::BadAnswer {
+            FlinkError::BadAnswer {
                 url: url(),
                 message: String::new()
             }
@@ -888,7 +889,7 @@ mod tests {
             ErrorReason::InvalidAnswer
         );
         assert_eq!(
-            VerifyError::Timeout {
+            FlinkError::Timeout {
                 url: url(),
                 after: Duration::from_secs(1)
             }
