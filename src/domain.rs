@@ -84,6 +84,17 @@ pub enum SourceChoice {
     Auto,
 }
 
+impl SourceChoice {
+    /// The source this choice reads first, and those it falls back to, in order.
+    pub fn preference(self) -> (SourceKind, &'static [SourceKind]) {
+        match self {
+            SourceChoice::Prometheus => (SourceKind::Prometheus, &[]),
+            SourceChoice::Controller => (SourceKind::Controller, &[]),
+            SourceChoice::Auto => (SourceKind::Controller, &[SourceKind::Prometheus]),
+        }
+    }
+}
+
 /// Which source answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

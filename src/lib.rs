@@ -12,6 +12,7 @@ pub mod actuate;
 pub mod config;
 pub mod domain;
 pub mod flink;
+pub mod http;
 pub mod leader;
 pub mod observe;
 pub mod plan;

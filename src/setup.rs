@@ -8,6 +8,7 @@ use crate::actuate::{CommandTarget, KubernetesScaleTarget, ScaleTarget};
 use crate::config::{Config, PrometheusConfig, TargetConfig};
 use crate::flink::FlinkClient;
 use crate::leader::{LeaderElector, LeaseTimings};
+use crate::observe::prometheus::{BearerToken, InvalidToken};
 use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
 use crate::reconcile::{Autoscaler, LiveBinding};
 use crate::telemetry::Telemetry;
@@ -41,6 +42,14 @@ pub enum SetupError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// A secret's value cannot be sent.
+    #[error("{field}: {source}")]
+    InvalidSecret {
+        /// The config field naming the secret.
+        field: &'static str,
+        /// Why.
+        source: InvalidToken,
     },
     /// A secret's environment variable is not set.
     #[error("{field}: environment variable {name} is not set")]
@@ -90,41 +99,40 @@ pub async fn kube_client(config: &Config) -> Result<kube::Client, SetupError> {
 }
 
 /// The bearer token for Prometheus, if one is configured (never logged).
-fn prometheus_token(config: &PrometheusConfig) -> Result<Option<String>, SetupError> {
-    if let Some(path) = &config.bearer_token_file {
+fn prometheus_token(config: &PrometheusConfig) -> Result<Option<BearerToken>, SetupError> {
+    let (field, token) = if let Some(path) = &config.bearer_token_file {
+        let field = "prometheus.bearer_token_file";
         let token = std::fs::read_to_string(path).map_err(|source| SetupError::SecretFile {
-            field: "prometheus.bearer_token_file",
+            field,
             path: path.clone(),
             source,
         })?;
-        return Ok(Some(token.trim().to_string()));
-    }
-    if let Some(name) = &config.bearer_token_env {
+        (field, token)
+    } else if let Some(name) = &config.bearer_token_env {
+        let field = "prometheus.bearer_token_env";
         let token = std::env::var(name).map_err(|_| SetupError::SecretEnv {
-            field: "prometheus.bearer_token_env",
+            field,
             name: name.clone(),
         })?;
-        return Ok(Some(token.trim().to_string()));
-    }
-    Ok(None)
+        (field, token)
+    } else {
+        return Ok(None);
+    };
+    BearerToken::new(token.trim())
+        .map(Some)
+        .map_err(|source| SetupError::InvalidSecret { field, source })
 }
 
 /// The configured segment-count sources.
 pub fn sources(config: &Config) -> Result<Sources, SetupError> {
-    let prometheus = match &config.prometheus {
-        Some(p) => {
-            Some(Box::new(PrometheusSource::new(p, prometheus_token(p)?)) as Box<dyn SegmentSource>)
-        }
-        None => None,
-    };
-    let controller = config
-        .pravega
-        .as_ref()
-        .map(|p| Box::new(ControllerSource::new(p)) as Box<dyn SegmentSource>);
-    Ok(Sources {
-        prometheus,
-        controller,
-    })
+    let mut sources: Vec<Box<dyn SegmentSource>> = Vec::new();
+    if let Some(p) = &config.prometheus {
+        sources.push(Box::new(PrometheusSource::new(p, prometheus_token(p)?)));
+    }
+    if let Some(p) = &config.pravega {
+        sources.push(Box::new(ControllerSource::new(p)));
+    }
+    Ok(Sources::new(sources))
 }
 
 /// The autoscaler for a validated configuration. `kube` is required when [`needs_kubernetes`]
@@ -272,6 +280,26 @@ mod tests {
             error,
             "prometheus.bearer_token_env: environment variable SEGMENT_AUTOSCALER_NO_SUCH_VAR is not set"
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_no_header_can_carry_is_an_error_naming_its_field() {
+        let file = std::env::temp_dir().join(format!("token-{}", std::process::id()));
+        std::fs::write(&file, "abc\u{7}def\n").unwrap();
+        let config = config(
+            &format!(
+                "prometheus: {{url: 'http://p:1', bearer_token_file: {}}}\n",
+                file.display()
+            ),
+            COMMAND_TARGET,
+        );
+        let error = sources(&config).err().unwrap().to_string();
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            error.starts_with("prometheus.bearer_token_file: the token holds a character"),
+            "{error}"
+        );
+        assert!(!error.contains("abc"), "the token is not shown: {error}");
     }
 
     #[tokio::test]

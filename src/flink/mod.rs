@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ErrorReason;
+use crate::http::{self, NoAnswer};
 pub use timers::RescaleTimers;
 
 /// Why the job's state could not be read.
@@ -270,10 +271,7 @@ impl FlinkClient {
     /// A client for the JobManager at `rest_url`; every request is bounded by `timeout`.
     pub fn new(rest_url: &str, timeout: Duration) -> FlinkClient {
         FlinkClient {
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .expect("HTTP client"),
+            http: http::client(timeout, Default::default()),
             base: rest_url.trim_end_matches('/').to_string(),
             timeout,
         }
@@ -285,18 +283,15 @@ impl FlinkClient {
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<Vec<u8>, FlinkError> {
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                FlinkError::Timeout {
-                    url: url.to_string(),
-                    after: self.timeout,
-                }
-            } else {
-                FlinkError::Unreachable {
-                    url: url.to_string(),
-                    message: e.to_string(),
-                }
-            }
+        let transport = |e: reqwest::Error| match NoAnswer::from(&e) {
+            NoAnswer::Timeout => FlinkError::Timeout {
+                url: url.to_string(),
+                after: self.timeout,
+            },
+            NoAnswer::Unreachable(message) => FlinkError::Unreachable {
+                url: url.to_string(),
+                message,
+            },
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();

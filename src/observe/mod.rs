@@ -11,7 +11,7 @@ pub mod controller;
 pub mod evidence;
 pub mod prometheus;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -271,92 +271,82 @@ pub trait SegmentSource: Send + Sync {
     async fn read(&self, streams: &BTreeSet<StreamId>) -> HashMap<StreamId, SegmentReading>;
 }
 
-/// The configured sources.
+/// The configured sources, by kind.
 #[derive(Default)]
-pub struct Sources {
-    /// Prometheus, if configured.
-    pub prometheus: Option<Box<dyn SegmentSource>>,
-    /// The Pravega controller, if configured.
-    pub controller: Option<Box<dyn SegmentSource>>,
-}
+pub struct Sources(BTreeMap<SourceKind, Box<dyn SegmentSource>>);
 
 impl Sources {
+    /// The sources given, each under its own kind (a later one of a kind replaces an earlier).
+    pub fn new(sources: impl IntoIterator<Item = Box<dyn SegmentSource>>) -> Self {
+        Sources(sources.into_iter().map(|s| (s.kind(), s)).collect())
+    }
+
     /// Which sources are configured.
     pub fn kinds(&self) -> impl Iterator<Item = SourceKind> + '_ {
-        self.prometheus
-            .iter()
-            .chain(self.controller.iter())
-            .map(|s| s.kind())
+        self.0.keys().copied()
     }
 
     /// Reads, once and concurrently, every stream that `demands` (a binding's source choice
-    /// and streams) need from each source. `auto` reads both in the same tick, so the
-    /// Prometheus fallback costs no extra tick.
+    /// and streams) need from each source. `auto` reads every configured source it may use in
+    /// the same tick, so the fallback costs no extra tick.
     pub async fn read<'a>(
         &self,
         demands: impl IntoIterator<Item = (SourceChoice, &'a [StreamId])>,
     ) -> SourceReadings {
-        let (mut from_prometheus, mut from_controller) = (BTreeSet::new(), BTreeSet::new());
+        let mut wanted: BTreeMap<SourceKind, BTreeSet<StreamId>> = BTreeMap::new();
         for (choice, streams) in demands {
-            let streams = streams.iter().cloned();
-            match choice {
-                SourceChoice::Prometheus => from_prometheus.extend(streams),
-                SourceChoice::Controller => from_controller.extend(streams),
-                SourceChoice::Auto => {
-                    if self.controller.is_some() {
-                        from_controller.extend(streams.clone());
-                    }
-                    if self.prometheus.is_some() {
-                        from_prometheus.extend(streams);
-                    }
+            let (first, fallbacks) = choice.preference();
+            for kind in std::iter::once(first).chain(fallbacks.iter().copied()) {
+                // A choice of one source asks it even when unconfigured (nothing is read: the
+                // binding's observation says so); `auto` asks only those configured.
+                if choice == SourceChoice::Auto && !self.0.contains_key(&kind) {
+                    continue;
                 }
+                wanted
+                    .entry(kind)
+                    .or_default()
+                    .extend(streams.iter().cloned());
             }
         }
-        let (prometheus, controller) = futures::join!(
-            read_source(self.prometheus.as_deref(), &from_prometheus),
-            read_source(self.controller.as_deref(), &from_controller),
-        );
-        SourceReadings {
-            prometheus,
-            controller,
-        }
-    }
-}
-
-async fn read_source(
-    source: Option<&dyn SegmentSource>,
-    streams: &BTreeSet<StreamId>,
-) -> HashMap<StreamId, SegmentReading> {
-    match source {
-        Some(source) if !streams.is_empty() => source.read(streams).await,
-        _ => HashMap::new(),
+        let reads = wanted.iter().filter_map(|(kind, streams)| {
+            let source = self.0.get(kind).filter(|_| !streams.is_empty())?;
+            Some(async move { (*kind, source.read(streams).await) })
+        });
+        SourceReadings(futures::future::join_all(reads).await.into_iter().collect())
     }
 }
 
 /// What each source said in one tick.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SourceReadings {
-    /// Prometheus' readings.
-    pub prometheus: HashMap<StreamId, SegmentReading>,
-    /// The controller's readings.
-    pub controller: HashMap<StreamId, SegmentReading>,
-}
+pub struct SourceReadings(BTreeMap<SourceKind, HashMap<StreamId, SegmentReading>>);
 
 impl SourceReadings {
+    /// Readings as given, e.g. in a test.
+    pub fn new(
+        readings: impl IntoIterator<Item = (SourceKind, HashMap<StreamId, SegmentReading>)>,
+    ) -> Self {
+        SourceReadings(readings.into_iter().collect())
+    }
+
+    /// What `kind` said, by stream (empty when it was not asked).
+    pub fn of(&self, kind: SourceKind) -> impl Iterator<Item = (&StreamId, &SegmentReading)> {
+        self.0.get(&kind).into_iter().flatten()
+    }
+
+    fn reading(&self, kind: SourceKind, stream: &StreamId) -> Option<&SegmentReading> {
+        self.0.get(&kind)?.get(stream)
+    }
+
     /// The distinct (source, reason) failures of this tick.
     pub fn failures(&self) -> BTreeSet<(SourceKind, ErrorReason)> {
-        let failed = |kind: SourceKind, readings: &HashMap<StreamId, SegmentReading>| {
-            readings
-                .values()
-                .filter_map(move |r| match r {
-                    SegmentReading::Unavailable(e) => Some((kind, e.reason())),
+        self.0
+            .iter()
+            .flat_map(|(kind, readings)| {
+                readings.values().filter_map(move |r| match r {
+                    SegmentReading::Unavailable(e) => Some((*kind, e.reason())),
                     _ => None,
                 })
-                .collect::<Vec<_>>()
-        };
-        failed(SourceKind::Prometheus, &self.prometheus)
-            .into_iter()
-            .chain(failed(SourceKind::Controller, &self.controller))
+            })
             .collect()
     }
 
@@ -364,44 +354,37 @@ impl SourceReadings {
     /// controller's answer (a count, a missing or an implausible one alike) and falls back to
     /// Prometheus only when the controller did not answer.
     pub fn observe(&self, choice: SourceChoice, stream: &StreamId) -> Observation {
-        let from = |kind: SourceKind| {
-            let readings = match kind {
-                SourceKind::Prometheus => &self.prometheus,
-                SourceKind::Controller => &self.controller,
-            };
-            Observation {
+        let from =
+            |kind: SourceKind| Observation {
                 stream: stream.clone(),
-                reading: readings
-                    .get(stream)
-                    .cloned()
-                    .unwrap_or(SegmentReading::Unavailable(SourceError::NotConfigured(
-                        kind,
-                    ))),
+                reading: self.reading(kind, stream).cloned().unwrap_or(
+                    SegmentReading::Unavailable(SourceError::NotConfigured(kind)),
+                ),
                 source: kind,
-            }
-        };
-        match choice {
-            SourceChoice::Prometheus => from(SourceKind::Prometheus),
-            SourceChoice::Controller => from(SourceKind::Controller),
-            SourceChoice::Auto => {
-                let first = from(SourceKind::Controller);
-                let SegmentReading::Unavailable(controller_error) = &first.reading else {
-                    return first;
-                };
-                match self.prometheus.get(stream) {
-                    None => first,
-                    Some(SegmentReading::Unavailable(prometheus_error)) => Observation {
+            };
+        // The first source that answers; a fallback with no reading leaves the failure as it is.
+        let (first, fallbacks) = choice.preference();
+        let mut observed = from(first);
+        for &fallback in fallbacks {
+            let SegmentReading::Unavailable(preferred_error) = &observed.reading else {
+                break;
+            };
+            match self.reading(fallback, stream) {
+                None => {}
+                Some(SegmentReading::Unavailable(fallback_error)) => {
+                    observed = Observation {
                         stream: stream.clone(),
                         reading: SegmentReading::Unavailable(SourceError::BothFailed {
-                            controller: Box::new(controller_error.clone()),
-                            prometheus: Box::new(prometheus_error.clone()),
+                            controller: Box::new(preferred_error.clone()),
+                            prometheus: Box::new(fallback_error.clone()),
                         }),
-                        source: SourceKind::Prometheus,
-                    },
-                    Some(_) => from(SourceKind::Prometheus),
+                        source: fallback,
+                    }
                 }
+                Some(_) => observed = from(fallback),
             }
         }
+        observed
     }
 }
 
@@ -495,10 +478,10 @@ mod tests {
         prometheus: HashMap<StreamId, SegmentReading>,
         controller: HashMap<StreamId, SegmentReading>,
     ) -> SourceReadings {
-        SourceReadings {
-            prometheus,
-            controller,
-        }
+        SourceReadings::new([
+            (SourceKind::Prometheus, prometheus),
+            (SourceKind::Controller, controller),
+        ])
     }
 
     #[test]
@@ -612,18 +595,18 @@ mod tests {
 
     #[tokio::test]
     async fn each_source_is_asked_once_for_the_streams_that_need_it() {
-        let sources = Sources {
-            prometheus: Some(Box::new(Table(
+        let sources = Sources::new([
+            Box::new(Table(
                 SourceKind::Prometheus,
                 SegmentReading::Segments(1),
                 Default::default(),
-            ))),
-            controller: Some(Box::new(Table(
+            )) as Box<dyn SegmentSource>,
+            Box::new(Table(
                 SourceKind::Controller,
                 SegmentReading::Segments(2),
                 Default::default(),
-            ))),
-        };
+            )),
+        ]);
         let a: Vec<StreamId> = vec!["s/a".parse().unwrap()];
         let b: Vec<StreamId> = vec!["s/b".parse().unwrap(), "s/a".parse().unwrap()];
         let tick = sources
@@ -632,11 +615,14 @@ mod tests {
                 (SourceChoice::Controller, &b[..]),
             ])
             .await;
-        assert_eq!(tick.prometheus.len(), 1);
-        assert_eq!(tick.controller.len(), 2);
+        assert_eq!(tick.of(SourceKind::Prometheus).count(), 1);
+        assert_eq!(tick.of(SourceKind::Controller).count(), 2);
         let tick = sources.read([(SourceChoice::Auto, &a[..])]).await;
         assert_eq!(
-            (tick.prometheus.len(), tick.controller.len()),
+            (
+                tick.of(SourceKind::Prometheus).count(),
+                tick.of(SourceKind::Controller).count()
+            ),
             (1, 1),
             "auto reads both in the same tick"
         );

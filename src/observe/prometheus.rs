@@ -17,6 +17,7 @@ use super::evidence::{self, Reporter, Scrape, SeriesHistory, Window};
 use super::{SegmentReading, SegmentSource, SourceError};
 use crate::config::PrometheusConfig;
 use crate::domain::{SourceKind, StreamId};
+use crate::http::{self, NoAnswer};
 
 /// Reads the segment gauge from Prometheus' HTTP API.
 pub struct PrometheusSource {
@@ -63,21 +64,33 @@ fn regex_literal(text: &str) -> String {
     escaped
 }
 
+/// A bearer token that an HTTP header can carry, marked sensitive (never logged or printed).
+#[derive(Debug, Clone)]
+pub struct BearerToken(reqwest::header::HeaderValue);
+
+/// Why a bearer token cannot be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("the token holds a character an HTTP header cannot carry (a control character or a line break inside it)")]
+pub struct InvalidToken;
+
+impl BearerToken {
+    /// The `Authorization` value for `token`.
+    pub fn new(token: &str) -> Result<Self, InvalidToken> {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| InvalidToken)?;
+        value.set_sensitive(true);
+        Ok(BearerToken(value))
+    }
+}
+
 impl PrometheusSource {
     /// A source for the Prometheus `config` names, sending `bearer_token` if given.
-    pub fn new(config: &PrometheusConfig, bearer_token: Option<String>) -> PrometheusSource {
+    pub fn new(config: &PrometheusConfig, bearer_token: Option<BearerToken>) -> PrometheusSource {
         let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(token) = bearer_token {
-            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-                .expect("a token read from a file or variable is a header value");
-            value.set_sensitive(true);
+        if let Some(BearerToken(value)) = bearer_token {
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .default_headers(headers)
-            .build()
-            .expect("HTTP client");
+        let http = http::client(config.timeout, headers);
         let base = config.url.trim_end_matches('/');
         PrometheusSource {
             // Validation checked the URL.
@@ -155,18 +168,15 @@ impl PrometheusSource {
     /// would miss samples scraped within the last one).
     async fn query(&self, query: String, at: f64) -> Result<Data, SourceError> {
         let endpoint = || self.endpoint.clone();
-        let transport = |e: &reqwest::Error| {
-            if e.is_timeout() {
-                SourceError::Timeout {
-                    endpoint: endpoint(),
-                    after: self.timeout,
-                }
-            } else {
-                SourceError::Unreachable {
-                    endpoint: endpoint(),
-                    message: e.to_string(),
-                }
-            }
+        let transport = |e: &reqwest::Error| match NoAnswer::from(e) {
+            NoAnswer::Timeout => SourceError::Timeout {
+                endpoint: endpoint(),
+                after: self.timeout,
+            },
+            NoAnswer::Unreachable(message) => SourceError::Unreachable {
+                endpoint: endpoint(),
+                message,
+            },
         };
         // POST: the selector of many streams can outgrow a URL.
         let response = match self

@@ -325,38 +325,13 @@ pub fn plan(
         action: Action::Hold,
         reason,
     };
-
-    if input.observations.is_empty() {
-        return hold(None, None, Reason::NoStream);
-    }
-    // Someone else scaled the target to 0: a pause to respect, not a gap to fill.
-    if current == Some(0) {
-        return hold(None, None, Reason::Paused);
-    }
-    // Every stream's count must be known and plausible; otherwise hold, naming each problem.
-    let unknown: Vec<Observation> = input
-        .observations
-        .iter()
-        .filter(|o| o.reading.segments().is_none())
-        .cloned()
-        .collect();
-    if !unknown.is_empty() {
-        return hold(None, None, Reason::SegmentsUnknown(unknown));
-    }
-    let counts = input
-        .observations
-        .iter()
-        .filter_map(|o| o.reading.segments());
-    let segments = match policy.combine {
-        // Each count is at most MAX_PLAUSIBLE_SEGMENTS, but many streams could still overflow.
-        Combine::Sum => counts.fold(0u32, u32::saturating_add),
-        Combine::Max => counts.max().unwrap_or(0),
+    let segments = match combined_segments(policy, input) {
+        Ok(segments) => segments,
+        Err(why) => return hold(None, None, why),
     };
-
     let basis = desired_replicas(policy, segments, input.max_parallelism);
     let desired = basis.desired;
     history.record(input.now, desired, policy.scale_down_stabilization);
-
     let current = match &input.job_taskmanagers {
         Ok(current) => *current,
         Err(why) => {
@@ -367,48 +342,87 @@ pub fn plan(
             )
         }
     };
-    let scale = |action, to, reason| ScaleDecision {
+    let (action, to, reason) = compare(policy, input.now, history, current, basis);
+    ScaleDecision {
         segments: Some(segments),
         job_taskmanagers: Some(current),
         desired_replicas: Some(to),
         action,
         reason,
-    };
+    }
+}
+
+/// The streams' combined count, or why the plan holds without one: no stream, a pause, or a
+/// count unknown or implausible.
+fn combined_segments(policy: &ScalingPolicy, input: &PlanInput) -> Result<u32, Reason> {
+    if input.observations.is_empty() {
+        return Err(Reason::NoStream);
+    }
+    // Someone else scaled the target to 0: a pause to respect, not a gap to fill.
+    if input.job_taskmanagers.as_ref().ok() == Some(&0) {
+        return Err(Reason::Paused);
+    }
+    // Every stream's count must be known and plausible; otherwise hold, naming each problem.
+    let unknown: Vec<Observation> = input
+        .observations
+        .iter()
+        .filter(|o| o.reading.segments().is_none())
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Reason::SegmentsUnknown(unknown));
+    }
+    let counts = input
+        .observations
+        .iter()
+        .filter_map(|o| o.reading.segments());
+    Ok(match policy.combine {
+        // Each count is at most MAX_PLAUSIBLE_SEGMENTS, but many streams could still overflow.
+        Combine::Sum => counts.fold(0u32, u32::saturating_add),
+        Combine::Max => counts.max().unwrap_or(0),
+    })
+}
+
+/// The action from `current` TaskManagers towards `basis.desired`, and where to: up at once,
+/// down only to the highest target of a full stabilization window.
+fn compare(
+    policy: &ScalingPolicy,
+    now: Instant,
+    history: &ScaleHistory,
+    current: u32,
+    basis: Basis,
+) -> (Action, u32, Reason) {
+    let desired = basis.desired;
     if desired > current {
-        return scale(
-            Action::ScaleUp,
-            desired,
-            Reason::ScaleUp {
-                from: current,
-                basis,
-            },
-        );
+        let reason = Reason::ScaleUp {
+            from: current,
+            basis,
+        };
+        return (Action::ScaleUp, desired, reason);
     }
     if desired == current {
-        return hold(Some(segments), Some(desired), Reason::Aligned(basis));
+        return (Action::Hold, desired, Reason::Aligned(basis));
     }
     let window = policy.scale_down_stabilization;
-    match history.highest_over(input.now, window) {
-        Some(stabilized) if stabilized < current => scale(
-            Action::ScaleDown,
-            stabilized,
-            Reason::ScaleDown {
+    match history.highest_over(now, window) {
+        Some(stabilized) if stabilized < current => {
+            let reason = Reason::ScaleDown {
                 from: current,
                 to: stabilized,
                 basis,
                 window,
-            },
-        ),
-        _ => hold(
-            Some(segments),
-            Some(desired),
-            Reason::AwaitingStabilization {
+            };
+            (Action::ScaleDown, stabilized, reason)
+        }
+        _ => {
+            let reason = Reason::AwaitingStabilization {
                 from: current,
                 basis,
-                below_for: history.below_since(input.now, current),
+                below_for: history.below_since(now, current),
                 window,
-            },
-        ),
+            };
+            (Action::Hold, desired, reason)
+        }
     }
 }
 

@@ -1,0 +1,492 @@
+//! One binding's reconciliation, stage by stage: observe, plan, act, verify and record, then
+//! report.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::outcome::{
+    BindingReport, JobUnknown, NotApplied, Observed, Outcome, Planned, PrewarmedPlan,
+    StreamEvidence,
+};
+use crate::actuate::{Replicas, ScaleTarget};
+use crate::config::Binding;
+use crate::domain::Alignment;
+use crate::flink::{FlinkClient, FlinkError, JobManagerSettings, JobSchedule, JobStatus};
+use crate::leader::Leadership;
+use crate::observe::SourceReadings;
+use crate::plan::prewarmed::{
+    job_size, job_taskmanagers, prewarmed_steps, PrewarmedPolicy, PrewarmedView, Requirement,
+    RequirementUnknown, REACTIVE_JOBMANAGER,
+};
+use crate::plan::{plan, PlanInput, ScaleHistory, ScalingPolicy};
+use crate::telemetry::Metrics;
+use crate::verify::job_alignment;
+
+/// A binding with its live parts: target, Flink client and scale-down history.
+pub struct LiveBinding {
+    pub(super) config: Binding,
+    policy: ScalingPolicy,
+    target: Box<dyn ScaleTarget>,
+    pub(super) flink: Option<FlinkClient>,
+    history: ScaleHistory,
+    /// The last reason logged: a hold is logged again only when its reason changes.
+    last_reason: String,
+    /// The job's max parallelism as last reported: a failed Flink call must not lift the cap.
+    known_max_parallelism: Option<u32>,
+    /// Whether the target was paused at the last reconciliation, to record the change once.
+    paused: bool,
+    /// How the job is brought to the segments' parallelism.
+    pub(super) alignment: Alignment,
+    /// The JobManager's settings for the job it runs (by job id), read once per job.
+    jobmanager: Option<(String, JobManagerSettings)>,
+}
+
+impl LiveBinding {
+    /// A binding acting on `target`, verified through `flink` when given.
+    pub fn new(config: Binding, target: Box<dyn ScaleTarget>, flink: Option<FlinkClient>) -> Self {
+        LiveBinding {
+            policy: ScalingPolicy::from(&config),
+            alignment: config
+                .flink
+                .as_ref()
+                .map(|f| f.alignment)
+                .unwrap_or_default(),
+            config,
+            target,
+            flink,
+            history: ScaleHistory::default(),
+            last_reason: String::new(),
+            known_max_parallelism: None,
+            paused: false,
+            jobmanager: None,
+        }
+    }
+}
+
+impl LiveBinding {
+    /// One reconciliation: observe, plan, act (when `acting` is held), verify and record.
+    pub(super) async fn reconcile(
+        &mut self,
+        readings: &SourceReadings,
+        now: Instant,
+        acting: Option<&Leadership>,
+        metrics: &Metrics,
+    ) -> BindingReport {
+        let act = acting.is_some_and(Leadership::is_held);
+        let observed = self.observe(readings, act, metrics).await;
+        let planned = self.plan(&observed, now);
+        let outcome = match acting {
+            Some(leadership) if act => self.act(&observed, planned, leadership, metrics).await,
+            _ => Outcome::unwritten(planned),
+        };
+        self.log(&outcome, act);
+        if act && outcome.decision().paused() != self.paused {
+            self.record_pause(outcome.decision().paused()).await;
+        }
+        self.record(&observed, &outcome, metrics);
+        self.report(&observed, &outcome)
+    }
+
+    /// Reads the target's replicas and the job together, beside the sources' readings.
+    async fn observe(
+        &mut self,
+        readings: &SourceReadings,
+        act: bool,
+        metrics: &Metrics,
+    ) -> Observed {
+        let observations = self
+            .config
+            .streams
+            .iter()
+            .map(|s| readings.observe(self.config.source, s))
+            .collect();
+        let job_status = async {
+            match &self.flink {
+                Some(flink) => Some(flink.job_status().await),
+                None => None,
+            }
+        };
+        let (taskmanagers, job) = futures::join!(self.target.current(), job_status);
+        let settings = match &job {
+            Some(Ok(status)) => self.read_jobmanager_once(status, act, metrics).await,
+            _ => None,
+        };
+        let requirement = self.requirement(job.as_ref(), settings.as_ref()).await;
+        Observed {
+            observations,
+            taskmanagers: taskmanagers.map_err(Arc::new),
+            max_parallelism: self.max_parallelism(job.as_ref()),
+            job,
+            requirement,
+        }
+    }
+
+    /// The plan's decision on what was observed, what is unknown of the job, and the prewarmed
+    /// mode's writes.
+    fn plan(&mut self, observed: &Observed, now: Instant) -> Planned {
+        let input = PlanInput {
+            observations: observed.observations.clone(),
+            job_taskmanagers: job_taskmanagers(
+                observed
+                    .taskmanagers
+                    .as_ref()
+                    .map(|r| r.count)
+                    .map_err(Arc::clone),
+                &observed.requirement,
+                self.policy.slots_per_taskmanager,
+            ),
+            max_parallelism: observed.max_parallelism,
+            now,
+        };
+        let decision = plan(&self.policy, &input, &mut self.history);
+        let job_unknown = match &observed.job {
+            Some(Err(error)) => Some(JobUnknown::Unreadable {
+                error: error.clone(),
+                cap: observed.max_parallelism,
+            }),
+            // The prewarmed mode's hold already names a job between two schedules.
+            Some(Ok(JobStatus {
+                schedule: JobSchedule::Between(why),
+                ..
+            })) if matches!(observed.requirement, Requirement::NotUsed) => {
+                Some(JobUnknown::Between(why.clone()))
+            }
+            _ => None,
+        };
+        let prewarmed = match (&observed.job, &observed.requirement, observed.replicas()) {
+            (Some(Ok(status)), Requirement::Known(required), Some(read)) => {
+                let view = PrewarmedView {
+                    taskmanagers: read.count,
+                    required: *required,
+                    running: status.running_parallelism(),
+                    max_parallelism: observed.max_parallelism,
+                };
+                let policy = PrewarmedPolicy::new(&self.policy, self.alignment);
+                Some(PrewarmedPlan {
+                    job_id: status.job_id.clone(),
+                    required: *required,
+                    steps: prewarmed_steps(&policy, &decision, &view),
+                })
+            }
+            _ => None,
+        };
+        Planned {
+            decision,
+            job_unknown,
+            prewarmed,
+        }
+    }
+
+    /// Makes the writes `planned` calls for: the TaskManagers in reactive mode, the job then
+    /// the TaskManagers in the prewarmed mode.
+    async fn act(
+        &self,
+        observed: &Observed,
+        planned: Planned,
+        leadership: &Leadership,
+        metrics: &Metrics,
+    ) -> Outcome {
+        let mut outcome = Outcome::unwritten(planned);
+        let Some(read) = observed.replicas() else {
+            return outcome;
+        };
+        if self.alignment != Alignment::Reactive {
+            self.apply_prewarmed(read, leadership, &mut outcome, metrics)
+                .await;
+        } else if let Some(replicas) = outcome.decision().apply_to() {
+            self.apply(read, replicas, leadership, &mut outcome, metrics)
+                .await;
+            outcome.scaled = true;
+        }
+        outcome
+    }
+
+    /// Logs a decision that no write logged, when its reason changed (holds repeat every tick).
+    fn log(&mut self, outcome: &Outcome, act: bool) {
+        let reason = outcome.to_string();
+        if !outcome.scaled && reason != self.last_reason {
+            let action = outcome.decision().action.as_str();
+            tracing::info!(action, act, reason = %reason, "decision");
+        }
+        self.last_reason = reason;
+    }
+
+    /// Verifies the job against the plan and records the figures, as one sample.
+    fn record(&self, observed: &Observed, outcome: &Outcome, metrics: &Metrics) {
+        let _sample = metrics.sample();
+        let name = &self.config.name;
+        let decision = outcome.decision();
+        let taskmanagers = observed.replicas().map(|r| r.count);
+        metrics.record_decision(name, &observed.observations, taskmanagers, decision);
+        if self.alignment != Alignment::Reactive {
+            let slots = self.policy.slots_per_taskmanager;
+            let used = observed.requirement.known().map(|r| job_size(r, slots));
+            let warm = taskmanagers.zip(used).map(|(t, u)| t.saturating_sub(u));
+            metrics.record_warm_taskmanagers(name, warm);
+        }
+        if let Some(job) = &observed.job {
+            if let Err(e) = job {
+                tracing::debug!(error = %e, reason = e.reason().as_str(), "flink job status unavailable");
+            }
+            let slots = self.policy.slots_per_taskmanager;
+            metrics.record_job(name, job_alignment(job, decision.desired_replicas, slots));
+        }
+    }
+
+    /// The record `segment-autoscaler plan` prints.
+    fn report(&self, observed: &Observed, outcome: &Outcome) -> BindingReport {
+        let decision = outcome.decision();
+        let sources: BTreeSet<&str> = observed
+            .observations
+            .iter()
+            .map(|o| o.source.as_str())
+            .collect();
+        BindingReport {
+            binding: self.config.name.clone(),
+            streams: self.config.streams.clone(),
+            segments: decision.segments,
+            source: sources.into_iter().collect::<Vec<_>>().join("+"),
+            evidence: observed
+                .observations
+                .iter()
+                .map(|o| StreamEvidence {
+                    stream: o.stream.clone(),
+                    segments: o.reading.segments(),
+                    evidence_age_seconds: o.reading.evidence_age().map(|a| a.as_secs_f64()),
+                })
+                .collect(),
+            alignment: self.alignment.as_str(),
+            current_replicas: observed.replicas().map(|r| r.count),
+            desired_replicas: decision.desired_replicas,
+            action: decision.action,
+            paused: decision.paused(),
+            reason: outcome.to_string(),
+        }
+    }
+
+    /// Writes `replicas` if this replica still leads at this instant (observing and planning
+    /// took time, during which the Lease may have lapsed); a failure is counted and joins the
+    /// outcome.
+    async fn apply(
+        &self,
+        read: &Replicas,
+        replicas: u32,
+        leadership: &Leadership,
+        outcome: &mut Outcome,
+        metrics: &Metrics,
+    ) {
+        if !leadership.is_held() {
+            tracing::warn!(target_ref = %self.target.describe(), to = replicas, "not scaling: the lease lapsed before the write");
+            outcome.not_applied.push(NotApplied::LeaseLost);
+            return;
+        }
+        let reason = outcome.to_string();
+        match self.target.apply(read, replicas, &reason).await {
+            Ok(()) => tracing::info!(
+                target_ref = %self.target.describe(), from = read.count, to = replicas,
+                segments = outcome.decision().segments, reason = %reason, "scaled"
+            ),
+            Err(e) => {
+                metrics.record_scale_error(&self.config.name, e.reason());
+                tracing::warn!(
+                    target_ref = %self.target.describe(), error = %e,
+                    reason = e.reason().as_str(), "scale failed; will retry"
+                );
+                outcome.not_applied.push(NotApplied::Target(e));
+            }
+        }
+    }
+
+    /// Makes the prewarmed mode's writes: the job's parallelism first, then the TaskManagers;
+    /// a failure joins the outcome.
+    async fn apply_prewarmed(
+        &self,
+        read: &Replicas,
+        leadership: &Leadership,
+        outcome: &mut Outcome,
+        metrics: &Metrics,
+    ) {
+        let Some(pass) = &outcome.planned.prewarmed else {
+            return;
+        };
+        let (job_id, required) = (pass.job_id.clone(), pass.required);
+        let (job_parallelism, taskmanagers) = (pass.steps.job_parallelism, pass.steps.taskmanagers);
+        if let (Some(parallelism), Some(flink)) = (job_parallelism, &self.flink) {
+            if !leadership.is_held() {
+                outcome.not_applied.push(NotApplied::LeaseLost);
+                return;
+            }
+            match flink.set_parallelism(&job_id, parallelism).await {
+                Ok(()) => {
+                    let reason = outcome.to_string();
+                    tracing::info!(
+                        job_id,
+                        from = required,
+                        to = parallelism,
+                        segments = outcome.decision().segments,
+                        reason,
+                        "set the job's parallelism"
+                    );
+                    let event = if parallelism > required {
+                        "JobScaledUp"
+                    } else {
+                        "JobScaledDown"
+                    };
+                    let note =
+                        format!("job {job_id} parallelism {required} -> {parallelism}: {reason}");
+                    self.target.record(event, &note).await;
+                }
+                Err(e) => {
+                    metrics.record_scale_error(&self.config.name, e.reason());
+                    tracing::warn!(
+                        job_id, error = %e,
+                        reason = e.reason().as_str(), "setting the job's parallelism failed; will retry"
+                    );
+                    outcome.not_applied.push(NotApplied::Job(e));
+                }
+            }
+        }
+        if let Some(taskmanagers) = taskmanagers {
+            self.apply(read, taskmanagers, leadership, outcome, metrics)
+                .await;
+        }
+    }
+
+    /// The job's parallelism requirement in the prewarmed mode ([`Requirement::NotUsed`] in
+    /// reactive mode); unknown is the reason to hold.
+    async fn requirement(
+        &self,
+        job: Option<&Result<JobStatus, FlinkError>>,
+        settings: Option<&Result<JobManagerSettings, FlinkError>>,
+    ) -> Requirement {
+        if self.alignment == Alignment::Reactive {
+            return Requirement::NotUsed;
+        }
+        let (flink, status) = match (&self.flink, job) {
+            (Some(flink), Some(Ok(status))) => (flink, status),
+            (_, Some(Err(e))) => return Requirement::Unknown(RequirementUnknown::Flink(e.clone())),
+            (None, _) | (_, None) => return Requirement::Unknown(RequirementUnknown::NoFlink),
+        };
+        // Nothing is written to a job between two schedules: the next pass sees where it runs.
+        let source_vertex = match &status.schedule {
+            JobSchedule::Running { source_vertex, .. } => source_vertex,
+            JobSchedule::Between(why) => {
+                return Requirement::Unknown(RequirementUnknown::Between(why.clone()))
+            }
+        };
+        match settings {
+            Some(Ok(settings)) if settings.reactive => {
+                return Requirement::Unknown(RequirementUnknown::ReactiveJobManager)
+            }
+            Some(Err(e)) => return Requirement::Unknown(RequirementUnknown::Flink(e.clone())),
+            Some(Ok(_)) | None => {}
+        }
+        match flink
+            .required_parallelism(&status.job_id, source_vertex)
+            .await
+        {
+            Ok(required) => Requirement::Known(required),
+            Err(e) => Requirement::Unknown(RequirementUnknown::Flink(e)),
+        }
+    }
+
+    /// Records a pause or its end on the target (an Event), once per change.
+    async fn record_pause(&mut self, paused: bool) {
+        self.paused = paused;
+        let (reason, note) = if paused {
+            ("Paused", "replicas set to 0 by someone else: segment-autoscaler holds until they are set above 0")
+        } else {
+            (
+                "Resumed",
+                "replicas set above 0 again: segment-autoscaler follows the segments",
+            )
+        };
+        tracing::info!(target_ref = %self.target.describe(), paused, "{note}");
+        self.target.record(reason, note).await;
+    }
+
+    /// The JobManager's settings for the job `status` names (None without Flink), read at the
+    /// job's first pass and again after a failed read; a new read is checked at once (log,
+    /// metric, and an Event when acting: see [`Self::check_jobmanager`]).
+    async fn read_jobmanager_once(
+        &mut self,
+        status: &JobStatus,
+        act: bool,
+        metrics: &Metrics,
+    ) -> Option<Result<JobManagerSettings, FlinkError>> {
+        if let Some((job_id, settings)) = &self.jobmanager {
+            if *job_id == status.job_id {
+                return Some(Ok(settings.clone()));
+            }
+        }
+        let read = self
+            .flink
+            .as_ref()?
+            .jobmanager_settings(&status.job_id, status.adaptive)
+            .await;
+        match &read {
+            Ok(settings) => {
+                self.jobmanager = Some((status.job_id.clone(), settings.clone()));
+                self.check_jobmanager(&status.job_id, settings, act, metrics)
+                    .await;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, reason = e.reason().as_str(), "flink jobmanager settings unavailable; will retry");
+            }
+        }
+        Some(read)
+    }
+
+    /// Warns (log, Event when acting, metric) when the JobManager's settings do not suit the
+    /// binding: reactive mode under the prewarmed alignment, or rescale timers that may delay
+    /// using a TaskManager change beyond the binding's tolerance.
+    async fn check_jobmanager(
+        &self,
+        job_id: &str,
+        settings: &JobManagerSettings,
+        act: bool,
+        metrics: &Metrics,
+    ) {
+        if settings.reactive && self.alignment != Alignment::Reactive {
+            tracing::warn!(job_id, "{REACTIVE_JOBMANAGER}");
+        }
+        // None: another scheduler, no timers between a TaskManager change and its use.
+        let (Some(timers), Some(config)) = (&settings.rescale_timers, &self.config.flink) else {
+            return;
+        };
+        let tolerance = config.rescale_tolerance;
+        let delay = timers.worst_delay();
+        metrics.record_rescale_delay(&self.config.name, delay);
+        if delay <= tolerance {
+            tracing::info!(job_id, delay_seconds = delay.as_secs_f64(), timers = %timers.describe(), "flink rescale timers within flink.rescale_tolerance");
+            return;
+        }
+        let note = format!(
+            "Flink may wait up to {delay:?} before using a TaskManager change, more than \
+             flink.rescale_tolerance ({tolerance:?}): {}; lower them (README: Flink settings)",
+            timers.describe()
+        );
+        tracing::warn!(
+            job_id,
+            delay_seconds = delay.as_secs_f64(),
+            tolerance_seconds = tolerance.as_secs_f64(),
+            "{note}"
+        );
+        if act {
+            self.target.record("SlowFlinkRescale", &note).await;
+        }
+    }
+
+    /// The job's max parallelism: as reported now, else as last reported (a job is rarely
+    /// redeployed with another, and scaling past the cap costs a stabilization to come back).
+    pub(super) fn max_parallelism(
+        &mut self,
+        job: Option<&Result<JobStatus, FlinkError>>,
+    ) -> Option<u32> {
+        if let Some(max) = job.and_then(|j| j.as_ref().ok()?.max_parallelism) {
+            self.known_max_parallelism = Some(max);
+        }
+        self.known_max_parallelism
+    }
+}

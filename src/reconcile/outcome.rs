@@ -1,0 +1,190 @@
+//! A reconciliation's stages as values: what was read ([`Observed`]), what was decided
+//! ([`Planned`]) and what came of it ([`Outcome`], whose `Display` is the reason people read),
+//! and the record `plan` prints ([`BindingReport`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::actuate::{ActuateError, Replicas};
+use crate::domain::StreamId;
+use crate::flink::{BetweenSchedules, FlinkError, JobStatus};
+use crate::observe::Observation;
+use crate::plan::prewarmed::{PrewarmedSteps, Requirement};
+use crate::plan::{Action, ScaleDecision};
+
+/// One binding's outcome: the record `segment-autoscaler plan` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct BindingReport {
+    /// The binding's name.
+    pub binding: String,
+    /// Its streams.
+    pub streams: Vec<StreamId>,
+    /// Combined segment count, null when unknown.
+    pub segments: Option<u32>,
+    /// Which source(s) answered, e.g. `controller` or `prometheus`.
+    pub source: String,
+    /// Each stream's count and the age of its evidence.
+    pub evidence: Vec<StreamEvidence>,
+    /// How the job is aligned: `reactive` or `prewarmed`.
+    pub alignment: &'static str,
+    /// The target's replicas (the TaskManagers), null when unknown.
+    pub current_replicas: Option<u32>,
+    /// The TaskManagers the segments call for (the prewarmed mode keeps its headroom on top),
+    /// null when unknown.
+    pub desired_replicas: Option<u32>,
+    /// `scale_up`, `scale_down` or `hold`.
+    pub action: Action,
+    /// Whether the target is paused (replicas set to 0 by someone else).
+    pub paused: bool,
+    /// Why.
+    pub reason: String,
+}
+
+/// One stream's count in a [`BindingReport`] and how old the evidence of it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamEvidence {
+    /// The stream.
+    pub stream: StreamId,
+    /// Its count, null when unknown.
+    pub segments: Option<u32>,
+    /// Seconds since the count was last reported: 0 when reported now (the controller, or a
+    /// gauge Prometheus scrapes now), more once Pravega evicted the gauge; null when unknown.
+    pub evidence_age_seconds: Option<f64>,
+}
+
+/// What one reconciliation read for a binding.
+pub(super) struct Observed {
+    /// One observation per bound stream.
+    pub(super) observations: Vec<Observation>,
+    /// The target's replicas: the TaskManagers.
+    pub(super) taskmanagers: Result<Replicas, Arc<ActuateError>>,
+    /// The job's status, when the binding names a JobManager.
+    pub(super) job: Option<Result<JobStatus, FlinkError>>,
+    /// The job's parallelism requirement (the prewarmed mode's).
+    pub(super) requirement: Requirement,
+    /// The job's max parallelism, as last reported.
+    pub(super) max_parallelism: Option<u32>,
+}
+
+impl Observed {
+    /// The TaskManagers' replicas, when read.
+    pub(super) fn replicas(&self) -> Option<&Replicas> {
+        self.taskmanagers.as_ref().ok()
+    }
+}
+
+/// What a reconciliation decided for a binding.
+pub(super) struct Planned {
+    /// The plan's decision.
+    pub(super) decision: ScaleDecision,
+    /// Why the job's alignment is unknown, when it is.
+    pub(super) job_unknown: Option<JobUnknown>,
+    /// The prewarmed mode's writes (shown in plan mode too).
+    pub(super) prewarmed: Option<PrewarmedPlan>,
+}
+
+/// The prewarmed mode's writes for a job.
+pub(super) struct PrewarmedPlan {
+    pub(super) job_id: String,
+    /// The job's requirement as read.
+    pub(super) required: u32,
+    pub(super) steps: PrewarmedSteps,
+}
+
+/// Why the job's alignment is unknown.
+#[derive(Debug, Clone)]
+pub(super) enum JobUnknown {
+    /// Its status could not be read; the plan keeps the last known cap.
+    Unreadable { error: FlinkError, cap: Option<u32> },
+    /// Not an error: Flink is between two schedules (a start or a rescale) and the parallelism
+    /// it shows meanwhile is not the job's.
+    Between(BetweenSchedules),
+}
+
+impl fmt::Display for JobUnknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobUnknown::Unreadable { error, cap } => {
+                write!(f, "job alignment unknown ({error})")?;
+                match cap {
+                    Some(cap) => {
+                        write!(f, ", still capped by its last known max parallelism {cap}")
+                    }
+                    None => Ok(()),
+                }
+            }
+            JobUnknown::Between(why) => write!(f, "job alignment unknown ({why})"),
+        }
+    }
+}
+
+/// A write the decision called for that was not made.
+#[derive(Debug)]
+pub(super) enum NotApplied {
+    /// This replica lost the Lease between planning and writing.
+    LeaseLost,
+    /// The target refused or failed the write.
+    Target(ActuateError),
+    /// The JobManager refused or failed the job's new requirement.
+    Job(FlinkError),
+}
+
+impl fmt::Display for NotApplied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotApplied::LeaseLost => {
+                write!(
+                    f,
+                    "not applied: this replica lost the lease before the write"
+                )
+            }
+            NotApplied::Target(e) => write!(f, "not applied: {e}"),
+            NotApplied::Job(e) => write!(f, "job not changed: {e}"),
+        }
+    }
+}
+
+/// What came of a reconciliation: its `Display` is the reason people read (report, logs,
+/// Events).
+pub(super) struct Outcome {
+    pub(super) planned: Planned,
+    /// The writes that were not made, and why.
+    pub(super) not_applied: Vec<NotApplied>,
+    /// Whether a scale write was attempted (it logs itself).
+    pub(super) scaled: bool,
+}
+
+impl Outcome {
+    /// Nothing written (plan mode, a standby).
+    pub(super) fn unwritten(planned: Planned) -> Self {
+        Outcome {
+            planned,
+            not_applied: Vec::new(),
+            scaled: false,
+        }
+    }
+
+    pub(super) fn decision(&self) -> &ScaleDecision {
+        &self.planned.decision
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.planned.decision.reason)?;
+        if let Some(job) = &self.planned.job_unknown {
+            write!(f, "; {job}")?;
+        }
+        if let Some(prewarmed) = &self.planned.prewarmed {
+            if !prewarmed.steps.note.is_empty() {
+                write!(f, "; {}", prewarmed.steps.note)?;
+            }
+        }
+        for not_applied in &self.not_applied {
+            write!(f, " ({not_applied})")?;
+        }
+        Ok(())
+    }
+}
