@@ -18,8 +18,7 @@
 //!
 //! Without `--bench` (as under `cargo test --all-targets`) it only explains how to run it.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use test_support as support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +27,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use serde_json::json;
 use support::cluster::{self, NAMESPACE, TASKMANAGERS};
+use support::config::{stack_taskmanagers, AutoscalerConfig};
 use support::{flink, pravega, AutoscalerProcess, Component, Stack};
 
 /// How long one change may take to align (the 60 s stabilization included).
@@ -217,18 +217,17 @@ async fn local(headroom: usize) -> Platform {
         n => ("adaptive", format!("{{mode: prewarmed, headroom: {n}}}")),
     };
     stack.restart_flink(&[("FLINK_SCHEDULER", scheduler)]).await;
-    let script = stack.stack_script.display();
     // deploy/k8s's 2 s unless the run asks for another (the tick bounds every alignment).
     let interval = std::env::var("BENCH_INTERVAL").unwrap_or_else(|_| "2s".into());
-    let config = format!(
-        "interval: {interval}\npravega: {{controller: \"{pravega}\"}}\nbindings:\n  - name: local\n    \
-         streams: [bench/alignment]\n    source: controller\n    max_replicas: {MAX_REPLICAS}\n    \
-         scale_down_stabilization: 60s\n    target: {{kind: command, get: [\"{script}\", taskmanagers], \
-         set: [\"{script}\", taskmanagers, \"{{replicas}}\"]}}\n    \
-         flink: {{rest_url: \"{flink}\", alignment: {alignment}}}\n",
-        pravega = stack.pravega_controller,
-        flink = stack.flink_rest_url,
-    );
+    let target = stack_taskmanagers(&stack.stack_script);
+    let config = AutoscalerConfig::binding("local", &["bench/alignment"], target)
+        .interval(&interval)
+        .pravega(&stack.pravega_controller)
+        .source("controller")
+        .max_replicas(MAX_REPLICAS as u32)
+        .stabilization(Some("60s"))
+        .flink(&stack.flink_rest_url, &format!("alignment: {alignment}"))
+        .yaml();
     Platform::Local {
         controller: stack.pravega_controller.clone(),
         flink_rest: stack.flink_rest_url.clone(),

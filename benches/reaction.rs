@@ -10,8 +10,7 @@
 //!
 //! Without `--bench` (as under `cargo test --all-targets`) it only explains how to run it.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use test_support as support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! Kubernetes Operator's `FlinkDeployment`) work like Deployments, and every change leaves an
 //! Event.
 
-mod support;
+use test_support as support;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Event;

@@ -5,13 +5,16 @@
 //! The tests share the API server, its `flink-taskmanager` Deployment and the restricted
 //! identity's Lease, and one of them freezes the API server: they run one at a time.
 
-mod support;
+use test_support as support;
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
+use support::autoscaler::{single_leader, LEADER};
+use support::config::{command, deployment, AutoscalerConfig, LEASE_SECS};
+use support::kubernetes::event_reporters;
 use support::kubernetes::{replicas, set_replicas, taskmanagers_at_one, wait_for_replicas};
 use support::kubernetes::{NAMESPACE, TASKMANAGERS};
 use support::pravega::{controller, create_stream, scale_to};
@@ -20,58 +23,34 @@ use support::{eventually, unique_name, AutoscalerProcess, Component, Frozen, Sta
 /// One test at a time: they share the API server, the Deployment and the Lease.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const LEADER: &str = "segment_autoscaler_leader ";
 const ABANDONED: &str = "segment_autoscaler_reconciliations_abandoned_total ";
-const LEASE_SECS: u64 = 4;
+/// The controller with a 2 s timeout, for a binding of `scope/load`.
+fn pravega(stack: &Stack) -> String {
+    format!(
+        "pravega: {{controller: \"{}\", timeout: 2s}}",
+        stack.pravega_controller
+    )
+}
 
 /// A binding of `scope/load` (controller source) on the stack's TaskManager Deployment.
-fn config(stack: &Stack, scope: &str, extra: &str) -> String {
-    format!(
-        r#"
-interval: 500ms
-pravega: {{controller: "{pravega}", timeout: 2s}}
-{extra}
-bindings:
-  - name: faults
-    streams: [{scope}/load]
-    source: controller
-    max_replicas: 8
-    scale_down_stabilization: 2s
-    target: {{kind: deployment, namespace: {NAMESPACE}, name: {TASKMANAGERS}}}
-"#,
-        pravega = stack.pravega_controller,
-    )
+fn config(stack: &Stack, scope: &str) -> AutoscalerConfig {
+    let load = format!("{scope}/load");
+    AutoscalerConfig::binding("faults", &[&load], deployment(NAMESPACE, TASKMANAGERS))
+        .section(pravega(stack))
+        .source("controller")
 }
 
-/// Leader election on the restricted identity's Lease, with timings short enough for a test
-/// and valid together (renew deadline 2 s + call timeout 1 s <= lease 4 s).
-fn leader_election(stack: &Stack, identity: &str) -> String {
-    format!(
-        "kubernetes: {{kubeconfig: \"{kubeconfig}\", timeout: 1s}}\nleader_election: {{namespace: {NAMESPACE}, lease_name: segment-autoscaler, lease_duration: {LEASE_SECS}s, renew_deadline: 2s, retry_period: 500ms, identity: {identity}}}",
-        kubeconfig = stack.kubeconfig_restricted.display(),
-    )
-}
-
-async fn wait_for_gauge(instance: &AutoscalerProcess, series: &str, value: f64, what: &str) {
-    eventually(what, Duration::from_secs(30), || async {
-        match instance.metric(series).await {
-            Some(v) if v == value => Ok(()),
-            other => Err(format!("{series}= {other:?}")),
-        }
-    })
-    .await;
+/// `config` with leader election on the restricted identity's Lease.
+fn leading(stack: &Stack, config: AutoscalerConfig, identity: &str) -> AutoscalerConfig {
+    config
+        .kubernetes(&stack.kubeconfig_restricted, Some("1s"))
+        .leader_election(NAMESPACE, identity)
 }
 
 /// Scale Events on the Deployment recorded by `identity`.
 async fn events_by(events: &Api<Event>, identity: &str) -> usize {
-    events
-        .list(&ListParams::default())
-        .await
-        .expect("admin lists events")
-        .items
-        .iter()
-        .filter(|e| e.reporting_instance.as_deref() == Some(identity))
-        .count()
+    let reporters = event_reporters(events).await;
+    reporters.iter().filter(|r| *r == identity).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,11 +63,10 @@ async fn a_frozen_api_server_abandons_reconciliations_and_the_loop_recovers() {
     let stream = create_stream(&controller, &scope, "load").await;
     // The deadline equals the call timeout, so a pass whose scale read hangs is cut by the
     // deadline (the source read before it takes some milliseconds).
-    let kubernetes = format!(
-        "reconcile_timeout: 3s\nkubernetes: {{kubeconfig: \"{}\", timeout: 3s}}",
-        stack.kubeconfig_restricted.display()
-    );
-    let autoscaler = AutoscalerProcess::start("frozen-api", &config(&stack, &scope, &kubernetes));
+    let config = config(&stack, &scope)
+        .section("reconcile_timeout: 3s")
+        .kubernetes(&stack.kubeconfig_restricted, Some("3s"));
+    let autoscaler = AutoscalerProcess::start("frozen-api", &config.yaml());
     eventually(
         "a first reconciliation",
         Duration::from_secs(30),
@@ -167,27 +145,26 @@ async fn a_frozen_leader_is_replaced_and_writes_nothing_when_it_resumes() {
     let ids = [format!("{scope}-a"), format!("{scope}-b")];
     let a = AutoscalerProcess::start(
         "frozen-leader-a",
-        &config(&stack, &scope, &leader_election(&stack, &ids[0])),
+        &leading(&stack, config(&stack, &scope), &ids[0]).yaml(),
     );
     let b = AutoscalerProcess::start(
         "frozen-leader-b",
-        &config(&stack, &scope, &leader_election(&stack, &ids[1])),
+        &leading(&stack, config(&stack, &scope), &ids[1]).yaml(),
     );
-    let leader = eventually("exactly one leader", Duration::from_secs(30), || async {
-        let states = (a.metric(LEADER).await, b.metric(LEADER).await);
-        match states {
-            (Some(1.0), Some(0.0)) => Ok(0),
-            (Some(0.0), Some(1.0)) => Ok(1),
-            other => Err(format!("leader gauges {other:?}")),
-        }
-    })
-    .await;
+    let leader = single_leader(&[&a, &b], Duration::from_secs(30)).await;
     let (old, standby) = if leader == 0 { (&a, &b) } else { (&b, &a) };
     let (old_id, standby_id) = (&ids[leader], &ids[1 - leader]);
 
     let frozen = Frozen::freeze(old.pid());
     let frozen_at = Instant::now();
-    wait_for_gauge(standby, LEADER, 1.0, "the standby takes over").await;
+    standby
+        .wait_metric(
+            LEADER,
+            1.0,
+            "the standby takes over",
+            Duration::from_secs(30),
+        )
+        .await;
     let takeover = frozen_at.elapsed();
     assert!(
         takeover >= Duration::from_secs(LEASE_SECS),
@@ -210,11 +187,11 @@ async fn a_frozen_leader_is_replaced_and_writes_nothing_when_it_resumes() {
     scale_to(&controller, &stream, 4).await;
     drop(frozen);
     let resumed = Instant::now();
-    wait_for_gauge(
-        old,
+    old.wait_metric(
         LEADER,
         0.0,
         "the resumed leader knows it does not lead",
+        Duration::from_secs(30),
     )
     .await;
     while resumed.elapsed() < Duration::from_secs(LEASE_SECS - 1) {
@@ -242,7 +219,14 @@ async fn a_frozen_leader_is_replaced_and_writes_nothing_when_it_resumes() {
 
     // The other one resumes in turn: it steps down and writes nothing.
     drop(standby_frozen);
-    wait_for_gauge(standby, LEADER, 0.0, "the resumed second leader steps down").await;
+    standby
+        .wait_metric(
+            LEADER,
+            0.0,
+            "the resumed second leader steps down",
+            Duration::from_secs(30),
+        )
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(replicas(&deployments, TASKMANAGERS).await, 4);
     assert_eq!(events_by(&events, standby_id).await, standby_events);
@@ -269,29 +253,29 @@ async fn sigint_during_a_slow_write_exits_and_releases_the_lease_in_time() {
     let identity = format!("{scope}-a");
     // A command target whose `set` takes 15 s: far longer than a pod's grace period leaves
     // once the Lease must still be released.
-    let text = format!(
-        r#"
-interval: 500ms
-pravega: {{controller: "{pravega}", timeout: 2s}}
-{leader}
-bindings:
-  - name: slow
-    streams: [{scope}/load]
-    source: controller
-    max_replicas: 8
-    target:
-      kind: command
-      get: [cat, "{replicas}"]
-      set: [sh, -c, 'touch "$1"; sleep 15; echo "$0" > "$2"', "{{replicas}}", "{started}", "{replicas}"]
-      timeout: 20s
-"#,
-        pravega = stack.pravega_controller,
-        leader = leader_election(&stack, &identity),
-        replicas = replicas_file.display(),
-        started = started_file.display(),
+    let (replicas, started) = (
+        replicas_file.display().to_string(),
+        started_file.display().to_string(),
     );
-    let mut autoscaler = AutoscalerProcess::start("sigint", &text);
-    wait_for_gauge(&autoscaler, LEADER, 1.0, "it leads").await;
+    let slow_set = [
+        "sh",
+        "-c",
+        r#"touch "$1"; sleep 15; echo "$0" > "$2""#,
+        "{replicas}",
+        &started,
+        &replicas,
+    ];
+    let load = format!("{scope}/load");
+    let target = command(&["cat", &replicas], &slow_set, Some("20s"));
+    let config = AutoscalerConfig::binding("slow", &[&load], target)
+        .section(pravega(&stack))
+        .source("controller")
+        .stabilization(None);
+    let mut autoscaler =
+        AutoscalerProcess::start("sigint", &leading(&stack, config, &identity).yaml());
+    autoscaler
+        .wait_metric(LEADER, 1.0, "it leads", Duration::from_secs(30))
+        .await;
     scale_to(&controller, &stream, 2).await;
     eventually(
         "the slow set command runs",
@@ -342,7 +326,7 @@ async fn a_target_scaled_to_zero_by_someone_else_is_paused_until_set_back() {
     let identity = format!("{scope}-a");
     let autoscaler = AutoscalerProcess::start(
         "paused",
-        &config(&stack, &scope, &leader_election(&stack, &identity)),
+        &leading(&stack, config(&stack, &scope), &identity).yaml(),
     );
     scale_to(&controller, &stream, 2).await;
     wait_for_replicas(&deployments, 2, Duration::from_secs(30)).await;
@@ -351,7 +335,9 @@ async fn a_target_scaled_to_zero_by_someone_else_is_paused_until_set_back() {
 
     // Someone else pauses the job; the segments then change: nothing is written.
     set_replicas(&deployments, TASKMANAGERS, 0).await;
-    wait_for_gauge(&autoscaler, paused_series, 1.0, "paused").await;
+    autoscaler
+        .wait_metric(paused_series, 1.0, "paused", Duration::from_secs(30))
+        .await;
     scale_to(&controller, &stream, 3).await;
     let held = Instant::now();
     while held.elapsed() < Duration::from_secs(4) {

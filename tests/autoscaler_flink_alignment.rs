@@ -4,8 +4,9 @@
 //! JobManager's rescale timers (the stack's: 1 s + 1 s) and warns that they exceed a tolerance
 //! set below them.
 
-mod support;
+use test_support as support;
 
+use support::config::{stack_taskmanagers, AutoscalerConfig};
 use support::pravega::{controller, create_stream, scale_to};
 use support::{unique_name, AutoscalerProcess, Component, Stack};
 
@@ -16,24 +17,15 @@ async fn taskmanagers_and_job_parallelism_follow_segments() {
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("align");
     let stream = create_stream(&controller, &scope, "load").await;
-    let script = stack.stack_script.display();
-    let config = format!(
-        r#"
-interval: 1s
-pravega: {{controller: "{pravega}"}}
-bindings:
-  - name: local
-    streams: [{scope}/load]
-    source: controller
-    max_replicas: 3
-    scale_down_stabilization: 2s
-    target: {{kind: command, get: ["{script}", taskmanagers], set: ["{script}", taskmanagers, "{{replicas}}"]}}
-    flink: {{rest_url: "{flink}", rescale_tolerance: 1s}}
-"#,
-        pravega = stack.pravega_controller,
-        flink = stack.flink_rest_url,
-    );
-    let autoscaler = AutoscalerProcess::start("align", &config);
+    let load = format!("{scope}/load");
+    let config =
+        AutoscalerConfig::binding("local", &[&load], stack_taskmanagers(&stack.stack_script))
+            .interval("1s")
+            .pravega(&stack.pravega_controller)
+            .source("controller")
+            .max_replicas(3)
+            .flink(&stack.flink_rest_url, "rescale_tolerance: 1s");
+    let autoscaler = AutoscalerProcess::start("align", &config.yaml());
     autoscaler.wait_aligned(1.0).await;
     // The stack's timers on either Flink line: 1 s stabilization + 1 s cooldown (2.x: no
     // checkpoint wait), read from the real JobManager's configuration.

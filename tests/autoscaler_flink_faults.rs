@@ -3,10 +3,11 @@
 //! job's alignment is reported unknown (its series disappear rather than read 0), the reason
 //! says why, and verification resumes when Flink answers again.
 
-mod support;
+use test_support as support;
 
 use std::time::Duration;
 
+use support::config::{stack_taskmanagers, AutoscalerConfig};
 use support::pravega::{controller, create_stream, scale_to};
 use support::proxy::{Mode, Proxy};
 use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
@@ -42,24 +43,15 @@ async fn the_segments_are_followed_while_flink_answers_garbage_or_nothing() {
     let scope = unique_name("flink-faults");
     let stream = create_stream(&controller, &scope, "load").await;
     let flink = Proxy::start(stack.flink_rest_url.trim_start_matches("http://")).await;
-    let script = stack.stack_script.display();
-    let config = format!(
-        r#"
-interval: 1s
-pravega: {{controller: "{pravega}"}}
-bindings:
-  - name: local
-    streams: [{scope}/load]
-    source: controller
-    max_replicas: 3
-    scale_down_stabilization: 2s
-    target: {{kind: command, get: ["{script}", taskmanagers], set: ["{script}", taskmanagers, "{{replicas}}"]}}
-    flink: {{rest_url: "http://{flink}", timeout: 2s}}
-"#,
-        pravega = stack.pravega_controller,
-        flink = flink.address,
-    );
-    let autoscaler = AutoscalerProcess::start("flink-faults", &config);
+    let load = format!("{scope}/load");
+    let config =
+        AutoscalerConfig::binding("local", &[&load], stack_taskmanagers(&stack.stack_script))
+            .interval("1s")
+            .pravega(&stack.pravega_controller)
+            .source("controller")
+            .max_replicas(3)
+            .flink(&format!("http://{}", flink.address), "timeout: 2s");
+    let autoscaler = AutoscalerProcess::start("flink-faults", &config.yaml());
     autoscaler.wait_aligned(1.0).await;
 
     flink.set(Mode::Garbage);

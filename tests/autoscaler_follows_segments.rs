@@ -2,13 +2,14 @@
 //! Deployment's scale follow a stream split 1 -> 2 -> 4 and merged back to 1 through the
 //! controller's scale call, with each source. Reaction times are printed (not asserted).
 
-mod support;
+use test_support as support;
 
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams};
+use support::config::{deployment, AutoscalerConfig};
 use support::kubernetes::{
     ensure_deployment, set_replicas, wait_for_replicas, NAMESPACE, TASKMANAGERS,
 };
@@ -40,25 +41,17 @@ async fn deployment_scale_follows_splits_and_merges() {
         let scope = unique_name("follow");
         let stream = create_stream(&controller, &scope, "load").await;
         set_replicas(&deployments, TASKMANAGERS, 1).await;
-        let config = format!(
-            r#"
-interval: 1s
-prometheus: {{url: "{prometheus}"}}
-pravega: {{controller: "{pravega}"}}
-kubernetes: {{kubeconfig: "{kubeconfig}"}}
-bindings:
-  - name: follow-{source}
-    streams: [{scope}/load]
-    source: {source}
-    max_replicas: 8
-    scale_down_stabilization: {STABILIZATION_SECS}s
-    target: {{kind: deployment, namespace: {NAMESPACE}, name: {TASKMANAGERS}}}
-"#,
-            prometheus = stack.prometheus_url,
-            pravega = stack.pravega_controller,
-            kubeconfig = stack.kubeconfig_restricted.display(),
-        );
-        let autoscaler = AutoscalerProcess::start(&format!("follow-{source}"), &config);
+        let (name, load) = (format!("follow-{source}"), format!("{scope}/load"));
+        let stabilization = format!("{STABILIZATION_SECS}s");
+        let config =
+            AutoscalerConfig::binding(&name, &[&load], deployment(NAMESPACE, TASKMANAGERS))
+                .interval("1s")
+                .prometheus(&stack.prometheus_url)
+                .pravega(&stack.pravega_controller)
+                .kubernetes(&stack.kubeconfig_restricted, None)
+                .source(source)
+                .stabilization(Some(&stabilization));
+        let autoscaler = AutoscalerProcess::start(&name, &config.yaml());
         // The first tick sees 1 segment and 1 replica: nothing to do.
         eventually(
             "the autoscaler reports its first decision",

@@ -4,10 +4,11 @@
 //! taskmanagers`, in both directions, and verifying through REST that the job got there; and
 //! the same binding holding on a JobManager in reactive mode, which refuses a parallelism.
 
-mod support;
+use test_support as support;
 
 use std::time::{Duration, Instant};
 
+use support::config::{stack_taskmanagers, AutoscalerConfig};
 use support::pravega::{controller, create_stream, scale_to};
 use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
 
@@ -20,24 +21,18 @@ async fn the_job_follows_segments_on_warm_taskmanagers() {
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("prewarm");
     let stream = create_stream(&controller, &scope, "load").await;
-    let script = stack.stack_script.display();
-    let config = format!(
-        r#"
-interval: 1s
-pravega: {{controller: "{pravega}"}}
-bindings:
-  - name: local
-    streams: [{scope}/load]
-    source: controller
-    max_replicas: 3
-    scale_down_stabilization: 2s
-    target: {{kind: command, get: ["{script}", taskmanagers], set: ["{script}", taskmanagers, "{{replicas}}"]}}
-    flink: {{rest_url: "{flink}", alignment: {{mode: prewarmed, headroom: 1}}}}
-"#,
-        pravega = stack.pravega_controller,
-        flink = stack.flink_rest_url,
-    );
-    let autoscaler = AutoscalerProcess::start("prewarmed", &config);
+    let load = format!("{scope}/load");
+    let config =
+        AutoscalerConfig::binding("local", &[&load], stack_taskmanagers(&stack.stack_script))
+            .interval("1s")
+            .pravega(&stack.pravega_controller)
+            .source("controller")
+            .max_replicas(3)
+            .flink(
+                &stack.flink_rest_url,
+                "alignment: {mode: prewarmed, headroom: 1}",
+            );
+    let autoscaler = AutoscalerProcess::start("prewarmed", &config.yaml());
     // `n` TaskManagers running, `warm` of them beyond the job's as the autoscaler reports it
     // (its figure of a tick's start: one tick after a write).
     let taskmanagers = |n: u32, warm: f64| {
@@ -101,7 +96,7 @@ bindings:
     // nothing.
     stack.restart_flink(&[]).await;
     let before = stack.stack_command(&["taskmanagers"]);
-    let autoscaler = AutoscalerProcess::start("prewarmed-on-reactive", &config);
+    let autoscaler = AutoscalerProcess::start("prewarmed-on-reactive", &config.yaml());
     eventually(
         "the hold naming reactive mode",
         Duration::from_secs(60),

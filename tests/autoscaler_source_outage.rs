@@ -6,11 +6,12 @@
 //!
 //! Both tests use the one TaskManager Deployment: they run one at a time.
 
-mod support;
+use test_support as support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::config::{deployment, AutoscalerConfig};
 use support::kubernetes::{replicas, taskmanagers_at_one, wait_for_replicas};
 use support::kubernetes::{NAMESPACE, TASKMANAGERS};
 use support::pravega::{controller, create_stream, scale_to};
@@ -51,23 +52,15 @@ async fn holds_while_prometheus_is_down_and_resumes_after() {
     let stream = create_stream(&controller, &scope, "load").await;
     scale_to(&controller, &stream, 2).await;
 
-    let config = format!(
-        r#"
-interval: 500ms
-prometheus: {{url: "{prometheus}", timeout: 1s}}
-kubernetes: {{kubeconfig: "{kubeconfig}"}}
-bindings:
-  - name: outage
-    streams: [{scope}/load]
-    source: prometheus
-    max_replicas: 8
-    scale_down_stabilization: 2s
-    target: {{kind: deployment, namespace: {NAMESPACE}, name: {TASKMANAGERS}}}
-"#,
-        prometheus = stack.prometheus_url,
-        kubeconfig = stack.kubeconfig_restricted.display(),
-    );
-    let autoscaler = AutoscalerProcess::start("outage", &config);
+    let load = format!("{scope}/load");
+    let config = AutoscalerConfig::binding("outage", &[&load], deployment(NAMESPACE, TASKMANAGERS))
+        .section(format!(
+            "prometheus: {{url: \"{}\", timeout: 1s}}",
+            stack.prometheus_url
+        ))
+        .kubernetes(&stack.kubeconfig_restricted, None)
+        .source("prometheus");
+    let autoscaler = AutoscalerProcess::start("outage", &config.yaml());
     // Replicas follow the 2 segments.
     wait_for_replicas(&deployments, 2, Duration::from_secs(30)).await;
     let errors_before = autoscaler.metric(ERRORS).await.unwrap_or(0.0);
@@ -157,24 +150,20 @@ async fn auto_uses_prometheus_when_the_controller_is_cut_off_and_holds_without_b
     // while Prometheus goes on scraping the real controller.
     let pravega = Proxy::start(stack.pravega_controller.trim_start_matches("tcp://")).await;
     let prometheus = Proxy::start(stack.prometheus_url.trim_start_matches("http://")).await;
-    let config = format!(
-        r#"
-interval: 500ms
-pravega: {{controller: "tcp://{pravega}", timeout: 1s}}
-prometheus: {{url: "http://{prometheus}", timeout: 1s}}
-kubernetes: {{kubeconfig: "{kubeconfig}"}}
-bindings:
-  - name: auto
-    streams: [{scope}/load]
-    source: auto
-    max_replicas: 8
-    target: {{kind: deployment, namespace: {NAMESPACE}, name: {TASKMANAGERS}}}
-"#,
-        pravega = pravega.address,
-        prometheus = prometheus.address,
-        kubeconfig = stack.kubeconfig_restricted.display(),
-    );
-    let autoscaler = AutoscalerProcess::start("auto", &config);
+    let load = format!("{scope}/load");
+    let config = AutoscalerConfig::binding("auto", &[&load], deployment(NAMESPACE, TASKMANAGERS))
+        .section(format!(
+            "pravega: {{controller: \"tcp://{}\", timeout: 1s}}",
+            pravega.address
+        ))
+        .section(format!(
+            "prometheus: {{url: \"http://{}\", timeout: 1s}}",
+            prometheus.address
+        ))
+        .kubernetes(&stack.kubeconfig_restricted, None)
+        .source("auto")
+        .stabilization(None);
+    let autoscaler = AutoscalerProcess::start("auto", &config.yaml());
     scale_to(&controller, &stream, 2).await;
     wait_for_replicas(&deployments, 2, Duration::from_secs(30)).await;
 

@@ -7,7 +7,7 @@
 //!   Flink's REST API, up (onto the warm TaskManager, then one more pod) and down (the job
 //!   first, the pod released after), as its Events show in that order.
 
-mod support;
+use test_support as support;
 
 use std::time::{Duration, Instant};
 

@@ -11,7 +11,7 @@
 //! The data generator is scaled to zero here: the test drives the segments itself through the
 //! Pravega controller in the cluster (the host routes pod and Service addresses to the node).
 
-mod support;
+use test_support as support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! test stack is untouched) the load rises and falls once; TaskManagers and the job's
 //! parallelism follow up to 2 and back to 1; the report is written; nothing is left running.
 
-mod support;
+use test_support as support;
 
 use std::process::Command;
 

@@ -3,13 +3,15 @@
 //! (chroot, as the unprivileged user), `plan` reads the real Pravega controller and the real
 //! kube-apiserver over TLS, so nothing else is needed at run time.
 
-mod support;
+use test_support as support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
+use support::config::{deployment, AutoscalerConfig};
 use support::kubernetes::{ensure_deployment, set_replicas, NAMESPACE, TASKMANAGERS};
 use support::pravega::{controller, create_stream, scale_to};
 use support::{repo_root, unique_name, Component, Stack};
@@ -54,19 +56,17 @@ async fn plan_runs_from_the_minimal_root_file_system() {
     std::fs::set_permissions(&kubeconfig, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(
         rootfs.join("etc/segment-autoscaler/config.yaml"),
-        format!(
-            r#"
-pravega: {{controller: "{controller}"}}
-kubernetes: {{kubeconfig: /etc/segment-autoscaler/kubeconfig}}
-bindings:
-  - name: image
-    streams: [{scope}/load]
-    source: controller
-    max_replicas: 8
-    target: {{kind: deployment, namespace: {NAMESPACE}, name: {TASKMANAGERS}}}
-"#,
-            controller = stack.pravega_controller,
-        ),
+        AutoscalerConfig::binding(
+            "image",
+            &[&format!("{scope}/load")],
+            deployment(NAMESPACE, TASKMANAGERS),
+        )
+        .default_interval()
+        .pravega(&stack.pravega_controller)
+        .kubernetes(Path::new("/etc/segment-autoscaler/kubeconfig"), None)
+        .source("controller")
+        .stabilization(None)
+        .yaml(),
     )
     .unwrap();
     let plan = Command::new("chroot")

@@ -4,7 +4,7 @@
 //! changes only the scheduler and the alignment mode. (The dashboards' PromQL is checked in
 //! `demo-report/tests/dashboards.rs`.)
 
-mod support;
+use test_support as support;
 
 use std::path::Path;
 use std::process::Command;

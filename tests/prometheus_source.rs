@@ -9,11 +9,12 @@
 //!
 //! One test: the SIGSTOP would disturb any other running beside it.
 
-mod support;
+use test_support as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::config::{command, AutoscalerConfig};
 use support::pravega::{controller, create_stream, scale_to};
 use support::{eventually, plan_records, prometheus_values, unique_name, Component, Frozen, Stack};
 
@@ -71,18 +72,17 @@ impl Drop for StandInController {
 }
 
 fn config(stack: &Stack, stream: &str) -> String {
-    format!(
-        r#"
-prometheus: {{url: "{}", timeout: 3s, lookback: 30m}}
-bindings:
-  - name: evidence
-    streams: [{stream}]
-    source: prometheus
-    max_replicas: 8
-    target: {{kind: command, get: ["echo", "1"], set: ["echo", "{{replicas}}"]}}
-"#,
+    let target = command(&["echo", "1"], &["echo", "{replicas}"], None);
+    let prometheus = format!(
+        "prometheus: {{url: \"{}\", timeout: 3s, lookback: 30m}}",
         stack.prometheus_url
-    )
+    );
+    AutoscalerConfig::binding("evidence", &[stream], target)
+        .default_interval()
+        .section(prometheus)
+        .source("prometheus")
+        .stabilization(None)
+        .yaml()
 }
 
 /// The one record `plan` prints for a binding on `stream`.

@@ -2,7 +2,7 @@
 //! other through a Service name (CoreDNS, kube-proxy), the host reaches Service addresses, and
 //! nothing routes out of the machine.
 
-mod support;
+use test_support as support;
 
 use std::time::Duration;
 

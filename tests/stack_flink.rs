@@ -1,7 +1,7 @@
 //! The stack's Flink runs its job in reactive mode: the job's parallelism follows the number of
 //! TaskManagers (one slot each).
 
-mod support;
+use test_support as support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! segment count as an External metric through the API server's aggregation layer, and
 //! kube-controller-manager's HPA, with the reference demo's spec, scales a Deployment to it.
 
-mod support;
+use test_support as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The stack's kube-apiserver enforces RBAC: the autoscaler's ServiceAccount may read and patch
 //! the scale of the one TaskManager Deployment it is bound to, and nothing else.
 
-mod support;
+use test_support as support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};

@@ -1,7 +1,7 @@
 //! The stack's Pravega is real: the Rust client creates and splits a stream through the
 //! controller, and the controller's segment gauge reaches Prometheus.
 
-mod support;
+use test_support as support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! process it did not start. Each test runs the script on a run directory of its own (and
 //! shifted ports), so the stack the other tests use is left alone.
 
-mod support;
+use test_support as support;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,7 +1,6 @@
 //! The data generator against the real Pravega of the local stack.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
+use test_support as support;
 
 use std::process::{Command, Output};
 use std::time::Duration;

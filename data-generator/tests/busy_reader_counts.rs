@@ -3,8 +3,7 @@
 //! and is rescaled up and down (one TaskManager killed with SIGKILL); once the job has caught up,
 //! the sequence numbers it verified in its state account for every event written.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
+use test_support as support;
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};

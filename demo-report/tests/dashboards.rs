@@ -1,8 +1,7 @@
 //! The dashboards shipped in `dashboards/` hold valid PromQL: every query, made runnable the
 //! way the report runs it, passes the stack's real promtool.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
+use test_support as support;
 
 use std::process::Command;
 

@@ -1,5 +1,5 @@
 //! The control loop: every interval, one reconciliation of every binding, each in its own
-//! tracing span, through typed stages ([`outcome`]): `Observed` (segments, the target's replicas
+//! tracing span, through typed stages (`outcome.rs`): `Observed` (segments, the target's replicas
 //! and the Flink job's status, read together) -> `Planned` (the pure plan, and the prewarmed
 //! mode's writes) -> `Outcome` (the writes, by the leader only) -> verified and recorded (the
 //! job's parallelism against the plan). The stages live in their modules; [`LiveBinding`]
