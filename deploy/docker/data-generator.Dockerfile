@@ -2,7 +2,7 @@
 # data-generator: build with the Rust toolchain, run FROM scratch as non-root (the binary, the C
 # libraries it links, CA certificates, a passwd entry; see deploy/docker/minimal-rootfs).
 # Build from the repository root:
-#   docker build -f deploy/docker/data-generator.Dockerfile -t data-generator:0.1.0 .
+#   docker build -f deploy/docker/data-generator.Dockerfile -t data-generator:TAG .   (TAG: deploy/k8s/kustomization.yaml)
 # RUST_IMAGE: see segment-autoscaler.Dockerfile.
 ARG RUST_IMAGE=rust:1.95-bookworm
 FROM ${RUST_IMAGE} AS build

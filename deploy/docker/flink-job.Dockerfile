@@ -1,7 +1,7 @@
 # The Flink busy-reader job on the official Flink 2.3.0 image (Java 17), in usrlib/ for
 # application mode (FLINK_VERSION=1.20.x with a 1.20 FLINK_IMAGE builds it for the 1.x LTS).
 # Build from the repository root:
-#   docker build -f deploy/docker/flink-job.Dockerfile -t segment-autoscaler-flink-job:0.1.0 .
+#   docker build -f deploy/docker/flink-job.Dockerfile -t segment-autoscaler-flink-job:TAG .   (TAG: deploy/k8s/kustomization.yaml)
 # MAVEN_IMAGE and FLINK_IMAGE name the bases; the local stack builds this file with buildah on
 # bases made from Debian packages and the Flink distribution it runs (deploy/local/images).
 ARG MAVEN_IMAGE=maven:3.9-eclipse-temurin-17

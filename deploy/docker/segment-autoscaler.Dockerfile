@@ -3,7 +3,7 @@
 # the binary, the C libraries it links, CA certificates and a passwd entry, nothing else (no
 # shell, no package manager). `deploy/docker/minimal-rootfs` assembles that file system.
 # Build from the repository root:
-#   docker build -f deploy/docker/segment-autoscaler.Dockerfile -t segment-autoscaler:0.1.0 .
+#   docker build -f deploy/docker/segment-autoscaler.Dockerfile -t segment-autoscaler:TAG .   (TAG: deploy/k8s/kustomization.yaml)
 # RUST_IMAGE names the build stage's base (any Debian-based image with cargo on PATH); the local
 # stack builds this file with buildah on a base made from Debian packages (deploy/local/images).
 ARG RUST_IMAGE=rust:1.95-bookworm

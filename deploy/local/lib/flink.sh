@@ -94,28 +94,11 @@ flink_write_home() {
 }
 
 # flink_rescale_timers: the adaptive scheduler's settings that decide how soon a TaskManager
-# added or removed changes the job's parallelism (see README, "Flink settings").
+# added or removed changes the job's parallelism (see README, "Flink settings"): the lines
+# deploy/k8s/flink.yaml sets, for either Flink line (each reads its own names).
 flink_rescale_timers() {
-  case $FLINK_VERSION in
-    1.*)
-      cat <<YAML
-# Use a new TaskManager a second after it registers (default 10 s), and allow the next rescale
-# a second after the last (1.19+ default: 30 s).
-jobmanager.adaptive-scheduler.resource-stabilization-timeout: 1s
-jobmanager.adaptive-scheduler.scaling-interval.min: 1s
-YAML
-      ;;
-    *)
-      cat <<YAML
-# Use a new TaskManager a second after it registers (default 60 s), allow the next rescale a
-# second after the last (default 30 s), and rescale without waiting for the next checkpoint
-# (default: up to 3 checkpoint intervals; the job restarts from the last completed one anyway).
-jobmanager.adaptive-scheduler.executing.resource-stabilization-timeout: 1s
-jobmanager.adaptive-scheduler.executing.cooldown-after-rescaling: 1s
-jobmanager.adaptive-scheduler.rescale-trigger.max-delay: 0s
-YAML
-      ;;
-  esac
+  echo "# From deploy/k8s/flink.yaml (the timers users run with)."
+  sed -n 's/^ *\(jobmanager\.adaptive-scheduler\.[a-z.-]*: .*\)$/\1/p' "$STACK_REPO/deploy/k8s/flink.yaml"
 }
 
 # flink_scheduler: the scheduler settings of FLINK_SCHEDULER.

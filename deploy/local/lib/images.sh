@@ -11,8 +11,9 @@ IMAGES_RECIPES="$STACK_REPO/deploy/local/images"
 IMAGES_DEBIAN_SUITE=bookworm
 IMAGES_DEBIAN_MIRROR=${IMAGES_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 IMAGES_PREFIX=localhost/segment-autoscaler
-# The tag of the project's own images (deploy/k8s/kustomization.yaml names the same).
-IMAGES_TAG=0.1.0
+# The tag of the project's own images, as deploy/k8s/kustomization.yaml gives it (its first
+# newTag: the three entries share it).
+IMAGES_TAG=$(sed -n 's/^ *newTag: *\([^ ]*\)$/\1/p' "$STACK_REPO/deploy/k8s/kustomization.yaml" | head -n 1)
 
 # images_buildah ARGS...: buildah with its storage in the cache, away from the system's.
 images_buildah() {

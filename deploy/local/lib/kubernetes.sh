@@ -12,8 +12,9 @@ ETCD_CLIENT_PORT=${ETCD_CLIENT_PORT:-$((12379 + STACK_PORT_OFFSET))}
 ETCD_PEER_PORT=${ETCD_PEER_PORT:-$((12380 + STACK_PORT_OFFSET))}
 # The restricted identity's scope: one namespace, one TaskManager Deployment (and StatefulSet).
 KUBE_DEMO_NAMESPACE=${KUBE_DEMO_NAMESPACE:-flink}
-KUBE_DEMO_TARGET=${KUBE_DEMO_TARGET:-flink-taskmanager}
-KUBE_AUTOSCALER_SA=${KUBE_AUTOSCALER_SA:-segment-autoscaler}
+# The names deploy/k8s/rbac grants (its Role names them): fixed.
+KUBE_DEMO_TARGET=flink-taskmanager
+KUBE_AUTOSCALER_SA=segment-autoscaler
 
 kubernetes_installed() {
   [[ -x $KUBE_HOME/bin/kube-apiserver && -x $KUBE_HOME/bin/etcd && -x $KUBE_HOME/bin/kubectl ]]
@@ -203,49 +204,47 @@ kubernetes_up() {
   kubernetes_bootstrap_autoscaler_identity || fail_with_log "kubernetes bootstrap" "$KUBE_RUN/bootstrap.log"
 }
 
-# The autoscaler's identity: a real ServiceAccount whose Role allows only what it needs
-# (the scale subresource of one named TaskManager Deployment/StatefulSet/FlinkDeployment,
-# Events through events.k8s.io (created, then patched as a series when repeated), Lease-based
-# leader election) and a TokenRequest token for it.
+# The autoscaler's identity: the ServiceAccount, Role and RoleBinding of deploy/k8s/rbac (what
+# users deploy), applied into the stack's namespace, and a TokenRequest token for it. The tests
+# also scale a StatefulSet and a FlinkDeployment of the same name: a second Role, for the tests
+# only, allows those.
 kubernetes_bootstrap_autoscaler_identity() {
   local ns=$KUBE_DEMO_NAMESPACE sa=$KUBE_AUTOSCALER_SA target=$KUBE_DEMO_TARGET
+  local overlay=$KUBE_RUN/autoscaler-rbac
+  mkdir -p "$overlay"
+  # kustomize refuses absolute paths: the manifests are named relative to the overlay.
+  cat >"$overlay/kustomization.yaml" <<YAML
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: $ns
+resources:
+  - $(realpath --relative-to="$overlay" "$STACK_REPO/deploy/k8s/rbac")
+YAML
   {
     kubectl_admin apply -f - <<YAML &&
 apiVersion: v1
 kind: Namespace
 metadata: {name: $ns}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: $sa, namespace: $ns}
----
+YAML
+      kubectl_admin apply -k "$overlay" &&
+      kubectl_admin apply -f - <<YAML &&
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
-metadata: {name: $sa, namespace: $ns}
+metadata: {name: $sa-test-targets, namespace: $ns}
 rules:
 - apiGroups: [apps]
-  resources: [deployments/scale, statefulsets/scale]
+  resources: [statefulsets/scale]
   resourceNames: [$target]
   verbs: [get, patch, update]
 - apiGroups: [flink.apache.org]
   resources: [flinkdeployments/scale]
   resourceNames: [$target]
   verbs: [get, patch, update]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
-- apiGroups: [coordination.k8s.io]
-  resources: [leases]
-  verbs: [create]
-- apiGroups: [coordination.k8s.io]
-  resources: [leases]
-  resourceNames: [$sa]
-  verbs: [get, update, patch]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
-metadata: {name: $sa, namespace: $ns}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: $sa}
+metadata: {name: $sa-test-targets, namespace: $ns}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: $sa-test-targets}
 subjects:
 - {kind: ServiceAccount, name: $sa, namespace: $ns}
 YAML
