@@ -10,13 +10,15 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use segment_autoscaler::actuate::ScaleResource;
 use segment_autoscaler::actuate::{ActuateError, KubernetesScaleTarget, ScaleTarget};
 use serde_json::json;
 use std::time::Duration;
-use support::kubernetes::{assert_forbidden, ensure_deployment, replicas, set_replicas};
+use support::kubernetes::{
+    assert_forbidden, ensure_deployment, events_reported_by, replicas, set_replicas,
+};
 use support::kubernetes::{NAMESPACE, TASKMANAGERS};
 use support::{eventually, unique_name, Component, Stack};
 
@@ -134,12 +136,8 @@ async fn statefulset_scale_is_set_and_recorded_as_an_event() {
     assert_eq!(seen.spec.and_then(|s| s.replicas), Some(3));
 
     let events: Api<Event> = Api::namespaced(admin_client, NAMESPACE);
-    let list = events.list(&ListParams::default()).await.unwrap();
-    let event = list
-        .items
-        .iter()
-        .find(|e| e.reporting_instance.as_deref() == Some(instance.as_str()))
-        .expect("an Event for the change");
+    let reported = events_reported_by(&events, &instance).await;
+    let event = reported.first().expect("an Event for the change");
     assert_eq!(event.involved_object.kind.as_deref(), Some("StatefulSet"));
     assert_eq!(event.reason.as_deref(), Some("ScaledUp"));
     assert_eq!(
@@ -274,12 +272,8 @@ async fn a_flinkdeployment_is_scaled_through_its_scale_subresource_alone() {
     );
 
     let events: Api<Event> = Api::namespaced(admin, NAMESPACE);
-    let list = events.list(&ListParams::default()).await.unwrap();
-    let event = list
-        .items
-        .iter()
-        .find(|e| e.reporting_instance.as_deref() == Some(instance.as_str()))
-        .expect("an Event for the change");
+    let reported = events_reported_by(&events, &instance).await;
+    let event = reported.first().expect("an Event for the change");
     assert_eq!(
         event.involved_object.kind.as_deref(),
         Some("FlinkDeployment")

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use support::autoscaler::{single_leader, LEADER};
 use support::config::{command, deployment, AutoscalerConfig, LEASE_SECS};
-use support::kubernetes::event_reporters;
+use support::kubernetes::{event_reporters, events_reported_by};
 use support::kubernetes::{replicas, set_replicas, taskmanagers_at_one, wait_for_replicas};
 use support::kubernetes::{NAMESPACE, TASKMANAGERS};
 use support::pravega::{controller, create_stream, scale_to};
@@ -348,19 +348,15 @@ async fn a_target_scaled_to_zero_by_someone_else_is_paused_until_set_back() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let reasons = |list: Vec<Event>| -> Vec<String> {
-        list.into_iter()
-            .filter(|e| e.reporting_instance.as_deref() == Some(identity.as_str()))
-            .filter_map(|e| e.reason)
-            .collect()
-    };
-    let seen = reasons(events.list(&ListParams::default()).await.unwrap().items);
+    let reasons =
+        |list: Vec<Event>| -> Vec<String> { list.into_iter().filter_map(|e| e.reason).collect() };
+    let seen = reasons(events_reported_by(&events, &identity).await);
     assert!(seen.contains(&"Paused".to_string()), "{seen:?}");
 
     // Set back above 0: the segments are followed again.
     set_replicas(&deployments, TASKMANAGERS, 1).await;
     wait_for_replicas(&deployments, 3, Duration::from_secs(30)).await;
     assert_eq!(autoscaler.metric(paused_series).await, Some(0.0));
-    let seen = reasons(events.list(&ListParams::default()).await.unwrap().items);
+    let seen = reasons(events_reported_by(&events, &identity).await);
     assert!(seen.contains(&"Resumed".to_string()), "{seen:?}");
 }

@@ -6,7 +6,7 @@
 
 use test_support as support;
 
-use support::config::{stack_taskmanagers, AutoscalerConfig};
+use support::config::AutoscalerConfig;
 use support::pravega::{controller, create_stream, scale_to};
 use support::{unique_name, AutoscalerProcess, Component, Stack};
 
@@ -17,14 +17,8 @@ async fn taskmanagers_and_job_parallelism_follow_segments() {
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("align");
     let stream = create_stream(&controller, &scope, "load").await;
-    let load = format!("{scope}/load");
-    let config =
-        AutoscalerConfig::binding("local", &[&load], stack_taskmanagers(&stack.stack_script))
-            .interval("1s")
-            .pravega(&stack.pravega_controller)
-            .source("controller")
-            .max_replicas(3)
-            .flink(&stack.flink_rest_url, "rescale_tolerance: 1s");
+    let config = AutoscalerConfig::local_taskmanagers(&stack, &scope)
+        .flink(&stack.flink_rest_url, "rescale_tolerance: 1s");
     let autoscaler = AutoscalerProcess::start("align", &config.yaml());
     autoscaler.wait_aligned(1.0).await;
     // The stack's timers on either Flink line: 1 s stabilization + 1 s cooldown (2.x: no

@@ -7,7 +7,7 @@ use test_support as support;
 
 use std::time::Duration;
 
-use support::config::{stack_taskmanagers, AutoscalerConfig};
+use support::config::AutoscalerConfig;
 use support::pravega::{controller, create_stream, scale_to};
 use support::proxy::{Mode, Proxy};
 use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
@@ -43,14 +43,8 @@ async fn the_segments_are_followed_while_flink_answers_garbage_or_nothing() {
     let scope = unique_name("flink-faults");
     let stream = create_stream(&controller, &scope, "load").await;
     let flink = Proxy::start(stack.flink_rest_url.trim_start_matches("http://")).await;
-    let load = format!("{scope}/load");
-    let config =
-        AutoscalerConfig::binding("local", &[&load], stack_taskmanagers(&stack.stack_script))
-            .interval("1s")
-            .pravega(&stack.pravega_controller)
-            .source("controller")
-            .max_replicas(3)
-            .flink(&format!("http://{}", flink.address), "timeout: 2s");
+    let config = AutoscalerConfig::local_taskmanagers(&stack, &scope)
+        .flink(&format!("http://{}", flink.address), "timeout: 2s");
     let autoscaler = AutoscalerProcess::start("flink-faults", &config.yaml());
     autoscaler.wait_aligned(1.0).await;
 

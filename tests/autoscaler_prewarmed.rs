@@ -8,7 +8,7 @@ use test_support as support;
 
 use std::time::{Duration, Instant};
 
-use support::config::{stack_taskmanagers, AutoscalerConfig};
+use support::config::AutoscalerConfig;
 use support::pravega::{controller, create_stream, scale_to};
 use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
 
@@ -21,17 +21,10 @@ async fn the_job_follows_segments_on_warm_taskmanagers() {
     let controller = controller(&stack.pravega_controller);
     let scope = unique_name("prewarm");
     let stream = create_stream(&controller, &scope, "load").await;
-    let load = format!("{scope}/load");
-    let config =
-        AutoscalerConfig::binding("local", &[&load], stack_taskmanagers(&stack.stack_script))
-            .interval("1s")
-            .pravega(&stack.pravega_controller)
-            .source("controller")
-            .max_replicas(3)
-            .flink(
-                &stack.flink_rest_url,
-                "alignment: {mode: prewarmed, headroom: 1}",
-            );
+    let config = AutoscalerConfig::local_taskmanagers(&stack, &scope).flink(
+        &stack.flink_rest_url,
+        "alignment: {mode: prewarmed, headroom: 1}",
+    );
     let autoscaler = AutoscalerProcess::start("prewarmed", &config.yaml());
     // `n` TaskManagers running, `warm` of them beyond the job's as the autoscaler reports it
     // (its figure of a tick's start: one tick after a write).

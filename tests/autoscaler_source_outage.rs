@@ -11,6 +11,10 @@ use test_support as support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use pravega_client_shared::ScopedStream;
+use pravega_controller_client::ControllerClientImpl;
 use support::config::{deployment, AutoscalerConfig};
 use support::kubernetes::{replicas, taskmanagers_at_one, wait_for_replicas};
 use support::kubernetes::{NAMESPACE, TASKMANAGERS};
@@ -37,9 +41,17 @@ impl Drop for PrometheusBack<'_> {
 const ERRORS: &str =
     "segment_autoscaler_source_errors_total{source=\"prometheus\",reason=\"unreachable\"}";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn holds_while_prometheus_is_down_and_resumes_after() {
-    let _serial = SERIAL.lock().await;
+/// The stack both tests need, the TaskManager Deployment at 1 replica, and a new stream
+/// `scope/load` in a scope named after `prefix`.
+async fn setup(
+    prefix: &str,
+) -> (
+    Stack,
+    Api<Deployment>,
+    ControllerClientImpl,
+    String,
+    ScopedStream,
+) {
     let stack = Stack::require(&[
         Component::Pravega,
         Component::Prometheus,
@@ -48,8 +60,15 @@ async fn holds_while_prometheus_is_down_and_resumes_after() {
     .await;
     let (deployments, _) = taskmanagers_at_one(&stack).await;
     let controller = controller(&stack.pravega_controller);
-    let scope = unique_name("outage");
+    let scope = unique_name(prefix);
     let stream = create_stream(&controller, &scope, "load").await;
+    (stack, deployments, controller, scope, stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_while_prometheus_is_down_and_resumes_after() {
+    let _serial = SERIAL.lock().await;
+    let (stack, deployments, controller, scope, stream) = setup("outage").await;
     scale_to(&controller, &stream, 2).await;
 
     let load = format!("{scope}/load");
@@ -136,16 +155,7 @@ async fn holds_while_prometheus_is_down_and_resumes_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_uses_prometheus_when_the_controller_is_cut_off_and_holds_without_both() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::require(&[
-        Component::Pravega,
-        Component::Prometheus,
-        Component::Kubernetes,
-    ])
-    .await;
-    let (deployments, _) = taskmanagers_at_one(&stack).await;
-    let controller = controller(&stack.pravega_controller);
-    let scope = unique_name("auto");
-    let stream = create_stream(&controller, &scope, "load").await;
+    let (stack, deployments, controller, scope, stream) = setup("auto").await;
     // The autoscaler reaches both sources through proxies: the test cuts them off from it,
     // while Prometheus goes on scraping the real controller.
     let pravega = Proxy::start(stack.pravega_controller.trim_start_matches("tcp://")).await;

@@ -498,6 +498,16 @@ mod tests {
         }
     }
 
+    /// Asserts the decision's action and desired replicas, showing its reason otherwise.
+    fn expect(d: &ScaleDecision, action: Action, desired: Option<u32>) {
+        assert_eq!(
+            (d.action, d.desired_replicas),
+            (action, desired),
+            "{}",
+            d.reason
+        );
+    }
+
     fn at(start: Instant, secs: u64) -> Instant {
         start + Duration::from_secs(secs)
     }
@@ -527,7 +537,7 @@ mod tests {
             &input(Instant::now(), &[3], 3),
             &mut ScaleHistory::default(),
         );
-        assert_eq!((d.action, d.desired_replicas), (Action::Hold, Some(3)));
+        expect(&d, Action::Hold, Some(3));
         assert_eq!(d.apply_to(), None);
         assert!(
             d.reason.to_string().starts_with("hold: aligned"),
@@ -546,7 +556,7 @@ mod tests {
             Action::Hold
         );
         let d = plan(&policy(), &input(at(t0, 10), &[2], 4), &mut history);
-        assert_eq!((d.action, d.desired_replicas), (Action::Hold, Some(2)));
+        expect(&d, Action::Hold, Some(2));
         assert!(
             d.reason.to_string().contains("waits for stabilization"),
             "{}",
@@ -565,12 +575,7 @@ mod tests {
             d.reason
         );
         let d = plan(&policy(), &input(at(t0, 70), &[2], 4), &mut history);
-        assert_eq!(
-            (d.action, d.desired_replicas),
-            (Action::ScaleDown, Some(2)),
-            "{}",
-            d.reason
-        );
+        expect(&d, Action::ScaleDown, Some(2));
     }
 
     #[test]
@@ -580,7 +585,7 @@ mod tests {
         let d = plan(&policy(), &input(t0, &[1], 5), &mut history);
         assert_eq!(d.action, Action::Hold, "no history yet: {}", d.reason);
         let d = plan(&policy(), &input(at(t0, 60), &[1], 5), &mut history);
-        assert_eq!((d.action, d.desired_replicas), (Action::ScaleDown, Some(1)));
+        expect(&d, Action::ScaleDown, Some(1));
     }
 
     #[test]
@@ -597,12 +602,7 @@ mod tests {
         );
         // At 90 s the window [30 s, 90 s] saw 3 and 2: go to 3, not 2.
         let d = plan(&policy(), &input(at(t0, 90), &[2], 8), &mut history);
-        assert_eq!(
-            (d.action, d.desired_replicas),
-            (Action::ScaleDown, Some(3)),
-            "{}",
-            d.reason
-        );
+        expect(&d, Action::ScaleDown, Some(3));
         assert!(
             d.reason.to_string().contains("highest target"),
             "{}",
@@ -610,12 +610,7 @@ mod tests {
         );
         // Once 3 is out of the window too, on down to 2.
         let d = plan(&policy(), &input(at(t0, 110), &[2], 3), &mut history);
-        assert_eq!(
-            (d.action, d.desired_replicas),
-            (Action::ScaleDown, Some(2)),
-            "{}",
-            d.reason
-        );
+        expect(&d, Action::ScaleDown, Some(2));
     }
 
     #[test]
@@ -634,12 +629,7 @@ mod tests {
             d.reason
         );
         let d = plan(&policy(), &input(at(t0, 101), &[2], 4), &mut history);
-        assert_eq!(
-            (d.action, d.desired_replicas),
-            (Action::ScaleDown, Some(2)),
-            "{}",
-            d.reason
-        );
+        expect(&d, Action::ScaleDown, Some(2));
     }
 
     #[test]
@@ -653,7 +643,7 @@ mod tests {
             &input(Instant::now(), &[1], 3),
             &mut ScaleHistory::default(),
         );
-        assert_eq!((d.action, d.desired_replicas), (Action::ScaleDown, Some(1)));
+        expect(&d, Action::ScaleDown, Some(1));
     }
 
     #[test]
@@ -662,7 +652,7 @@ mod tests {
         let mut history = ScaleHistory::default();
         plan(&policy(), &input(t0, &[2], 4), &mut history);
         let d = plan(&policy(), &input(at(t0, 1), &[6], 4), &mut history);
-        assert_eq!((d.action, d.desired_replicas), (Action::ScaleUp, Some(6)));
+        expect(&d, Action::ScaleUp, Some(6));
     }
 
     #[test]
@@ -701,7 +691,7 @@ mod tests {
             &input(Instant::now(), &[1], 2),
             &mut ScaleHistory::default(),
         );
-        assert_eq!((d.action, d.desired_replicas), (Action::Hold, Some(2)));
+        expect(&d, Action::Hold, Some(2));
         assert!(
             d.reason.to_string().contains("raised to min_replicas 2"),
             "{}",
@@ -712,7 +702,7 @@ mod tests {
             &input(Instant::now(), &[9], 2),
             &mut ScaleHistory::default(),
         );
-        assert_eq!((d.action, d.desired_replicas), (Action::ScaleUp, Some(5)));
+        expect(&d, Action::ScaleUp, Some(5));
         assert!(
             d.reason.to_string().contains("capped at max_replicas 5"),
             "{}",
@@ -725,7 +715,7 @@ mod tests {
         let mut i = input(Instant::now(), &[12], 2);
         i.max_parallelism = Some(8);
         let d = plan(&policy(), &i, &mut ScaleHistory::default());
-        assert_eq!((d.action, d.desired_replicas), (Action::ScaleUp, Some(8)));
+        expect(&d, Action::ScaleUp, Some(8));
         assert!(
             d.reason.to_string().contains("max parallelism 8"),
             "{}",
@@ -770,7 +760,7 @@ mod tests {
         let mut i = input(Instant::now(), &[12], 1);
         i.max_parallelism = Some(2);
         let d = plan(&policy, &i, &mut ScaleHistory::default());
-        assert_eq!((d.action, d.desired_replicas), (Action::ScaleUp, Some(3)));
+        expect(&d, Action::ScaleUp, Some(3));
         assert!(
             d.reason.to_string().contains(
                 "min_replicas 3 kept, above the job's max parallelism 2: 1 TaskManager(s) idle"
@@ -892,12 +882,7 @@ mod tests {
             },
         ));
         let d = plan(&policy(), &i, &mut ScaleHistory::default());
-        assert_eq!(
-            (d.action, d.desired_replicas),
-            (Action::ScaleUp, Some(3)),
-            "{}",
-            d.reason
-        );
+        expect(&d, Action::ScaleUp, Some(3));
     }
 
     #[test]

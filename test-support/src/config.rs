@@ -145,6 +145,19 @@ impl AutoscalerConfig {
     }
 }
 
+impl AutoscalerConfig {
+    /// A binding `local` of `scope/load` (controller source) on the local stack's TaskManagers,
+    /// 1 to 3 of them, every second.
+    pub fn local_taskmanagers(stack: &crate::Stack, scope: &str) -> Self {
+        let load = format!("{scope}/load");
+        AutoscalerConfig::binding("local", &[&load], stack_taskmanagers(&stack.stack_script))
+            .interval("1s")
+            .pravega(&stack.pravega_controller)
+            .source("controller")
+            .max_replicas(3)
+    }
+}
+
 /// The target of a Deployment.
 pub fn deployment(namespace: &str, name: &str) -> String {
     format!("{{kind: deployment, namespace: {namespace}, name: {name}}}")

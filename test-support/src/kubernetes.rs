@@ -147,12 +147,24 @@ pub async fn replicas(api: &Api<Deployment>, name: &str) -> i32 {
 /// The reporting instances of the Events in `events`' namespace, one per Event (an autoscaler
 /// names its replica's identity there).
 pub async fn event_reporters(events: &Api<Event>) -> Vec<String> {
+    all_events(events)
+        .await
+        .into_iter()
+        .filter_map(|e| e.reporting_instance)
+        .collect()
+}
+
+/// The Events in `events`' namespace that `instance` reported.
+pub async fn events_reported_by(events: &Api<Event>, instance: &str) -> Vec<Event> {
+    let mut reported = all_events(events).await;
+    reported.retain(|e| e.reporting_instance.as_deref() == Some(instance));
+    reported
+}
+
+async fn all_events(events: &Api<Event>) -> Vec<Event> {
     events
         .list(&ListParams::default())
         .await
         .expect("admin lists events")
         .items
-        .into_iter()
-        .filter_map(|e| e.reporting_instance)
-        .collect()
 }
