@@ -25,6 +25,7 @@ use kube::ResourceExt;
 use pravega_client_shared::{Scope, ScopedStream, Stream};
 use pravega_controller_client::ControllerClientImpl;
 use serde_json::json;
+use support::config::{deployment, AutoscalerConfig};
 use support::{eventually, pravega, AutoscalerProcess};
 
 /// Every component at its defaults, or tuned for speed.
@@ -209,30 +210,19 @@ fn autoscaler_config(inputs: &Inputs, scaler: Scaler, settings: Settings, name: 
         (Scaler::AutoscalerPrometheus, Settings::Tuned) => ("prometheus", &inputs.tuned_prometheus),
         (Scaler::Hpa, _) => unreachable!("the HPA is not segment-autoscaler"),
     };
-    let (interval, stabilization) = match settings {
-        Settings::Default => (String::new(), String::new()),
-        Settings::Tuned => ("interval: 1s".into(), "scale_down_stabilization: 0s".into()),
-    };
-    format!(
-        r#"
-{interval}
-prometheus: {{url: "{prometheus}"}}
-pravega: {{controller: "{controller}"}}
-kubernetes: {{kubeconfig: "{kubeconfig}"}}
-bindings:
-  - name: {name}
-    streams: [{scope}/{stream}]
-    source: {source}
-    max_replicas: 32
-    {stabilization}
-    target: {{kind: deployment, namespace: {namespace}, name: {name}}}
-"#,
-        controller = inputs.pravega_controller,
-        kubeconfig = inputs.tuned_kubeconfig.display(),
-        scope = inputs.stream.scope.name,
-        stream = inputs.stream.stream.name,
-        namespace = inputs.namespace,
-    )
+    let stream = format!("{}/{}", inputs.stream.scope.name, inputs.stream.stream.name);
+    let config = AutoscalerConfig::binding(name, &[&stream], deployment(&inputs.namespace, name))
+        .default_interval()
+        .stabilization(None)
+        .prometheus(prometheus)
+        .pravega(&inputs.pravega_controller)
+        .kubernetes(&inputs.tuned_kubeconfig, None)
+        .source(source)
+        .max_replicas(32);
+    match settings {
+        Settings::Default => config.yaml(),
+        Settings::Tuned => config.interval("1s").stabilization(Some("0s")).yaml(),
+    }
 }
 
 /// One measured reaction: a system following one segment change.
