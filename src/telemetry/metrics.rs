@@ -134,6 +134,16 @@ impl Default for Metrics {
             registry: Registry::default(),
             sample: Mutex::new(()),
         };
+        m.register(&mut registry);
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in `registry`, with its help text (a table), in the order the
+    /// page lists them.
+    fn register(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "stream_segments",
             "Active segments of a bound stream",
@@ -190,6 +200,12 @@ impl Default for Metrics {
             "Reconciliations abandoned because they were still running at reconcile_timeout",
             m.reconciliations_abandoned.clone(),
         );
+        self.register_job(registry);
+    }
+
+    /// Registers what is read of the Flink job, and the leader gauge.
+    fn register_job(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "job_parallelism",
             "Parallelism of the Flink job's source vertex",
@@ -212,7 +228,6 @@ impl Default for Metrics {
             m.flink_rescale_delay.clone(),
         );
         registry.register("leader", "1 if this replica may act", m.leader.clone());
-        Metrics { registry, ..m }
     }
 }
 
