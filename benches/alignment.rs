@@ -196,7 +196,7 @@ async fn kubernetes() -> Platform {
     let stack = Stack::require(&[Component::Cluster]).await;
     stack.stack_command(&["images", "--load"]);
     let client = stack.kube_client(&stack.cluster_kubeconfig).await;
-    cluster::deploy_without_generator(&stack, &client, "bench-alignment-overlay", &[]).await;
+    cluster::deploy_without_generator(&stack, &[]);
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
     let (controller, flink_rest) = cluster::endpoints(&services).await;
     Platform::Kubernetes {

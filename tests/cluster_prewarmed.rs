@@ -45,13 +45,7 @@ async fn the_job_follows_segments_on_warm_taskmanager_pods() {
     stack.stack_command(&["images", "--load"]);
     let client = stack.kube_client(&stack.cluster_kubeconfig).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ready = cluster::deploy_without_generator(
-        &stack,
-        &client,
-        "cluster-prewarmed-overlay",
-        &["deploy/k8s/prewarmed"],
-    )
-    .await;
+    let ready = cluster::deploy_without_generator(&stack, &["deploy/k8s/prewarmed"]);
     eprintln!("every workload Ready {ready:?} after apply");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);

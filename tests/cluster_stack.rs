@@ -166,8 +166,7 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
 
     let client = stack.kube_client(&stack.cluster_kubeconfig).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ready =
-        cluster::deploy_without_generator(&stack, &client, "cluster-stack-overlay", &[]).await;
+    let ready = cluster::deploy_without_generator(&stack, &[]);
     eprintln!("every workload Ready {ready:?} after apply");
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);

@@ -6,7 +6,6 @@
 
 namespace=segment-autoscaler-demo
 # Bounds of the waits, on a slow 2-core machine.
-ready_timeout=600
 
 log "installing what is missing and building demo-report"
 "$stack" install cluster pravega prometheus flink
@@ -82,30 +81,10 @@ log "building and importing the images"
 "$stack" images --load >"$out/images.txt"
 
 # A fresh namespace, so Pravega (in memory), the stream and Prometheus start empty.
-if k get namespace "$namespace" >/dev/null 2>&1; then
-  log "deleting the namespace $namespace left by an earlier run"
-  "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" delete namespace "$namespace" --wait=true --timeout=180s >/dev/null
-fi
-kustomization="$repo/deploy/local/k8s"
-if [[ $alignment == prewarmed ]]; then
-  # An overlay adding the component (kustomize takes only relative paths to other directories).
-  kustomization="$repo/target/demo-kubernetes-prewarmed"
-  mkdir -p "$kustomization"
-  printf '%s\n' 'resources: [../../deploy/local/k8s]' 'components: [../../deploy/k8s/prewarmed]' \
-    >"$kustomization/kustomization.yaml"
-fi
-log "applying deploy/local/k8s (deploy/k8s with local images; $alignment alignment)"
-"$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" apply -k "$kustomization" >"$out/apply.txt"
-
-log "waiting until every pod is Ready (at most $ready_timeout s)"
-deadline=$(($(date +%s) + ready_timeout))
-for deployment in pravega prometheus data-generator segment-autoscaler flink-taskmanager; do
-  k rollout status "deployment/$deployment" --timeout="$((deadline - $(date +%s)))s" >/dev/null ||
-    { log "deployment $deployment not Ready in time"; k get pods >&2; exit 1; }
-done
-until k wait --for=condition=Ready pod -l component=jobmanager --timeout=10s >/dev/null 2>&1; do
-  (($(date +%s) < deadline)) || { log "the Flink JobManager is not Ready in time"; k get pods >&2; exit 1; }
-done
+components=()
+[[ $alignment == prewarmed ]] && components=(deploy/k8s/prewarmed)
+log "applying deploy/local/k8s (deploy/k8s with local images; $alignment alignment) and waiting until every pod is Ready (at most 600 s)"
+"$stack" demo-deploy "${components[@]}" >"$out/apply.txt" || exit 1
 k get pods -o wide >&2
 start_time=$(date +%s)
 

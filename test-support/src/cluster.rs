@@ -1,38 +1,17 @@
 //! deploy/k8s on the single-node cluster (the `cluster` component), through deploy/local/k8s.
 
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams};
 
-use crate::kubernetes::kubectl;
-use crate::{eventually, flink, pravega, repo_root, Stack};
+use crate::{eventually, flink, pravega, Stack};
 
 /// The namespace deploy/k8s uses.
 pub const NAMESPACE: &str = "segment-autoscaler-demo";
 /// The TaskManager Deployment the autoscaler scales.
 pub const TASKMANAGERS: &str = "flink-taskmanager";
-
-/// Writes into `dir` (two levels below the repository root, e.g. target/NAME) a kustomization
-/// of deploy/local/k8s with the data generator at zero replicas, so only the caller changes
-/// the stream's segments, and with `components` (paths from the repository root).
-fn write_overlay_without_generator(dir: &Path, components: &[&str]) {
-    std::fs::create_dir_all(dir).unwrap();
-    let components: Vec<String> = components.iter().map(|c| format!("../../{c}")).collect();
-    std::fs::write(
-        dir.join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-             resources: [../../deploy/local/k8s]\n\
-             components: [{}]\n\
-             replicas: [{{name: data-generator, count: 0}}]\n",
-            components.join(", ")
-        ),
-    )
-    .unwrap();
-}
 
 /// The demo stack's Pravega controller (`tcp://IP:9090`) and Flink REST API
 /// (`http://IP:8081`), through their Services' cluster IPs (the host routes them).
@@ -168,38 +147,23 @@ pub async fn every_workload_ready(
 }
 
 /// Applies deploy/local/k8s with the data generator at zero replicas and `components`
-/// (e.g. deploy/k8s/prewarmed; its kustomization written to target/`name`; a namespace left
-/// by an earlier run deleted first) and waits until every workload is Ready; returns how
-/// long that took after the apply.
-pub async fn deploy_without_generator(
-    stack: &Stack,
-    client: &kube::Client,
-    name: &str,
-    components: &[&str],
-) -> Duration {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    delete_namespace(&namespaces).await;
-    let overlay = repo_root().join("target").join(name);
-    write_overlay_without_generator(&overlay, components);
-    let applied = kubectl(
-        &stack.kubectl,
-        &stack.cluster_kubeconfig,
-        &["apply", "-k", overlay.to_str().unwrap()],
-        "",
-    );
-    assert!(
-        applied.status.success(),
-        "kubectl apply -k: {}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-    let applied_at = std::time::Instant::now();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    eventually("every workload Ready", Duration::from_secs(600), || {
-        every_workload_ready(&deployments, &pods)
-    })
-    .await;
-    applied_at.elapsed()
+/// (e.g. deploy/k8s/prewarmed; a namespace left by an earlier run deleted first) and waits until
+/// every workload is Ready, through `deploy/local/stack demo-deploy` (what the demo runs);
+/// returns how long that took after the apply.
+pub fn deploy_without_generator(stack: &Stack, components: &[&str]) -> Duration {
+    let mut args = vec!["demo-deploy", "--without-generator"];
+    args.extend_from_slice(components);
+    let output = stack.stack_command(&args);
+    let seconds = output
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ready after ")?
+                .strip_suffix(" s")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("`stack demo-deploy` printed no time: {output}"));
+    Duration::from_secs(seconds)
 }
 
 /// Deletes the namespace, if there, and waits until it is gone.

@@ -653,3 +653,54 @@ cluster_running() {
 cluster_endpoints() {
   echo "$(cluster_endpoint) (node $CLUSTER_NODE_NAME in netns $CLUSTER_NETNS, kubeconfig $CLUSTER_KUBECONFIG)"
 }
+
+# The namespace deploy/k8s puts the demo in.
+CLUSTER_DEMO_NAMESPACE=segment-autoscaler-demo
+
+# cluster_deploy_demo [--without-generator] [COMPONENT...]: deploy/local/k8s (deploy/k8s with
+# the images built here) on the cluster, with the kustomize COMPONENTs (paths from the
+# repository root, e.g. deploy/k8s/prewarmed) and, with --without-generator, the data generator
+# at zero replicas (so that only the caller changes the stream's segments). A namespace left by
+# an earlier run is deleted first. Returns once every Deployment has its pods Ready and the
+# Flink JobManager is Ready (at most 600 s), printing "ready after N s" (counted from the apply).
+# The one way the demo and the tests deploy the stack (`deploy/local/stack demo-deploy`).
+cluster_deploy_demo() {
+  local without_generator=0 components=() ns=$CLUSTER_DEMO_NAMESPACE
+  while (($#)); do
+    case $1 in
+      --without-generator) without_generator=1 ;;
+      *) components+=("$1") ;;
+    esac
+    shift
+  done
+  cluster_running || die "the cluster is not running: deploy/local/stack up cluster"
+  if cluster_kubectl --request-timeout=30s get namespace "$ns" >/dev/null 2>&1; then
+    log "deleting the namespace $ns left by an earlier run"
+    cluster_kubectl --request-timeout=30s delete namespace "$ns" --wait=true --timeout=180s >/dev/null || die "namespace $ns not deleted in 180 s"
+  fi
+  # kustomize takes only relative paths to other directories.
+  local overlay="$STACK_RUN/demo-overlay" c
+  mkdir -p "$overlay"
+  {
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "resources: [$(realpath --relative-to="$overlay" "$STACK_REPO/deploy/local/k8s")]"
+    if ((${#components[@]})); then
+      echo "components:"
+      for c in "${components[@]}"; do echo "  - $(realpath --relative-to="$overlay" "$STACK_REPO/$c")"; done
+    fi
+    if ((without_generator)); then echo "replicas: [{name: data-generator, count: 0}]"; fi
+  } >"$overlay/kustomization.yaml"
+  cluster_kubectl --request-timeout=30s apply -k "$overlay" >"$overlay/apply.txt" 2>&1 || die "kubectl apply -k failed: $(cat "$overlay/apply.txt")"
+  local applied deadline deployment
+  applied=$(date +%s)
+  deadline=$((applied + 600))
+  for deployment in $(cluster_kubectl --request-timeout=30s -n "$ns" get deployments -o name); do
+    cluster_kubectl --request-timeout=30s -n "$ns" rollout status "$deployment" --timeout="$((deadline - $(date +%s)))s" >/dev/null ||
+      { cluster_kubectl --request-timeout=30s -n "$ns" get pods >&2; die "$deployment not Ready in time"; }
+  done
+  until cluster_kubectl --request-timeout=30s -n "$ns" wait --for=condition=Ready pod -l component=jobmanager --timeout=10s >/dev/null 2>&1; do
+    (($(date +%s) < deadline)) || { cluster_kubectl --request-timeout=30s -n "$ns" get pods >&2; die "the Flink JobManager is not Ready in time"; }
+  done
+  echo "ready after $(($(date +%s) - applied)) s"
+}
