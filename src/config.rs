@@ -113,17 +113,57 @@ pub struct PrometheusConfig {
     pub bearer_token_file: Option<PathBuf>,
     /// Environment variable holding a bearer token for Prometheus.
     pub bearer_token_env: Option<String>,
+    /// Basic auth for Prometheus (its `--web.config.file` users, or a proxy in front).
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// How to trust an `https://` Prometheus.
+    pub tls: Option<TlsConfig>,
+}
+
+/// How a client trusts a TLS server, and what certificate it shows when asked for one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The CA certificates (PEM) to trust, instead of the system's; the server's certificate
+    /// must chain to one of them and name the host of the URL.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM), for servers that ask for one (mutual TLS).
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// Accept any certificate, for lab certificates only: the connection is encrypted but the
+    /// server is not authenticated. Logged as a warning at start-up.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// A user name and a password read from a file or an environment variable (never from the
+/// configuration file itself).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    /// The user name.
+    pub username: String,
+    /// A file holding the password (a mounted Secret); surrounding white space is ignored.
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the password.
+    pub password_env: Option<String>,
 }
 
 /// Pravega controller source settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PravegaConfig {
-    /// Controller URI, e.g. `tcp://127.0.0.1:9090`.
+    /// Controller URI, e.g. `tcp://127.0.0.1:9090`, or `tls://host:9090` with `tls`.
     pub controller: String,
     /// Per-call timeout (the client retries inside it).
     #[serde(default = "defaults::source_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// How to trust a `tls://` controller: its `ca_file` (required: the Pravega client trusts
+    /// no system CA) or `insecure_skip_verify`. No client certificate: Pravega asks for none.
+    pub tls: Option<TlsConfig>,
+    /// Pravega's basic auth (its password file's accounts); reading segments needs READ on the
+    /// scope and its streams.
+    pub credentials: Option<BasicAuthConfig>,
 }
 
 /// Kubernetes client settings.
@@ -320,6 +360,15 @@ pub struct FlinkConfig {
     /// How the job is brought to the segments' parallelism.
     #[serde(default)]
     pub alignment: Alignment,
+    /// How to trust an `https://` REST API, and the client certificate to show when it asks
+    /// for one (Flink's `security.ssl.rest.authentication-enabled`).
+    pub tls: Option<TlsConfig>,
+    /// Basic auth, for a proxy in front of the REST API.
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// File holding a bearer token, for a proxy in front of the REST API.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Environment variable holding a bearer token.
+    pub bearer_token_env: Option<String>,
 }
 
 impl TargetConfig {
@@ -564,25 +613,168 @@ impl PrometheusConfig {
                 ),
             ));
         }
-        if self.bearer_token_file.is_some() && self.bearer_token_env.is_some() {
+        validate_http_security(
+            &|name| format!("prometheus.{name}"),
+            &self.url,
+            self.security(),
+        )
+    }
+}
+
+impl PravegaConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let tls_scheme = self.controller.starts_with("tls://");
+        if !self.controller.starts_with("tcp://") && !tls_scheme {
             return Err(ConfigError::invalid(
-                "prometheus.bearer_token_env",
-                "set either bearer_token_file or bearer_token_env, not both",
+                "pravega.controller",
+                format!("{:?} must start with tcp:// or tls://", self.controller),
+            ));
+        }
+        match &self.tls {
+            None if tls_scheme => Err(ConfigError::invalid(
+                "pravega.tls.ca_file",
+                format!("required for {} (the Pravega client trusts no system CA)", self.controller),
+            )),
+            Some(_) if !tls_scheme => Err(ConfigError::invalid(
+                "pravega.tls",
+                format!("set, but {:?} is not tls://", self.controller),
+            )),
+            Some(tls) if tls.cert_file.is_some() || tls.key_file.is_some() => {
+                Err(ConfigError::invalid(
+                    "pravega.tls.cert_file",
+                    "Pravega asks clients for no certificate: leave cert_file and key_file out",
+                ))
+            }
+            Some(tls) if tls.ca_file.is_none() && !tls.insecure_skip_verify => {
+                Err(ConfigError::invalid(
+                    "pravega.tls.ca_file",
+                    "required (the Pravega client trusts no system CA), unless insecure_skip_verify",
+                ))
+            }
+            Some(tls) => tls.validate(&|name| format!("pravega.tls.{name}")),
+            None => Ok(()),
+        }?;
+        if let Some(credentials) = &self.credentials {
+            credentials.validate(&|name| format!("pravega.credentials.{name}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl TlsConfig {
+    fn validate(&self, field: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(ConfigError::invalid(
+                field(if self.cert_file.is_some() {
+                    "key_file"
+                } else {
+                    "cert_file"
+                }),
+                "a client certificate needs both cert_file and key_file",
+            ));
+        }
+        if self.ca_file.is_some() && self.insecure_skip_verify {
+            return Err(ConfigError::invalid(
+                field("insecure_skip_verify"),
+                "set together with ca_file: either verify against the CA or skip verification",
             ));
         }
         Ok(())
     }
 }
 
-impl PravegaConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        if !self.controller.starts_with("tcp://") && !self.controller.starts_with("tls://") {
+impl BasicAuthConfig {
+    fn validate(&self, field: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        if self.username.is_empty() || self.username.contains(':') {
             return Err(ConfigError::invalid(
-                "pravega.controller",
-                format!("{:?} must start with tcp:// or tls://", self.controller),
+                field("username"),
+                "must be non-empty and hold no ':'",
             ));
         }
-        Ok(())
+        match (&self.password_file, &self.password_env) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                field("password_env"),
+                "set either password_file or password_env, not both",
+            )),
+            (None, None) => Err(ConfigError::invalid(
+                field("password_file"),
+                "a password_file or a password_env is required (never the password itself)",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The security settings of an HTTP client section (Prometheus, a binding's Flink), as one
+/// value: validated here, read by `setup`.
+pub struct HttpSecurity<'a> {
+    /// `tls`.
+    pub tls: Option<&'a TlsConfig>,
+    /// `basic_auth`.
+    pub basic_auth: Option<&'a BasicAuthConfig>,
+    /// `bearer_token_file`.
+    pub bearer_token_file: Option<&'a Path>,
+    /// `bearer_token_env`.
+    pub bearer_token_env: Option<&'a str>,
+}
+
+impl PrometheusConfig {
+    /// Its security settings.
+    pub fn security(&self) -> HttpSecurity<'_> {
+        HttpSecurity {
+            tls: self.tls.as_ref(),
+            basic_auth: self.basic_auth.as_ref(),
+            bearer_token_file: self.bearer_token_file.as_deref(),
+            bearer_token_env: self.bearer_token_env.as_deref(),
+        }
+    }
+}
+
+impl FlinkConfig {
+    /// Its security settings.
+    pub fn security(&self) -> HttpSecurity<'_> {
+        HttpSecurity {
+            tls: self.tls.as_ref(),
+            basic_auth: self.basic_auth.as_ref(),
+            bearer_token_file: self.bearer_token_file.as_deref(),
+            bearer_token_env: self.bearer_token_env.as_deref(),
+        }
+    }
+}
+
+/// TLS only with https://, one way to authenticate; `field` names a field of the section.
+fn validate_http_security(
+    field: &dyn Fn(&str) -> String,
+    url: &str,
+    security: HttpSecurity,
+) -> Result<(), ConfigError> {
+    if let Some(tls) = security.tls {
+        if !url.starts_with("https://") {
+            return Err(ConfigError::invalid(
+                field("tls"),
+                format!("set, but {url:?} is not https://"),
+            ));
+        }
+        tls.validate(&|name| field(&format!("tls.{name}")))?;
+    }
+    if let Some(basic_auth) = security.basic_auth {
+        basic_auth.validate(&|name| field(&format!("basic_auth.{name}")))?;
+    }
+    match (
+        security.bearer_token_file.is_some(),
+        security.bearer_token_env.is_some(),
+    ) {
+        (true, true) => Err(ConfigError::invalid(
+            field("bearer_token_env"),
+            "set either bearer_token_file or bearer_token_env, not both",
+        )),
+        (true, false) | (false, true) if security.basic_auth.is_some() => {
+            Err(ConfigError::invalid(
+                field("basic_auth"),
+                "set either basic_auth or a bearer token, not both",
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -732,6 +924,11 @@ impl TargetConfig {
 impl FlinkConfig {
     fn validate(&self, field: &dyn Fn(&str) -> String, config: &Config) -> Result<(), ConfigError> {
         validate_url(&field("flink.rest_url"), &self.rest_url)?;
+        validate_http_security(
+            &|name| field(&format!("flink.{name}")),
+            &self.rest_url,
+            self.security(),
+        )?;
         config.within_deadline(field("flink.timeout"), self.timeout)?;
         if self.alignment.headroom() > MAX_REPLICAS {
             return Err(ConfigError::invalid(
@@ -858,6 +1055,114 @@ bindings:
         Config::parse(text)
             .expect_err("config should be rejected")
             .to_string()
+    }
+
+    /// `FULL` with its `pravega:` line replaced.
+    fn with_pravega(pravega: &str) -> String {
+        FULL.replace(r#"pravega: {controller: "tcp://127.0.0.1:9090"}"#, pravega)
+    }
+
+    #[test]
+    fn a_secured_controller_is_configured_with_a_ca_and_credentials() {
+        let config = Config::parse(&with_pravega(
+            "pravega:\n  controller: tls://pravega.example:9090\n  tls: {ca_file: /ca.pem}\n  credentials: {username: reader, password_env: PRAVEGA_PASSWORD}",
+        ))
+        .unwrap();
+        let pravega = config.pravega.unwrap();
+        assert_eq!(
+            pravega.tls.unwrap().ca_file.unwrap(),
+            PathBuf::from("/ca.pem")
+        );
+        assert_eq!(pravega.credentials.unwrap().username, "reader");
+    }
+
+    #[test]
+    fn controller_tls_settings_must_match_the_scheme() {
+        let cases = [
+            ("{controller: tls://p:9090}", "pravega.tls.ca_file: required for tls://p:9090"),
+            (
+                "{controller: tcp://p:9090, tls: {ca_file: /ca.pem}}",
+                "pravega.tls: set, but \"tcp://p:9090\" is not tls://",
+            ),
+            (
+                "{controller: tls://p:9090, tls: {insecure_skip_verify: false}}",
+                "pravega.tls.ca_file: required",
+            ),
+            (
+                "{controller: tls://p:9090, tls: {ca_file: /ca.pem, cert_file: /c.pem, key_file: /k.pem}}",
+                "pravega.tls.cert_file: Pravega asks clients for no certificate",
+            ),
+            (
+                "{controller: tls://p:9090, tls: {ca_file: /ca.pem, insecure_skip_verify: true}}",
+                "pravega.tls.insecure_skip_verify: set together with ca_file",
+            ),
+        ];
+        for (pravega, expected) in cases {
+            let error = error_of(&with_pravega(&format!("pravega: {pravega}")));
+            assert!(error.starts_with(expected), "{pravega}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_password_comes_from_a_file_or_the_environment_never_the_file_itself() {
+        let cases = [
+            (
+                "{username: r}",
+                "pravega.credentials.password_file: a password_file or a password_env is required",
+            ),
+            (
+                "{username: r, password_file: /p, password_env: P}",
+                "pravega.credentials.password_env: set either",
+            ),
+            (
+                "{username: 'a:b', password_env: P}",
+                "pravega.credentials.username: must be non-empty",
+            ),
+            (
+                "{username: r, password: hunter2}",
+                "pravega.credentials.password: pravega.credentials: unknown field `password`",
+            ),
+        ];
+        for (credentials, expected) in cases {
+            let error = error_of(&with_pravega(&format!(
+                "pravega: {{controller: tcp://p:9090, credentials: {credentials}}}"
+            )));
+            assert!(error.starts_with(expected), "{credentials}: {error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+
+    #[test]
+    fn http_clients_take_tls_only_with_https_and_one_way_to_authenticate() {
+        let prometheus = |settings: &str| {
+            FULL.replace(
+                r#"prometheus: {url: "http://127.0.0.1:19090"}"#,
+                &format!("prometheus: {settings}"),
+            )
+        };
+        let cases = [
+            ("{url: 'http://p:1', tls: {ca_file: /ca.pem}}", "prometheus.tls: set, but \"http://p:1\" is not https://"),
+            ("{url: 'https://p:1', tls: {cert_file: /c.pem}}", "prometheus.tls.key_file: a client certificate needs both"),
+            (
+                "{url: 'https://p:1', basic_auth: {username: u, password_env: P}, bearer_token_env: T}",
+                "prometheus.basic_auth: set either basic_auth or a bearer token",
+            ),
+            ("{url: 'https://p:1', basic_auth: {username: u}}", "prometheus.basic_auth.password_file: a password_file"),
+        ];
+        for (settings, expected) in cases {
+            let error = error_of(&prometheus(settings));
+            assert!(error.starts_with(expected), "{settings}: {error}");
+        }
+        let flink = FULL.replace(
+            r#"flink: {rest_url: "http://127.0.0.1:8081"}"#,
+            "flink: {rest_url: 'http://f:1', tls: {ca_file: /ca.pem}}",
+        );
+        assert!(error_of(&flink).starts_with("bindings[0].flink.tls: set, but"));
+        let flink = FULL.replace(
+            r#"flink: {rest_url: "http://127.0.0.1:8081"}"#,
+            "flink: {rest_url: 'https://f:1', tls: {ca_file: /ca.pem, cert_file: /c.pem, key_file: /k.pem}, basic_auth: {username: u, password_file: /p}}",
+        );
+        Config::parse(&flink).unwrap();
     }
 
     #[test]

@@ -112,6 +112,12 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A file or variable the configuration names (a CA, a password) is a configuration
+        // error too.
+        Err(Failure::Setup(e)) if e.is_configuration() => {
+            eprintln!("error: {}: {e}", path.display());
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -1,14 +1,16 @@
 //! The composition root: sources, targets, Flink clients and the leader elector built from a
 //! validated [`Config`]. Nothing else in the crate reads the configuration to build I/O.
 
+mod security;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actuate::{CommandTarget, KubernetesScaleTarget, ScaleTarget};
-use crate::config::{Config, PrometheusConfig, TargetConfig};
+use crate::config::{Config, TargetConfig};
+use crate::credentials::InvalidToken;
 use crate::flink::FlinkClient;
 use crate::leader::{LeaderElector, LeaseTimings};
-use crate::observe::prometheus::{BearerToken, InvalidToken};
 use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
 use crate::reconcile::{Autoscaler, LiveBinding};
 use crate::telemetry::Telemetry;
@@ -33,21 +35,31 @@ pub enum SetupError {
     /// A Deployment or StatefulSet target, or leader election, without a Kubernetes client.
     #[error("{0} needs a Kubernetes client")]
     NoKubernetes(String),
-    /// A secret file could not be read.
+    /// A file the configuration names (a CA, a certificate, a secret) could not be read.
     #[error("{field}: {path}: {source}")]
-    SecretFile {
+    File {
         /// The config field naming the file.
-        field: &'static str,
+        field: String,
         /// The file.
         path: PathBuf,
         /// Why.
         source: std::io::Error,
     },
+    /// A CA or certificate file holds no usable PEM.
+    #[error("{field}: {path}: {message}")]
+    Pem {
+        /// The config field naming the file.
+        field: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A secret's value cannot be sent.
     #[error("{field}: {source}")]
     InvalidSecret {
         /// The config field naming the secret.
-        field: &'static str,
+        field: String,
         /// Why.
         source: InvalidToken,
     },
@@ -55,10 +67,35 @@ pub enum SetupError {
     #[error("{field}: environment variable {name} is not set")]
     SecretEnv {
         /// The config field naming the variable.
-        field: &'static str,
+        field: String,
         /// The variable.
         name: String,
     },
+    /// The controller source could not be made from `pravega.controller` and its TLS settings.
+    #[error("pravega.controller: {0}")]
+    Controller(String),
+    /// Neither a file nor an environment variable holds a required secret.
+    #[error("{field}: no password_file or password_env is set")]
+    NoSecret {
+        /// The config field naming the secret.
+        field: String,
+    },
+}
+
+impl SetupError {
+    /// Whether the configuration is at fault (a file or variable it names), which the binary
+    /// reports as a configuration error.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            SetupError::File { .. }
+                | SetupError::Pem { .. }
+                | SetupError::InvalidSecret { .. }
+                | SetupError::SecretEnv { .. }
+                | SetupError::NoSecret { .. }
+                | SetupError::Controller(_)
+        )
+    }
 }
 
 /// Whether the configuration needs a Kubernetes client.
@@ -98,39 +135,16 @@ pub async fn kube_client(config: &Config) -> Result<kube::Client, SetupError> {
     Ok(kube::Client::try_from(kube_config)?)
 }
 
-/// The bearer token for Prometheus, if one is configured (never logged).
-fn prometheus_token(config: &PrometheusConfig) -> Result<Option<BearerToken>, SetupError> {
-    let (field, token) = if let Some(path) = &config.bearer_token_file {
-        let field = "prometheus.bearer_token_file";
-        let token = std::fs::read_to_string(path).map_err(|source| SetupError::SecretFile {
-            field,
-            path: path.clone(),
-            source,
-        })?;
-        (field, token)
-    } else if let Some(name) = &config.bearer_token_env {
-        let field = "prometheus.bearer_token_env";
-        let token = std::env::var(name).map_err(|_| SetupError::SecretEnv {
-            field,
-            name: name.clone(),
-        })?;
-        (field, token)
-    } else {
-        return Ok(None);
-    };
-    BearerToken::new(token.trim())
-        .map(Some)
-        .map_err(|source| SetupError::InvalidSecret { field, source })
-}
-
 /// The configured segment-count sources.
 pub fn sources(config: &Config) -> Result<Sources, SetupError> {
     let mut sources: Vec<Box<dyn SegmentSource>> = Vec::new();
     if let Some(p) = &config.prometheus {
-        sources.push(Box::new(PrometheusSource::new(p, prometheus_token(p)?)));
+        sources.push(Box::new(PrometheusSource::new(p, security::prometheus(p)?)));
     }
     if let Some(p) = &config.pravega {
-        sources.push(Box::new(ControllerSource::new(p)));
+        let source = ControllerSource::new(p, security::controller(p)?)
+            .map_err(|e| SetupError::Controller(e.to_string()))?;
+        sources.push(Box::new(source));
     }
     Ok(Sources::new(sources))
 }
@@ -150,7 +164,8 @@ pub fn autoscaler(
     let bindings = config
         .bindings
         .iter()
-        .map(|b| {
+        .enumerate()
+        .map(|(i, b)| {
             let target: Box<dyn ScaleTarget> = match &b.target {
                 TargetConfig::Command(command) => Box::new(CommandTarget::new(
                     command.get.clone(),
@@ -167,7 +182,17 @@ pub fn autoscaler(
             let flink = b
                 .flink
                 .as_ref()
-                .map(|f| FlinkClient::new(&f.rest_url, f.timeout));
+                .map(|f| {
+                    let section = format!("bindings[{i}].flink");
+                    let security = security::flink(&section, f)?;
+                    Ok::<_, SetupError>(FlinkClient::secured(
+                        &f.rest_url,
+                        f.timeout,
+                        security,
+                        &section,
+                    ))
+                })
+                .transpose()?;
             Ok(LiveBinding::new(b.clone(), target, flink))
         })
         .collect::<Result<Vec<_>, SetupError>>()?;
@@ -296,7 +321,7 @@ mod tests {
         let error = sources(&config).err().unwrap().to_string();
         std::fs::remove_file(&file).unwrap();
         assert!(
-            error.starts_with("prometheus.bearer_token_file: the token holds a character"),
+            error.starts_with("prometheus.bearer_token_file: the secret holds a character"),
             "{error}"
         );
         assert!(!error.contains("abc"), "the token is not shown: {error}");
