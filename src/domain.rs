@@ -121,9 +121,15 @@ impl SourceKind {
 pub enum ErrorReason {
     /// No answer within the step's timeout.
     Timeout,
-    /// No connection (refused, reset, DNS, TLS).
+    /// No connection (refused, reset, DNS).
     Unreachable,
-    /// The credentials were refused (HTTP 401 or 403).
+    /// The TLS handshake failed: a certificate refused (unknown CA, expired, another host's),
+    /// or TLS and plain text on the two ends.
+    Tls,
+    /// No credentials, or wrong ones (HTTP 401, gRPC UNAUTHENTICATED).
+    Unauthenticated,
+    /// The credentials were accepted but do not allow the call (HTTP 403, gRPC
+    /// PERMISSION_DENIED).
     Forbidden,
     /// The object or job asked for does not exist (HTTP 404).
     NotFound,
@@ -140,9 +146,11 @@ pub enum ErrorReason {
 
 impl ErrorReason {
     /// Every reason, so counters can be exported at 0 before the first failure.
-    pub const ALL: [ErrorReason; 8] = [
+    pub const ALL: [ErrorReason; 10] = [
         ErrorReason::Timeout,
         ErrorReason::Unreachable,
+        ErrorReason::Tls,
+        ErrorReason::Unauthenticated,
         ErrorReason::Forbidden,
         ErrorReason::NotFound,
         ErrorReason::Conflict,
@@ -156,6 +164,8 @@ impl ErrorReason {
         match self {
             ErrorReason::Timeout => "timeout",
             ErrorReason::Unreachable => "unreachable",
+            ErrorReason::Tls => "tls",
+            ErrorReason::Unauthenticated => "unauthenticated",
             ErrorReason::Forbidden => "forbidden",
             ErrorReason::NotFound => "not_found",
             ErrorReason::Conflict => "conflict",
@@ -168,7 +178,8 @@ impl ErrorReason {
     /// The reason an HTTP error status stands for.
     pub fn of_http_status(status: u16) -> ErrorReason {
         match status {
-            401 | 403 => ErrorReason::Forbidden,
+            401 => ErrorReason::Unauthenticated,
+            403 => ErrorReason::Forbidden,
             404 => ErrorReason::NotFound,
             409 => ErrorReason::Conflict,
             408 | 504 => ErrorReason::Timeout,
@@ -282,7 +293,10 @@ mod tests {
     #[test]
     fn http_statuses_map_to_reasons() {
         assert_eq!(ErrorReason::of_http_status(403), ErrorReason::Forbidden);
-        assert_eq!(ErrorReason::of_http_status(401), ErrorReason::Forbidden);
+        assert_eq!(
+            ErrorReason::of_http_status(401),
+            ErrorReason::Unauthenticated
+        );
         assert_eq!(ErrorReason::of_http_status(404), ErrorReason::NotFound);
         assert_eq!(ErrorReason::of_http_status(409), ErrorReason::Conflict);
         assert_eq!(ErrorReason::of_http_status(504), ErrorReason::Timeout);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::ErrorReason;
-use crate::http::{self, NoAnswer};
+use crate::http::{self, ClientSecurity, NoAnswer};
 pub use timers::RescaleTimers;
 
 /// Why the job's state could not be read.
@@ -36,6 +36,16 @@ pub enum FlinkError {
         url: String,
         /// What went wrong.
         message: String,
+    },
+    /// The TLS handshake failed.
+    #[error("flink {url}: TLS handshake failed: {message} (see {settings})")]
+    Tls {
+        /// The URL asked.
+        url: String,
+        /// Why, in the TLS stack's words.
+        message: String,
+        /// The configuration that decides it, e.g. `bindings[0].flink.tls`.
+        settings: String,
     },
     /// The REST API answered with an error status.
     #[error("flink {url}: HTTP {status}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
@@ -70,6 +80,7 @@ impl FlinkError {
         match self {
             FlinkError::Timeout { .. } => ErrorReason::Timeout,
             FlinkError::Unreachable { .. } => ErrorReason::Unreachable,
+            FlinkError::Tls { .. } => ErrorReason::Tls,
             FlinkError::Status { status, .. } => ErrorReason::of_http_status(*status),
             FlinkError::BadAnswer { .. } => ErrorReason::InvalidAnswer,
             FlinkError::NoJob { .. } => ErrorReason::NotFound,
@@ -265,15 +276,30 @@ pub struct FlinkClient {
     http: reqwest::Client,
     base: String,
     timeout: Duration,
+    /// The configuration section of its TLS settings, named in TLS errors.
+    tls_settings: String,
 }
 
 impl FlinkClient {
-    /// A client for the JobManager at `rest_url`; every request is bounded by `timeout`.
+    /// A client for the JobManager at `rest_url` with the system's trust and no credentials;
+    /// every request is bounded by `timeout`.
     pub fn new(rest_url: &str, timeout: Duration) -> FlinkClient {
+        FlinkClient::secured(rest_url, timeout, ClientSecurity::default(), "flink")
+    }
+
+    /// A client secured by `security`, read from the configuration section `section`
+    /// (`bindings[0].flink`).
+    pub fn secured(
+        rest_url: &str,
+        timeout: Duration,
+        security: ClientSecurity,
+        section: &str,
+    ) -> FlinkClient {
         FlinkClient {
-            http: http::client(timeout, Default::default()),
+            http: http::client(timeout, security),
             base: rest_url.trim_end_matches('/').to_string(),
             timeout,
+            tls_settings: format!("{section}.rest_url, {section}.tls"),
         }
     }
 
@@ -287,6 +313,11 @@ impl FlinkClient {
             NoAnswer::Timeout => FlinkError::Timeout {
                 url: url.to_string(),
                 after: self.timeout,
+            },
+            NoAnswer::Tls(message) => FlinkError::Tls {
+                url: url.to_string(),
+                message,
+                settings: self.tls_settings.clone(),
             },
             NoAnswer::Unreachable(message) => FlinkError::Unreachable {
                 url: url.to_string(),

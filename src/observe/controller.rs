@@ -4,74 +4,215 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use pravega_controller_client::ControllerError;
+use pravega_controller_client::controller::controller_service_client::ControllerServiceClient;
+use pravega_controller_client::controller::stream_info::AccessOperation;
+use pravega_controller_client::controller::StreamInfo;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Status};
 
 use super::{ImplausibleCount, SegmentReading, SegmentSource, SourceError, MAX_PLAUSIBLE_SEGMENTS};
 use crate::config::PravegaConfig;
+use crate::credentials::{Authorization, BasicCredentials};
 use crate::domain::{SourceKind, StreamId};
+use crate::http::error_chain;
+use crate::tls::{self, Handshake};
 
 /// Asks the Pravega controller for each stream's active segments.
 pub struct ControllerSource {
-    client: pravega_controller_client::ControllerClientImpl,
+    client: ControllerServiceClient<Channel>,
+    /// `Basic ...`, sent with every call when the cluster has auth on.
+    authorization: Option<MetadataValue<Ascii>>,
     endpoint: String,
+    /// The controller's host and port, for a handshake that tells why a connection failed.
+    address: (String, u16),
+    trust: ControllerTrust,
     timeout: Duration,
 }
 
+/// Which certificates the controller source accepts from a `tls://` controller.
+#[derive(Debug, Clone)]
+pub enum ControllerTrust {
+    /// `tcp://`: no TLS.
+    Plain,
+    /// Those that chain to these CAs (PEM) and name the controller's host.
+    Only(String),
+    /// Any (`insecure_skip_verify`: lab certificates only).
+    Anything,
+}
+
+/// How the controller source connects.
+#[derive(Debug, Clone)]
+pub struct ControllerSecurity {
+    /// What it trusts.
+    pub trust: ControllerTrust,
+    /// Pravega basic-auth credentials, if the cluster has auth on.
+    pub credentials: Option<BasicCredentials>,
+}
+
+/// Why a controller source cannot be made.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ControllerSetupError(String);
+
 impl ControllerSource {
-    /// A source for the controller at `tcp://host:port` (or `tls://`). Connects lazily, so a
-    /// controller that is down at start-up is only a failed reading later.
-    pub fn new(config: &PravegaConfig) -> ControllerSource {
+    /// A source for the controller at `tcp://host:port` (or `tls://`), secured by `security`.
+    /// Connects lazily, so a controller that is down at start-up is only a failed reading later.
+    ///
+    /// The call is made with the controller's generated gRPC client rather than the Pravega
+    /// client's `getCurrentSegments`, which asks for a delegation token (access operation
+    /// UNSPECIFIED) and so needs READ_UPDATE: this one asks for none (NONE) and needs READ only.
+    pub fn new(
+        config: &PravegaConfig,
+        security: ControllerSecurity,
+    ) -> Result<ControllerSource, ControllerSetupError> {
+        let tls = config.controller.starts_with("tls://");
         let address = config
             .controller
             .trim_start_matches("tcp://")
             .trim_start_matches("tls://");
-        let client_config = pravega_client_config::ClientConfigBuilder::default()
-            .controller_uri(pravega_client_shared::PravegaNodeUri::from(address))
-            .is_tls_enabled(config.controller.starts_with("tls://"))
-            .build()
-            .expect("controller client config");
-        let client = pravega_controller_client::ControllerClientImpl::new(
-            client_config,
-            &tokio::runtime::Handle::current(),
-        );
-        ControllerSource {
-            client,
+        let (host, port) = address
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)))
+            .ok_or_else(|| ControllerSetupError(format!("{address:?} is not host:port")))?;
+        let scheme = if tls { "https" } else { "http" };
+        let setup_error = |e: tonic::transport::Error| ControllerSetupError(error_chain(&e));
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| ControllerSetupError(e.to_string()))?
+            .connect_timeout(config.timeout)
+            .timeout(config.timeout);
+        endpoint = match &security.trust {
+            ControllerTrust::Plain => endpoint,
+            ControllerTrust::Only(pem) => endpoint
+                .tls_config(
+                    ClientTlsConfig::new()
+                        .ca_certificate(Certificate::from_pem(pem))
+                        .domain_name(host.clone()),
+                )
+                .map_err(setup_error)?,
+            ControllerTrust::Anything => {
+                let mut rustls = legacy_rustls::ClientConfig::new();
+                rustls.alpn_protocols.push(b"h2".to_vec());
+                rustls
+                    .dangerous()
+                    .set_certificate_verifier(Arc::new(pravega_client_shared::NoVerifier));
+                endpoint
+                    .tls_config(
+                        ClientTlsConfig::new()
+                            .rustls_client_config(rustls)
+                            .domain_name(host.clone()),
+                    )
+                    .map_err(setup_error)?
+            }
+        };
+        let authorization = security
+            .credentials
+            .map(|c| {
+                let value =
+                    Authorization::basic(&c).map_err(|e| ControllerSetupError(e.to_string()))?;
+                let text = value.header().to_str().expect("basic auth is ASCII");
+                MetadataValue::from_str(text).map_err(|e| ControllerSetupError(e.to_string()))
+            })
+            .transpose()?;
+        Ok(ControllerSource {
+            client: ControllerServiceClient::new(endpoint.connect_lazy().map_err(setup_error)?),
+            authorization,
             endpoint: format!("controller {}", config.controller),
+            address: (host, port),
+            trust: security.trust,
             timeout: config.timeout,
-        }
+        })
     }
 
     async fn read_one(&self, stream: &StreamId) -> SegmentReading {
-        use pravega_controller_client::ControllerClient;
-        let scoped = pravega_client_shared::ScopedStream {
-            scope: pravega_client_shared::Scope::from(stream.scope.clone()),
-            stream: pravega_client_shared::Stream::from(stream.stream.clone()),
-        };
-        match tokio::time::timeout(self.timeout, self.client.get_current_segments(&scoped)).await {
+        let mut request = tonic::Request::new(StreamInfo {
+            scope: stream.scope.clone(),
+            stream: stream.stream.clone(),
+            access_operation: AccessOperation::None as i32,
+        });
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        // Each call has a client of its own (cheap: they share the channel).
+        let mut client = self.client.clone();
+        let call = client.get_current_segments(request);
+        match tokio::time::timeout(self.timeout, call).await {
             Err(_) => SegmentReading::Unavailable(SourceError::Timeout {
                 endpoint: self.endpoint.clone(),
                 after: self.timeout,
             }),
-            Ok(Err(e)) => SegmentReading::Unavailable(self.error(e.error)),
-            Ok(Ok(segments)) => count(segments.get_segments().len()),
+            Ok(Err(status)) => SegmentReading::Unavailable(self.error(status).await),
+            Ok(Ok(answer)) => count(answer.into_inner().segment_ranges.len()),
         }
     }
 
-    fn error(&self, error: ControllerError) -> SourceError {
+    async fn error(&self, status: Status) -> SourceError {
         let endpoint = self.endpoint.clone();
-        let message = error.to_string();
-        match error {
-            ControllerError::ConnectionError { .. } => {
-                SourceError::Unreachable { endpoint, message }
+        // The status's message only: its metadata would hold the request's credentials.
+        let message = format!("{:?}: {}", status.code(), status.message());
+        match status.code() {
+            Code::Unauthenticated => SourceError::Unauthenticated {
+                endpoint,
+                message,
+                settings: "pravega.credentials".into(),
+            },
+            Code::PermissionDenied => SourceError::Forbidden {
+                endpoint,
+                message,
+                settings: "pravega.credentials (READ on the scope and its streams)".into(),
+            },
+            // tonic's own deadline (the channel's timeout) ends a call as Cancelled.
+            Code::DeadlineExceeded | Code::Cancelled => SourceError::Timeout {
+                endpoint,
+                after: self.timeout,
+            },
+            // What failed to connect says only "transport error" with its causes below.
+            Code::Unknown | Code::Unavailable => match self.tls_failure().await {
+                Some(why) => SourceError::Tls {
+                    endpoint,
+                    message: why,
+                    settings: "pravega.controller, pravega.tls".into(),
+                },
+                None => SourceError::Unreachable {
+                    endpoint,
+                    message: match std::error::Error::source(&status) {
+                        Some(cause) => format!("{message}: {}", error_chain(cause)),
+                        None => message,
+                    },
+                },
+            },
+            _ => SourceError::Rejected { endpoint, message },
+        }
+    }
+
+    /// Whether TLS is why the client could not connect: a handshake of our own, with the same
+    /// trust, tells.
+    async fn tls_failure(&self) -> Option<String> {
+        let (host, port) = (&self.address.0, self.address.1);
+        let probe_timeout = self.timeout.min(Duration::from_secs(2));
+        match &self.trust {
+            ControllerTrust::Only(pem) => {
+                match tls::handshake(host, port, pem.as_bytes(), probe_timeout).await {
+                    Handshake::Refused(why) => Some(format!("certificate refused: {why}")),
+                    Handshake::NotTls(why) => Some(format!(
+                        "no TLS on this port ({why}): is the controller tcp://?"
+                    )),
+                    Handshake::Completed | Handshake::NoConnection(_) => None,
+                }
             }
-            ControllerError::InvalidResponse { .. } => {
-                SourceError::InvalidAnswer { endpoint, message }
-            }
-            ControllerError::OperationError { .. }
-            | ControllerError::InvalidConfiguration { .. } => {
-                SourceError::Rejected { endpoint, message }
-            }
+            // No CA: any certificate shown proves TLS is spoken there.
+            ControllerTrust::Plain => match tls::handshake(host, port, &[], probe_timeout).await {
+                Handshake::Refused(_) | Handshake::Completed => {
+                    Some("the controller speaks TLS: use tls:// with pravega.tls".into())
+                }
+                Handshake::NotTls(_) | Handshake::NoConnection(_) => None,
+            },
+            ControllerTrust::Anything => None,
         }
     }
 }
@@ -102,6 +243,20 @@ mod tests {
     use super::*;
     use crate::domain::ErrorReason;
 
+    fn plain_source(controller: &str, timeout: Duration) -> ControllerSource {
+        let config = PravegaConfig {
+            controller: controller.into(),
+            timeout,
+            tls: None,
+            credentials: None,
+        };
+        let security = ControllerSecurity {
+            trust: ControllerTrust::Plain,
+            credentials: None,
+        };
+        ControllerSource::new(&config, security).unwrap()
+    }
+
     #[test]
     fn only_plausible_segment_lists_are_counts() {
         assert_eq!(count(3), SegmentReading::Segments(3));
@@ -114,43 +269,48 @@ mod tests {
 
     #[tokio::test]
     async fn controller_errors_have_their_reasons() {
-        let source = ControllerSource::new(&PravegaConfig {
-            controller: "tcp://127.0.0.1:1".into(),
-            timeout: Duration::from_secs(1),
-        });
-        let error = |e| source.error(e).reason();
-        assert_eq!(
-            error(ControllerError::ConnectionError {
-                can_retry: true,
-                error_msg: "refused".into()
-            }),
-            ErrorReason::Unreachable
-        );
-        assert_eq!(
-            error(ControllerError::InvalidResponse {
-                can_retry: false,
-                error_msg: "garbage".into()
-            }),
-            ErrorReason::InvalidAnswer
-        );
-        assert_eq!(
-            error(ControllerError::OperationError {
-                can_retry: false,
-                operation: "get_current_segments".into(),
-                error_msg: "no such stream".into()
-            }),
-            ErrorReason::Rejected
-        );
+        // Nothing listens on port 1: a transport error is no TLS failure.
+        let source = plain_source("tcp://127.0.0.1:1", Duration::from_secs(1));
+        let cases = [
+            (Status::unknown("transport error"), ErrorReason::Unreachable),
+            (
+                Status::unavailable("connection refused"),
+                ErrorReason::Unreachable,
+            ),
+            (Status::deadline_exceeded("late"), ErrorReason::Timeout),
+            (Status::cancelled("Timeout expired"), ErrorReason::Timeout),
+            (Status::not_found("no such stream"), ErrorReason::Rejected),
+            (Status::internal("boom"), ErrorReason::Rejected),
+            (Status::unauthenticated(""), ErrorReason::Unauthenticated),
+            (
+                Status::permission_denied("Authorization failed"),
+                ErrorReason::Forbidden,
+            ),
+        ];
+        for (status, reason) in cases {
+            let error = source.error(status).await;
+            assert_eq!(error.reason(), reason, "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_status_shows_its_message_never_its_metadata() {
+        let source = plain_source("tcp://127.0.0.1:1", Duration::from_secs(1));
+        let mut status = Status::unauthenticated("bad credentials");
+        status
+            .metadata_mut()
+            .insert("authorization", "Basic c2VjcmV0".parse().unwrap());
+        let error = source.error(status).await.to_string();
+        assert!(error.contains("bad credentials"), "{error}");
+        assert!(!error.contains("c2VjcmV0"), "{error}");
     }
 
     #[tokio::test]
     async fn a_silent_controller_is_a_timeout() {
         // A port that accepts connections and never answers: gRPC waits, the timeout ends it.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let source = ControllerSource::new(&PravegaConfig {
-            controller: format!("tcp://{}", listener.local_addr().unwrap()),
-            timeout: Duration::from_millis(500),
-        });
+        let address = listener.local_addr().unwrap();
+        let source = plain_source(&format!("tcp://{address}"), Duration::from_millis(500));
         let streams: BTreeSet<StreamId> = ["demo/a".parse().unwrap()].into();
         let reading = source.read(&streams).await.into_values().next().unwrap();
         assert!(

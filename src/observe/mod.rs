@@ -141,6 +141,36 @@ pub enum SourceError {
         /// The transport's error.
         message: String,
     },
+    /// The TLS handshake failed.
+    #[error("{endpoint}: TLS handshake failed: {message} (see {settings})")]
+    Tls {
+        /// What was asked.
+        endpoint: String,
+        /// Why, in the TLS stack's words.
+        message: String,
+        /// The configuration that decides it, e.g. `pravega.tls`.
+        settings: String,
+    },
+    /// The source refused the credentials (or asked for some).
+    #[error("{endpoint}: not authenticated: {message} (see {settings})")]
+    Unauthenticated {
+        /// What was asked.
+        endpoint: String,
+        /// The source's error.
+        message: String,
+        /// The configuration that decides it, e.g. `pravega.credentials`.
+        settings: String,
+    },
+    /// The credentials were accepted, but do not allow the call.
+    #[error("{endpoint}: permission denied: {message} (see {settings})")]
+    Forbidden {
+        /// What was asked.
+        endpoint: String,
+        /// The source's error.
+        message: String,
+        /// The configuration that decides it, e.g. `pravega.credentials`.
+        settings: String,
+    },
     /// An HTTP error status.
     #[error("{endpoint}: HTTP {status}: {message}")]
     Status {
@@ -186,6 +216,9 @@ impl SourceError {
         match self {
             SourceError::Timeout { .. } => ErrorReason::Timeout,
             SourceError::Unreachable { .. } => ErrorReason::Unreachable,
+            SourceError::Tls { .. } => ErrorReason::Tls,
+            SourceError::Unauthenticated { .. } => ErrorReason::Unauthenticated,
+            SourceError::Forbidden { .. } => ErrorReason::Forbidden,
             SourceError::Status { status, .. } => ErrorReason::of_http_status(*status),
             SourceError::Rejected { .. } => ErrorReason::Rejected,
             SourceError::InvalidAnswer { .. } => ErrorReason::InvalidAnswer,

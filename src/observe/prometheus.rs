@@ -17,7 +17,7 @@ use super::evidence::{self, Reporter, Scrape, SeriesHistory, Window};
 use super::{SegmentReading, SegmentSource, SourceError};
 use crate::config::PrometheusConfig;
 use crate::domain::{SourceKind, StreamId};
-use crate::http::{self, NoAnswer};
+use crate::http::{self, ClientSecurity, NoAnswer};
 
 /// Reads the segment gauge from Prometheus' HTTP API.
 pub struct PrometheusSource {
@@ -64,33 +64,11 @@ fn regex_literal(text: &str) -> String {
     escaped
 }
 
-/// A bearer token that an HTTP header can carry, marked sensitive (never logged or printed).
-#[derive(Debug, Clone)]
-pub struct BearerToken(reqwest::header::HeaderValue);
-
-/// Why a bearer token cannot be sent.
-#[derive(Debug, thiserror::Error)]
-#[error("the token holds a character an HTTP header cannot carry (a control character or a line break inside it)")]
-pub struct InvalidToken;
-
-impl BearerToken {
-    /// The `Authorization` value for `token`.
-    pub fn new(token: &str) -> Result<Self, InvalidToken> {
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| InvalidToken)?;
-        value.set_sensitive(true);
-        Ok(BearerToken(value))
-    }
-}
-
 impl PrometheusSource {
-    /// A source for the Prometheus `config` names, sending `bearer_token` if given.
-    pub fn new(config: &PrometheusConfig, bearer_token: Option<BearerToken>) -> PrometheusSource {
-        let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(BearerToken(value)) = bearer_token {
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
-        let http = http::client(config.timeout, headers);
+    /// A source for the Prometheus `config` names, its connections secured by `security`
+    /// (the CA, client certificate and credentials setup read from `config`).
+    pub fn new(config: &PrometheusConfig, security: ClientSecurity) -> PrometheusSource {
+        let http = http::client(config.timeout, security);
         let base = config.url.trim_end_matches('/');
         PrometheusSource {
             // Validation checked the URL.
@@ -173,6 +151,11 @@ impl PrometheusSource {
                 endpoint: endpoint(),
                 after: self.timeout,
             },
+            NoAnswer::Tls(message) => SourceError::Tls {
+                endpoint: endpoint(),
+                message,
+                settings: "prometheus.url, prometheus.tls".into(),
+            },
             NoAnswer::Unreachable(message) => SourceError::Unreachable {
                 endpoint: endpoint(),
                 message,
@@ -221,6 +204,14 @@ impl PrometheusSource {
                 endpoint: endpoint(),
                 message: answer.error.unwrap_or_else(|| "query failed".into()),
             }),
+            // Go's HTTPS servers answer plain HTTP with this 400.
+            Err(_) if body.starts_with(b"Client sent an HTTP request to an HTTPS server") => {
+                Err(SourceError::Tls {
+                    endpoint: endpoint(),
+                    message: "the server speaks HTTPS: use https:// with prometheus.tls".into(),
+                    settings: "prometheus.url".into(),
+                })
+            }
             Err(_) if !status.is_success() => Err(SourceError::Status {
                 endpoint: endpoint(),
                 status: status.as_u16(),
@@ -428,7 +419,7 @@ mod tests {
     }
 
     fn prometheus(url: &str) -> PrometheusSource {
-        PrometheusSource::new(&config(url), None)
+        PrometheusSource::new(&config(url), ClientSecurity::default())
     }
 
     fn config(url: &str) -> PrometheusConfig {
@@ -441,6 +432,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             bearer_token_file: None,
             bearer_token_env: None,
+            basic_auth: None,
+            tls: None,
         }
     }
 
@@ -466,7 +459,7 @@ mod tests {
         );
         let mut config = config("http://127.0.0.1:1");
         config.query = r#"pravega_controller_segments_count{job="pravega"}"#.into();
-        let narrowed = PrometheusSource::new(&config, None);
+        let narrowed = PrometheusSource::new(&config, ClientSecurity::default());
         let one: BTreeSet<StreamId> = ["demo/a".parse().unwrap()].into();
         assert_eq!(
             narrowed.selector(&one),

@@ -228,6 +228,7 @@ impl LiveBinding {
         if let Some(job) = &observed.job {
             if let Err(e) = job {
                 tracing::debug!(error = %e, reason = e.reason().as_str(), "flink job status unavailable");
+                metrics.record_flink_error(name, e.reason());
             }
             let slots = self.policy.slots_per_taskmanager;
             metrics.record_job(name, job_alignment(job, decision.desired_replicas, slots));

@@ -501,6 +501,10 @@ fn with_flink_aligned(
         timeout: Duration::from_secs(2),
         rescale_tolerance: Duration::from_secs(15),
         alignment,
+        tls: None,
+        basic_auth: None,
+        bearer_token_file: None,
+        bearer_token_env: None,
     });
     let flink = FlinkClient::new(url, Duration::from_secs(2));
     let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink));

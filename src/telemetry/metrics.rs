@@ -52,9 +52,9 @@ pub struct DecisionLabels {
     pub action: String,
 }
 
-/// Labels of scale error counters.
+/// Labels of a binding's error counters (scale writes, Flink reads).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ScaleErrorLabels {
+pub struct BindingErrorLabels {
     /// The binding's name.
     pub binding: String,
     /// One of [`ErrorReason`]'s labels.
@@ -88,7 +88,9 @@ pub struct Metrics {
     /// Decisions taken, by action.
     pub decisions: Family<DecisionLabels, Counter>,
     /// Scale writes that failed, by reason.
-    pub scale_errors: Family<ScaleErrorLabels, Counter>,
+    pub scale_errors: Family<BindingErrorLabels, Counter>,
+    /// Reconciliations in which the job could not be read from Flink's REST API, by reason.
+    pub flink_errors: Family<BindingErrorLabels, Counter>,
     /// Reconciliations in which a source failed, by source and reason.
     pub source_errors: Family<SourceErrorLabels, Counter>,
     /// Duration of a whole reconciliation.
@@ -123,6 +125,7 @@ impl Default for Metrics {
             desired_replicas: Family::default(),
             decisions: Family::default(),
             scale_errors: Family::default(),
+            flink_errors: Family::default(),
             source_errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             reconciliations_abandoned: Counter::default(),
@@ -184,6 +187,11 @@ impl Metrics {
             "scale_errors",
             "Scale writes that failed, by reason",
             m.scale_errors.clone(),
+        );
+        registry.register(
+            "flink_errors",
+            "Reconciliations in which the job could not be read from Flink's REST API, by reason",
+            m.flink_errors.clone(),
         );
         registry.register(
             "source_errors",
@@ -283,12 +291,12 @@ impl Metrics {
                 .inc_by(0);
         }
         for reason in ErrorReason::ALL {
-            self.scale_errors
-                .get_or_create(&ScaleErrorLabels {
-                    binding: binding.into(),
-                    reason: reason.as_str().into(),
-                })
-                .inc_by(0);
+            let labels = BindingErrorLabels {
+                binding: binding.into(),
+                reason: reason.as_str().into(),
+            };
+            self.scale_errors.get_or_create(&labels).inc_by(0);
+            self.flink_errors.get_or_create(&labels).inc_by(0);
         }
     }
 
@@ -307,7 +315,7 @@ impl Metrics {
     /// Counts a failed scale write.
     pub fn record_scale_error(&self, binding: &str, reason: ErrorReason) {
         self.scale_errors
-            .get_or_create(&ScaleErrorLabels {
+            .get_or_create(&BindingErrorLabels {
                 binding: binding.into(),
                 reason: reason.as_str().into(),
             })
@@ -392,6 +400,16 @@ impl Metrics {
         self.flink_rescale_delay
             .get_or_create(&binding_labels(binding))
             .set(delay.as_secs_f64());
+    }
+
+    /// Counts a reconciliation in which the binding's job could not be read from Flink.
+    pub fn record_flink_error(&self, binding: &str, reason: ErrorReason) {
+        self.flink_errors
+            .get_or_create(&BindingErrorLabels {
+                binding: binding.into(),
+                reason: reason.as_str().into(),
+            })
+            .inc();
     }
 
     /// Records what Flink says of a binding's job: its parallelism (`None` when it could not
