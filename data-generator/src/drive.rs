@@ -4,6 +4,8 @@
 use pravega_client_shared::ScopedStream;
 use pravega_controller_client::ControllerClient;
 
+use crate::security::without_metadata;
+
 /// Segments the load calls for: ceil(rate / per-segment target), within [min, max].
 pub fn segments_for(
     rate: f64,
@@ -36,7 +38,7 @@ pub async fn current_segments(
     let segments = controller
         .get_current_segments(stream)
         .await
-        .map_err(|e| format!("getCurrentSegments: {e}"))?;
+        .map_err(|e| format!("getCurrentSegments: {}", without_metadata(&e)))?;
     Ok(segments.get_segments().len() as u32)
 }
 
@@ -50,7 +52,7 @@ pub async fn scale_to(
     let current = controller
         .get_current_segments(stream)
         .await
-        .map_err(|e| format!("getCurrentSegments: {e}"))?;
+        .map_err(|e| format!("getCurrentSegments: {}", without_metadata(&e)))?;
     let sealed: Vec<_> = current
         .key_segment_map
         .values()
@@ -59,7 +61,7 @@ pub async fn scale_to(
     controller
         .scale_stream(stream, &sealed, &equal_ranges(n))
         .await
-        .map_err(|e| format!("scaleStream to {n} segments: {e}"))
+        .map_err(|e| format!("scaleStream to {n} segments: {}", without_metadata(&e)))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod drive;
 mod keys;
 mod metrics;
 mod pacer;
+mod security;
 mod shape;
 mod stream;
 
@@ -17,8 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, Parser, ValueEnum};
 use futures::stream::{FuturesUnordered, StreamExt};
 use pravega_client::client_factory::ClientFactoryAsync;
-use pravega_client_config::ClientConfigBuilder;
-use pravega_client_shared::{PravegaNodeUri, ScaleType, Scaling, Scope, ScopedStream, Stream};
+use pravega_client_shared::{ScaleType, Scaling, Scope, ScopedStream, Stream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::keys::{payload, SequencedKeys};
@@ -33,9 +33,11 @@ struct Cli {
     /// Log format: readable text for terminals, JSON lines for containers.
     #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
     log_format: logging::LogFormat,
-    /// Pravega controller URI.
+    /// Pravega controller URI: tcp://host:port, or tls://host:port with --tls-ca-file.
     #[arg(long, default_value = "tcp://127.0.0.1:9090")]
     controller: String,
+    #[command(flatten)]
+    security: security::SecurityArgs,
     /// Scope (created if missing).
     #[arg(long, default_value = "demo")]
     scope: String,
@@ -282,13 +284,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, shape: Option<LoadShape>) -> Result<(), String> {
-    let config = ClientConfigBuilder::default()
-        .controller_uri(PravegaNodeUri::from(
-            cli.controller.trim_start_matches("tcp://"),
-        ))
-        .build()
-        .map_err(|e| format!("--controller {}: {e}", cli.controller))?;
-    let factory = ClientFactoryAsync::new(config, tokio::runtime::Handle::current());
+    let config = cli.security.client_config(&cli.controller)?;
+    let handle = tokio::runtime::Handle::current();
+    // With auth on, the client blocks on the runtime while it is made: not on a runtime thread.
+    let factory = std::thread::scope(|scope| {
+        scope
+            .spawn(|| ClientFactoryAsync::new(config, handle))
+            .join()
+            .map_err(|_| "the Pravega client could not be made".to_string())
+    })?;
     let stream = ScopedStream {
         scope: Scope::from(cli.scope.clone()),
         stream: Stream::from(cli.stream.clone()),

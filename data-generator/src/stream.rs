@@ -6,6 +6,8 @@ use pravega_client_shared::{
 };
 use pravega_controller_client::ControllerClient;
 
+use crate::security::without_metadata;
+
 /// Describes a scaling policy for messages.
 pub fn describe(s: &Scaling) -> String {
     match s.scale_type {
@@ -41,7 +43,13 @@ pub async fn ensure_stream(
     controller
         .create_scope(&Scope::from(stream.scope.name.clone()))
         .await
-        .map_err(|e| format!("create scope {}: {e}", stream.scope.name))?;
+        .map_err(|e| {
+            format!(
+                "create scope {}: {}",
+                stream.scope.name,
+                without_metadata(&e)
+            )
+        })?;
     let config = StreamConfiguration {
         scoped_stream: stream.clone(),
         scaling: scaling.clone(),
@@ -51,7 +59,7 @@ pub async fn ensure_stream(
     let created = controller
         .create_stream(&config)
         .await
-        .map_err(|e| format!("create stream {stream}: {e}"))?;
+        .map_err(|e| format!("create stream {stream}: {}", without_metadata(&e)))?;
     if created {
         tracing::info!(%stream, policy = %describe(&scaling), "created the stream");
         return Ok(());
@@ -59,7 +67,12 @@ pub async fn ensure_stream(
     let existing = controller
         .get_stream_configuration(stream)
         .await
-        .map_err(|e| format!("read the configuration of existing stream {stream}: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "read the configuration of existing stream {stream}: {}",
+                without_metadata(&e)
+            )
+        })?;
     if !same_policy(&existing.scaling, &scaling) {
         return Err(format!(
             "stream {stream} exists with scaling {}, but {} was asked for; \
