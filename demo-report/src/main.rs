@@ -10,7 +10,9 @@ use demo_report::{
     dashboard_queries, parse_time, write_report, CatchUp, EventCounts, Platform, ReportQuery,
     WRITTEN_SETTLE,
 };
+use segment_autoscaler::credentials::{Authorization, BasicCredentials, Secret};
 use segment_autoscaler::domain::StreamId;
+use segment_autoscaler::http::{ClientSecurity, Trust};
 
 /// Charts a past run of the demo from Prometheus (report.png) and summarizes how closely the
 /// job's parallelism followed the segments (summary.json, also printed on stdout).
@@ -20,6 +22,15 @@ struct Cli {
     /// Prometheus base URL.
     #[arg(long)]
     prometheus: String,
+    /// CA certificates (PEM) to trust for an https:// Prometheus.
+    #[arg(long)]
+    prometheus_ca_file: Option<PathBuf>,
+    /// Prometheus basic-auth user; the password comes from --prometheus-password-file.
+    #[arg(long, requires = "prometheus_password_file")]
+    prometheus_user: Option<String>,
+    /// File holding the basic-auth password.
+    #[arg(long, requires = "prometheus_user")]
+    prometheus_password_file: Option<PathBuf>,
     /// Start: Unix seconds, RFC 3339, `now` or `now-DURATION`.
     #[arg(long, default_value = "now-15m")]
     from: String,
@@ -93,6 +104,34 @@ async fn catch_up(
     }
 }
 
+/// The CA and basic auth of a secured Prometheus, from the flags.
+fn prometheus_security(
+    ca_file: Option<&std::path::Path>,
+    user: Option<&str>,
+    password_file: Option<&std::path::Path>,
+) -> Result<ClientSecurity, String> {
+    let mut security = ClientSecurity::default();
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("--prometheus-ca-file {}: {e}", path.display()))?;
+        let cas = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("--prometheus-ca-file {}: {e}", path.display()))?;
+        security.trust = Trust::Only(cas);
+    }
+    if let (Some(username), Some(path)) = (user, password_file) {
+        let password = std::fs::read_to_string(path)
+            .map_err(|e| format!("--prometheus-password-file {}: {e}", path.display()))?;
+        let credentials = BasicCredentials {
+            username: username.to_string(),
+            password: Secret::new(&password),
+        };
+        let authorization = Authorization::basic(&credentials)
+            .map_err(|e| format!("--prometheus-password-file: {e}"))?;
+        security.authorization = Some(authorization);
+    }
+    Ok(security)
+}
+
 async fn report(cli: Cli) -> Result<(), String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -104,6 +143,11 @@ async fn report(cli: Cli) -> Result<(), String> {
         to: parse_time(&cli.to, now).map_err(|e| format!("--to {e}"))?,
         step: cli.step,
         streams: cli.streams,
+        security: prometheus_security(
+            cli.prometheus_ca_file.as_deref(),
+            cli.prometheus_user.as_deref(),
+            cli.prometheus_password_file.as_deref(),
+        )?,
     };
     if query.to <= query.from || cli.step.is_zero() || cli.slots == 0 {
         return Err("--to must be after --from, and --step and --slots above 0".into());

@@ -49,6 +49,8 @@ pub struct ReportQuery {
     pub step: Duration,
     /// `scope/stream` whose segments to count; empty: the autoscaler's own segment gauges.
     pub streams: Vec<StreamId>,
+    /// How to reach a secured Prometheus (its CA, basic auth), as the autoscaler does.
+    pub security: segment_autoscaler::http::ClientSecurity,
 }
 
 impl ReportQuery {
@@ -86,10 +88,7 @@ impl ReportQuery {
 
     /// A client for the run's Prometheus, each request bounded by 30 s.
     pub fn client(&self) -> Result<prometheus_http_query::Client, ReportError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("HTTP client");
+        let http = segment_autoscaler::http::client(Duration::from_secs(30), self.security.clone());
         prometheus_http_query::Client::from(http, self.prometheus.trim_end_matches('/')).map_err(
             |e| ReportError::Query {
                 query: String::new(),

@@ -14,7 +14,8 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  *
  * <p>Arguments: {@code --controller tcp://127.0.0.1:9090 --scope demo --stream load
  * [--reader-group busy-reader] [--burn-iterations 200] [--checkpoint-interval-ms 5000]
- * [--checkpoint-timeout-ms 60000] [--reader-checkpoint-timeout-ms 30000] [--max-parallelism 128]}.
+ * [--checkpoint-timeout-ms 60000] [--reader-checkpoint-timeout-ms 30000] [--max-parallelism 128]
+ * [--tls-ca-file ca.pem (with a tls:// controller)] [--username U --password-file FILE]}.
  */
 public final class BusyReaderJob {
     private BusyReaderJob() {}
@@ -26,7 +27,10 @@ public final class BusyReaderJob {
                 params.required("scope"),
                 params.required("stream"),
                 params.get("reader-group", "busy-reader"),
-                Duration.ofMillis(params.getLong("reader-checkpoint-timeout-ms", 30_000L)));
+                Duration.ofMillis(params.getLong("reader-checkpoint-timeout-ms", 30_000L)),
+                params.get("tls-ca-file", null),
+                params.get("username", null),
+                params.get("password-file", null));
         int burnIterations = params.getInt("burn-iterations", 200);
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();

@@ -3,8 +3,14 @@ package io.segmentautoscaler.flink;
 import io.pravega.client.ClientConfig;
 import io.pravega.client.stream.ReaderGroupConfig;
 import io.pravega.client.stream.Stream;
+import io.pravega.shared.security.auth.DefaultCredentials;
+import java.io.IOException;
 import java.io.Serializable;
+import java.io.UncheckedIOException;
 import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import org.apache.flink.api.connector.source.Boundedness;
 import org.apache.flink.api.connector.source.Source;
@@ -72,26 +78,59 @@ final class ReaderGroupSource implements Source<byte[], SubtaskSplit, ReaderGrou
         return new ReaderGroupPosition.Serializer();
     }
 
-    /** Where to read and how long a reader-group checkpoint may take. */
+    /**
+     * Where to read, how long a reader-group checkpoint may take, and how to reach a secured
+     * Pravega: the CA to trust for a {@code tls://} controller (host names verified) and a
+     * basic-auth account whose password is read from a file where the client is made (a
+     * mounted Secret on every pod), so it never travels in the job graph.
+     */
     static final class Settings implements Serializable {
-        private static final long serialVersionUID = 1L;
+        private static final long serialVersionUID = 2L;
 
         final String controller;
         final String scope;
         final String stream;
         final String readerGroup;
         final Duration checkpointTimeout;
+        final String tlsCaFile;
+        final String username;
+        final String passwordFile;
 
-        Settings(String controller, String scope, String stream, String readerGroup, Duration checkpointTimeout) {
+        Settings(String controller, String scope, String stream, String readerGroup, Duration checkpointTimeout,
+                String tlsCaFile, String username, String passwordFile) {
+            if (controller.startsWith("tls://") != (tlsCaFile != null)) {
+                throw new IllegalArgumentException("--tls-ca-file goes with a tls:// --controller, and only with one");
+            }
+            if ((username == null) != (passwordFile == null)) {
+                throw new IllegalArgumentException("--username and --password-file go together");
+            }
             this.controller = controller;
             this.scope = scope;
             this.stream = stream;
             this.readerGroup = readerGroup;
             this.checkpointTimeout = checkpointTimeout;
+            this.tlsCaFile = tlsCaFile;
+            this.username = username;
+            this.passwordFile = passwordFile;
         }
 
         ClientConfig clientConfig() {
-            return ClientConfig.builder().controllerURI(URI.create(controller)).build();
+            ClientConfig.ClientConfigBuilder builder = ClientConfig.builder().controllerURI(URI.create(controller));
+            if (tlsCaFile != null) {
+                builder.trustStore(tlsCaFile).validateHostName(true);
+            }
+            if (username != null) {
+                builder.credentials(new DefaultCredentials(readPassword(), username));
+            }
+            return builder.build();
+        }
+
+        private String readPassword() {
+            try {
+                return Files.readString(Path.of(passwordFile), StandardCharsets.UTF_8).trim();
+            } catch (IOException e) {
+                throw new UncheckedIOException("--password-file " + passwordFile, e);
+            }
         }
 
         /** The group's configuration: the whole stream, checkpoints only when Flink asks. */
