@@ -79,7 +79,37 @@ flink_install_job() {
     die "could not build deploy/flink-job"
 }
 
-flink_endpoint() { echo "http://$STACK_HOST:$FLINK_REST_PORT"; }
+# With security on, the REST API is HTTPS under the name its certificate holds.
+flink_endpoint() {
+  if security_on; then echo "https://$SECURITY_HOST:$FLINK_REST_PORT"; else echo "http://$STACK_HOST:$FLINK_REST_PORT"; fi
+}
+
+# flink_curl ARGS...: curl for the REST API (the CA and the client certificate when security is
+# on: the REST API then asks every client for one).
+flink_curl() {
+  if security_on; then
+    security_curl --cert "$SECURITY_DIR/client.pem" --key "$SECURITY_DIR/client.key" "$@"
+  else
+    curl "$@"
+  fi
+}
+
+# flink_security_config: REST over HTTPS with mutual TLS (STACK_SECURITY=on), from the stack's
+# PKCS12 stores: the server's key and certificate, the CA as trust store for client certificates.
+flink_security_config() {
+  security_on || return 0
+  local pass
+  pass=$(security_password keystore)
+  cat <<YAML
+security.ssl.rest.enabled: true
+security.ssl.rest.authentication-enabled: true
+security.ssl.rest.keystore: $SECURITY_DIR/server.p12
+security.ssl.rest.keystore-password: $pass
+security.ssl.rest.key-password: $pass
+security.ssl.rest.truststore: $SECURITY_DIR/truststore.p12
+security.ssl.rest.truststore-password: $pass
+YAML
+}
 
 # A FLINK_HOME per run: the cached binaries linked in, our own conf/, usrlib/ and log/.
 # Real directories of file links, because Flink's scripts `find` jars below lib/.
@@ -160,6 +190,7 @@ env.java.opts.all: "$java_opts"
 
 metrics.reporter.prom.factory.class: org.apache.flink.metrics.prometheus.PrometheusReporterFactory
 metrics.reporter.prom.port: "$FLINK_METRICS_PORT_FIRST-$FLINK_METRICS_PORT_LAST"
+$(flink_security_config)
 YAML
 }
 
@@ -168,7 +199,7 @@ YAML
 FLINK_ENV=(env _FLINK_HOME_DETERMINED=1 "FLINK_HOME=$FLINK_RUN/home" "FLINK_CONF_DIR=$FLINK_RUN/home/conf" "FLINK_LOG_DIR=$FLINK_RUN/home/log")
 
 flink_job_running() {
-  curl -fsS "$(flink_endpoint)/jobs/overview" | grep -q '"state":"RUNNING"'
+  flink_curl -fsS "$(flink_endpoint)/jobs/overview" | grep -q '"state":"RUNNING"'
 }
 
 flink_up() {
@@ -178,13 +209,14 @@ flink_up() {
   [[ -f $FLINK_JOB_JAR ]] || die "flink: job jar $FLINK_JOB_JAR is missing: run '$0 install flink'"
   if process_alive flink-jobmanager; then log "flink: already running"; return 0; fi
   ensure_ports_free flink "$FLINK_REST_PORT" "$FLINK_RPC_PORT"
+  ! security_on || security_install
   rm -rf "$FLINK_RUN" && mkdir -p "$FLINK_RUN"
   flink_write_home
   log "flink: starting the JobManager ($(flink_endpoint), $FLINK_SCHEDULER scheduler, job $FLINK_JOB_CLASS) and $FLINK_TASKMANAGERS TaskManager(s)"
   # shellcheck disable=SC2086 # job arguments are split on purpose
   start_process flink-jobmanager "$FLINK_RUN/jobmanager.log" \
     "${FLINK_ENV[@]}" "$FLINK_RUN/home/bin/standalone-job.sh" start-foreground --job-classname "$FLINK_JOB_CLASS" $FLINK_JOB_ARGS
-  wait_for 120 flink-jobmanager curl -fsS "$(flink_endpoint)/overview" || fail_with_log flink-jobmanager "$FLINK_RUN/jobmanager.log"
+  wait_for 120 flink-jobmanager flink_curl -fsS "$(flink_endpoint)/overview" || fail_with_log flink-jobmanager "$FLINK_RUN/jobmanager.log"
   flink_scale_taskmanagers "$FLINK_TASKMANAGERS"
   wait_for 120 flink-jobmanager flink_job_running || fail_with_log "flink job" "$FLINK_RUN/jobmanager.log"
 }
@@ -247,7 +279,7 @@ flink_down() {
 
 # flink_running: exit status 0 when flink is up and answering.
 flink_running() {
-  process_alive flink-jobmanager && curl -fsS -o /dev/null "$(flink_endpoint)/overview"
+  process_alive flink-jobmanager && flink_curl -fsS -o /dev/null "$(flink_endpoint)/overview"
 }
 
 # flink_endpoints: where flink answers, for `stack status`.

@@ -87,16 +87,54 @@ POM
 
 PRAVEGA_RUN="$STACK_RUN/pravega"
 
-pravega_endpoint() { echo "tcp://$STACK_HOST:$PRAVEGA_CONTROLLER_PORT"; }
+# With security on, the controller is addressed by the name its certificate holds.
+pravega_endpoint() {
+  if security_on; then echo "tls://$SECURITY_HOST:$PRAVEGA_CONTROLLER_PORT"; else echo "tcp://$STACK_HOST:$PRAVEGA_CONTROLLER_PORT"; fi
+}
+
+pravega_rest_endpoint() {
+  if security_on; then echo "https://$SECURITY_HOST:$PRAVEGA_CONTROLLER_REST_PORT"; else echo "http://$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT"; fi
+}
+
+# pravega_rest_curl ARGS...: curl for the controller's REST API (the CA and the stack's own
+# account when security is on).
+pravega_rest_curl() {
+  if security_on; then
+    security_curl_as "$SECURITY_PRAVEGA_ADMIN" "pravega-$SECURITY_PRAVEGA_ADMIN" "$@"
+  else
+    curl "$@"
+  fi
+}
 
 pravega_ready() {
   port_open "$PRAVEGA_CONTROLLER_PORT" &&
-    curl -fsS -o /dev/null "http://$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT/v1/scopes" &&
+    pravega_rest_curl -fsS -o /dev/null "$(pravega_rest_endpoint)/v1/scopes" &&
     grep -q 'Pravega Sandbox is running locally now' "$PRAVEGA_RUN/pravega.log"
+}
+
+# pravega_security_config: standalone's TLS and auth settings (STACK_SECURITY=on): the
+# segment store and controller serve TLS with the stack's certificate, and every client
+# authenticates against the password file (the stack's own account for the internal calls).
+pravega_security_config() {
+  security_on || return 0
+  cat <<PROPS
+singlenode.security.tls.enable=true
+singlenode.security.tls.protocolVersion=TLSv1.2,TLSv1.3
+singlenode.security.tls.privateKey.location=$SECURITY_DIR/server.key
+singlenode.security.tls.certificate.location=$SECURITY_DIR/server.pem
+singlenode.security.tls.keyStore.location=$SECURITY_DIR/server.p12
+singlenode.security.tls.keyStore.pwd.location=$SECURITY_DIR/keystore.password
+singlenode.security.tls.trustStore.location=$SECURITY_DIR/truststore.p12
+singlenode.security.auth.enable=true
+singlenode.security.auth.credentials.username=$SECURITY_PRAVEGA_ADMIN
+singlenode.security.auth.credentials.pwd=$(security_password "pravega-$SECURITY_PRAVEGA_ADMIN")
+singlenode.security.auth.pwdAuthHandler.accountsDb.location=$SECURITY_DIR/pravega-accounts
+PROPS
 }
 
 pravega_up() {
   pravega_installed || die "pravega is not installed: run '$0 install pravega'"
+  ! security_on || security_install
   if process_alive pravega; then log "pravega: already running"; return 0; fi
   ensure_ports_free pravega "$PRAVEGA_CONTROLLER_PORT" "$PRAVEGA_CONTROLLER_REST_PORT" "$PRAVEGA_SEGMENTSTORE_PORT" "$PRAVEGA_ZK_PORT" "$PRAVEGA_SEGMENTSTORE_REST_PORT"
   rm -rf "$PRAVEGA_RUN" && mkdir -p "$PRAVEGA_RUN"
@@ -109,14 +147,19 @@ singlenode.admin.gateway.enable=false
 singlenode.metrics.enable=true
 singlenode.metrics.prometheus.enable=true
 singlenode.metrics.reporting.interval=1
+$(pravega_security_config)
 PROPS
   # The JVM properties reach the segment store's config (and the shared metrics registry):
   #  - auto-scaling timers shortened from 600 s so natural splits show within a demo.
   # The metrics cache keeps Pravega's default eviction (3 min), as users run it: the segment
   # gauge of a stream that has not scaled for 3 minutes disappears (see README, Prometheus source).
+  # With TLS on, clients verify the segment store's name: it must publish the name its
+  # certificate holds, not the address it listens on (0.0.0.0).
+  local published=()
+  if security_on; then published=("-Dpravegaservice.service.published.host.nameOrIp=$SECURITY_HOST"); fi
   log "pravega: starting standalone $PRAVEGA_VERSION (controller $(pravega_endpoint))"
   start_process pravega "$PRAVEGA_RUN/pravega.log" \
-    java "-Xmx$PRAVEGA_HEAP" -XX:+UseSerialGC -XX:MaxDirectMemorySize=512m \
+    java "-Xmx$PRAVEGA_HEAP" -XX:+UseSerialGC -XX:MaxDirectMemorySize=512m "${published[@]}" \
     -Dsinglenode.configurationFile="$PRAVEGA_RUN/standalone-config.properties" \
     -Dmetrics.statistics.enable=true -Dmetrics.prometheus.enable=true \
     -Dpravegaservice.rest.listener.port="$PRAVEGA_SEGMENTSTORE_REST_PORT" -Dpravegaservice.rest.listener.host="$STACK_HOST" \
@@ -136,5 +179,5 @@ pravega_running() {
 
 # pravega_endpoints: where pravega answers, for `stack status`.
 pravega_endpoints() {
-  echo "controller $(pravega_endpoint), rest http://$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT"
+  echo "controller $(pravega_endpoint), rest $(pravega_rest_endpoint)"
 }

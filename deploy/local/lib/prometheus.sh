@@ -31,7 +31,34 @@ prometheus_install() {
 
 PROMETHEUS_RUN="$STACK_RUN/prometheus"
 
-prometheus_endpoint() { echo "http://$STACK_HOST:$PROMETHEUS_PORT"; }
+# With security on, HTTPS under the name its certificate holds, with basic auth.
+prometheus_endpoint() {
+  if security_on; then echo "https://$SECURITY_HOST:$PROMETHEUS_PORT"; else echo "http://$STACK_HOST:$PROMETHEUS_PORT"; fi
+}
+
+# prometheus_curl ARGS...: curl for Prometheus' API (the CA and its account when security is on).
+prometheus_curl() {
+  if security_on; then
+    security_curl_as "$SECURITY_PROMETHEUS_USER" "prometheus-$SECURITY_PROMETHEUS_USER" "$@"
+  else
+    curl "$@"
+  fi
+}
+
+# prometheus_pravega_scrape: how Prometheus reaches Pravega's metrics (HTTPS with the stack's CA
+# and account when security is on).
+prometheus_pravega_scrape() {
+  if security_on; then
+    cat <<YAML
+    scheme: https
+    tls_config: {ca_file: '$SECURITY_DIR/ca.pem'}
+    basic_auth: {username: '$SECURITY_PRAVEGA_ADMIN', password_file: '$SECURITY_DIR/passwords/pravega-$SECURITY_PRAVEGA_ADMIN'}
+    static_configs: [{targets: ['$SECURITY_HOST:$PRAVEGA_CONTROLLER_REST_PORT']}]
+YAML
+  else
+    echo "    static_configs: [{targets: ['$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT']}]"
+  fi
+}
 
 prometheus_write_config() {
   local flink_targets="" port
@@ -49,7 +76,7 @@ scrape_configs:
   # listeners (9091 and 6061): scrape one of them, or every series is doubled.
   - job_name: pravega
     metrics_path: /prometheus
-    static_configs: [{targets: ['$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT']}]
+$(prometheus_pravega_scrape)
     # More controller-like targets (the tests' stand-in for a second controller instance):
     # a JSON file per target dropped in this directory is picked up within seconds.
     file_sd_configs: [{files: ['$PROMETHEUS_RUN/pravega-targets/*.json'], refresh_interval: 2s}]
@@ -65,19 +92,25 @@ YAML
     fail_with_log "prometheus config" "$PROMETHEUS_RUN/promtool.log"
 }
 
-prometheus_ready() { curl -fsS -o /dev/null "$(prometheus_endpoint)/-/ready"; }
+prometheus_ready() { prometheus_curl -fsS -o /dev/null "$(prometheus_endpoint)/-/ready"; }
+
+# prometheus_web_config: the --web.config.file option when security is on.
+prometheus_web_config() {
+  if security_on; then echo "--web.config.file=$SECURITY_DIR/prometheus-web.yml"; fi
+}
 
 prometheus_up() {
   prometheus_installed || die "prometheus is not installed: run '$0 install prometheus'"
   if process_alive prometheus; then log "prometheus: already running"; return 0; fi
   ensure_ports_free prometheus "$PROMETHEUS_PORT"
+  ! security_on || security_install
   rm -rf "$PROMETHEUS_RUN" && mkdir -p "$PROMETHEUS_RUN/pravega-targets"
   prometheus_write_config
   log "prometheus: starting ($(prometheus_endpoint), scrape every $PROMETHEUS_SCRAPE_INTERVAL)"
   start_process prometheus "$PROMETHEUS_RUN/prometheus.log" "$PROMETHEUS_BIN" \
     --config.file "$PROMETHEUS_RUN/prometheus.yml" --storage.tsdb.path "$PROMETHEUS_RUN/data" \
     --storage.tsdb.retention.time 2d --web.listen-address "$STACK_HOST:$PROMETHEUS_PORT" \
-    --web.enable-lifecycle --web.enable-admin-api
+    --web.enable-lifecycle --web.enable-admin-api $(prometheus_web_config)
   wait_for 60 prometheus prometheus_ready || fail_with_log prometheus "$PROMETHEUS_RUN/prometheus.log"
 }
 
