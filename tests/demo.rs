@@ -1,6 +1,7 @@
 //! The one-command local demo, shortened: on a stack of its own (ports shifted, so the shared
 //! test stack is untouched) the load rises and falls once; TaskManagers and the job's
 //! parallelism follow up to 2 and back to 1; the report is written; nothing is left running.
+//! Once as users start it, once with `--secure` (TLS and authentication on everywhere).
 
 use test_support as support;
 
@@ -29,9 +30,43 @@ fn status_rows(stdout: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The two demos must not run at once: they share the shifted ports.
+static ONE_DEMO_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn shortened_demo_follows_one_rise_and_fall() {
-    let out = repo_root().join("target/demo-test-out");
+    shortened_demo("target/demo-test-out", &[]);
+}
+
+/// The same with `--secure`: every component with TLS and authentication on, each client with
+/// its own account; no password appears in anything the demo printed or wrote.
+#[test]
+fn shortened_secure_demo_follows_one_rise_and_fall() {
+    let out = repo_root().join("target/demo-test-secure-out");
+    let stdout = shortened_demo("target/demo-test-secure-out", &["--secure"]);
+    let passwords = support::secured::passwords();
+    assert!(!passwords.is_empty());
+    let mut printed = stdout;
+    for entry in std::fs::read_dir(&out).expect("the demo's output") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "png") {
+            continue;
+        }
+        printed.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+    }
+    for (name, password) in passwords {
+        assert!(
+            !printed.contains(&password),
+            "the demo's output shows the password {name}"
+        );
+    }
+}
+
+/// Runs the shortened demo with `extra` arguments, writing to `out_dir` (under the repository),
+/// checks what both variants must show, and returns what it printed (stdout and stderr).
+fn shortened_demo(out_dir: &str, extra: &[&str]) -> String {
+    let _one = ONE_DEMO_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = repo_root().join(out_dir);
     let _ = std::fs::remove_dir_all(&out);
     // From 200 up to 800 events/s and back over 100 s at 500 per segment: 2 segments from about
     // 25 s to 75 s after the generator starts (once Flink runs), 1 before and after. A new
@@ -52,6 +87,7 @@ fn shortened_demo_follows_one_rise_and_fall() {
             "--stabilization",
             "10s",
         ])
+        .args(extra)
         .arg("--out")
         .arg(&out)
         .env("STACK_PORT_OFFSET", PORT_OFFSET.to_string())
@@ -151,6 +187,7 @@ fn shortened_demo_follows_one_rise_and_fall() {
             "port {shifted} still open after the demo"
         );
     }
+    format!("{stdout}{stderr}")
 }
 
 #[test]

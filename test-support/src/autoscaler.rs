@@ -8,20 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::{eventually, repo_root};
 
-/// The `segment-autoscaler` binary cargo built for the running test or benchmark: cargo names it
-/// in `CARGO_BIN_EXE_segment-autoscaler` while it runs the root package's tests; a benchmark run
-/// directly finds it beside its own directory (`target/<profile>/deps/..`).
 fn binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_segment-autoscaler") {
-        return path.into();
-    }
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("segment-autoscaler")));
-    match beside {
-        Some(path) if path.exists() => path,
-        _ => panic!("no segment-autoscaler binary: run the root package's tests or benchmarks"),
-    }
+    crate::workspace_binary("segment-autoscaler")
 }
 
 /// Runs `segment-autoscaler plan --output json` on `config` (YAML) and returns its records;
@@ -31,18 +19,13 @@ pub fn plan_records(name: &str, config: &str) -> serde_json::Value {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.plan.yaml"));
     std::fs::write(&path, config).unwrap();
-    let binary = binary();
-    let output = Command::new(binary)
-        .args(["plan", "--output", "json", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run plan");
-    assert!(
-        output.status.success(),
-        "plan failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = crate::stdout_of(
+        Command::new(binary())
+            .args(["plan", "--output", "json", "--config"])
+            .arg(&path),
+        "segment-autoscaler plan",
     );
-    serde_json::from_slice(&output.stdout).expect("plan prints JSON")
+    serde_json::from_str(&stdout).expect("plan prints JSON")
 }
 
 /// Asserts that every line of `logs` is a JSON object with a level and a timestamp, as the

@@ -1,8 +1,8 @@
 //! Test support: the real components of the local stack (`deploy/local/stack`), shared by the
 //! tests and benchmarks of every package, with one module per system: [`pravega`], [`flink`],
 //! [`prometheus`], [`kubernetes`] (the API server), [`cluster`] (the single-node Kubernetes),
-//! [`autoscaler`] (the binary as a process), [`config`] (its configuration) and [`proxy`] (a
-//! fault-injecting TCP proxy). Features `pravega`, `flink` and `kubernetes` (all on by default)
+//! [`autoscaler`] (the binary as a process), [`config`] (its configuration), [`proxy`] (a
+//! fault-injecting TCP proxy) and [`secured`] (the stack with TLS and authentication on). Features `pravega`, `flink` and `kubernetes` (all on by default)
 //! keep a package that needs only part of the stack (`demo-report`) free of the others' crates.
 //!
 //! Shared fixtures, such as the API server's `flink/flink-taskmanager` Deployment, are safe only
@@ -35,6 +35,7 @@ pub mod kubernetes;
 pub mod pravega;
 pub mod prometheus;
 pub mod proxy;
+pub mod secured;
 
 pub use autoscaler::{assert_json_logs, plan_records, send_signal, AutoscalerProcess, Frozen};
 pub use prometheus::prometheus_values;
@@ -112,6 +113,38 @@ pub fn repo_root() -> PathBuf {
     dir
 }
 
+/// Runs `command` (`what` names it in a failure) and returns its standard output; panics, with
+/// its standard error, unless it exits 0.
+pub fn stdout_of(command: &mut Command, what: &str) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A binary of the workspace (`segment-autoscaler`, `data-generator`) that cargo built for the
+/// running test or benchmark: cargo names it in `CARGO_BIN_EXE_<name>` while it runs its own
+/// package's tests; otherwise it is beside the test's directory (`target/<profile>/deps/..`),
+/// where `cargo build --workspace --bins` (the test command's first step) puts it.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(format!("CARGO_BIN_EXE_{name}")) {
+        return path.into();
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join(name)));
+    match beside {
+        Some(path) if path.exists() => path,
+        _ => panic!("no {name} binary: build it first (cargo build --workspace --bins)"),
+    }
+}
+
 /// How long a component may take to answer before the test gives up.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -138,7 +171,7 @@ impl Stack {
     }
 
     /// A stack described by the variables `deploy/local/stack env` prints.
-    fn from_vars(components: &[Component], var: impl Fn(&str) -> String) -> Stack {
+    pub(crate) fn from_vars(components: &[Component], var: impl Fn(&str) -> String) -> Stack {
         Stack {
             pravega_controller: var("PRAVEGA_CONTROLLER"),
             pravega_rest_url: var("PRAVEGA_REST_URL"),
@@ -311,20 +344,13 @@ impl Stack {
 
     /// [`Stack::stack_command`] with extra environment variables.
     pub fn stack_command_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let output = Command::new(&self.stack_script)
-            .args(args)
-            .env("SEGMENT_AUTOSCALER_RUN_DIR", &self.run_dir)
-            .envs(env.iter().copied())
-            .output()
-            .unwrap_or_else(|e| panic!("could not run {}: {e}", self.stack_script.display()));
-        assert!(
-            output.status.success(),
-            "`stack {}` failed ({}): {}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        stdout_of(
+            Command::new(&self.stack_script)
+                .args(args)
+                .env("SEGMENT_AUTOSCALER_RUN_DIR", &self.run_dir)
+                .envs(env.iter().copied()),
+            &format!("`stack {}`", args.join(" ")),
+        )
     }
 
     /// The process id the stack script recorded for `name` (e.g. `kube-apiserver`).

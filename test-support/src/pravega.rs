@@ -1,5 +1,6 @@
 //! Pravega helpers on the real controller.
 
+use pravega_client_config::credentials::Credentials;
 use pravega_client_config::ClientConfigBuilder;
 use pravega_client_shared::{
     PravegaNodeUri, Retention, ScaleType, Scaling, Scope, ScopedStream, Stream, StreamConfiguration,
@@ -13,6 +14,33 @@ pub fn controller(endpoint: &str) -> ControllerClientImpl {
         .build()
         .expect("client config");
     ControllerClientImpl::new(config, &tokio::runtime::Handle::current())
+}
+
+/// A controller client for a `tls://` controller, trusting the CA in `ca` and authenticating
+/// as `username`.
+pub fn secured_controller(
+    endpoint: &str,
+    ca: &std::path::Path,
+    username: &str,
+    password: &str,
+) -> ControllerClientImpl {
+    let ca = std::fs::read_to_string(ca).expect("read the CA");
+    let config = ClientConfigBuilder::default()
+        .controller_uri(PravegaNodeUri::from(endpoint.trim_start_matches("tls://")))
+        .is_tls_enabled(true)
+        .trustcerts(vec![ca])
+        .credentials(Credentials::basic(username.into(), password.into()))
+        .is_auth_enabled(true)
+        .build()
+        .expect("client config");
+    let handle = tokio::runtime::Handle::current();
+    // With auth on, the client blocks on the runtime while it is made: not on a runtime thread.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| ControllerClientImpl::new(config, &handle))
+            .join()
+            .expect("controller client")
+    })
 }
 
 /// Creates `scope/stream` with one segment and a fixed scaling policy (segments change only
