@@ -112,7 +112,8 @@ struct Cli {
     /// Most events written but not yet acknowledged.
     #[arg(long, default_value_t = 10_000)]
     max_in_flight: usize,
-    /// How long to wait for the controller at start-up.
+    /// How long to wait for the controller at start-up (tried again every second while it
+    /// cannot be reached).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
     /// Attempts per event before it is counted as failed.
@@ -283,6 +284,40 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Creates the scope and stream, trying again while the controller cannot be reached (it may
+/// start after this process) until --connect-timeout has passed; any other error ends at once.
+async fn ensure_stream_within(
+    cli: &Cli,
+    controller: &dyn pravega_controller_client::ControllerClient,
+    stream: &ScopedStream,
+) -> Result<(), String> {
+    let deadline = Instant::now() + cli.connect_timeout;
+    let mut last: Option<stream::EnsureError> = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = stream::ensure_stream(controller, stream, cli.scaling());
+        let error = match tokio::time::timeout(left, attempt).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error,
+            Err(_) => {
+                return Err(match last {
+                    Some(error) => format!("Pravega controller at {}: {error}", cli.controller),
+                    None => format!(
+                        "cannot reach the Pravega controller at {} (no answer in {:?})",
+                        cli.controller, cli.connect_timeout
+                    ),
+                })
+            }
+        };
+        if !error.unreachable || Instant::now() + Duration::from_secs(1) >= deadline {
+            return Err(format!("Pravega controller at {}: {error}", cli.controller));
+        }
+        tracing::warn!(controller = %cli.controller, %error, "controller not reachable yet; trying again");
+        last = Some(error);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 async fn run(cli: Cli, shape: Option<LoadShape>) -> Result<(), String> {
     let config = cli.security.client_config(&cli.controller)?;
     let handle = tokio::runtime::Handle::current();
@@ -297,18 +332,7 @@ async fn run(cli: Cli, shape: Option<LoadShape>) -> Result<(), String> {
         scope: Scope::from(cli.scope.clone()),
         stream: Stream::from(cli.stream.clone()),
     };
-    tokio::time::timeout(
-        cli.connect_timeout,
-        stream::ensure_stream(factory.controller_client(), &stream, cli.scaling()),
-    )
-    .await
-    .map_err(|_| {
-        format!(
-            "cannot reach the Pravega controller at {} (no answer in {:?})",
-            cli.controller, cli.connect_timeout
-        )
-    })?
-    .map_err(|e| format!("Pravega controller at {}: {e}", cli.controller))?;
+    ensure_stream_within(&cli, factory.controller_client(), &stream).await?;
 
     let metrics = Arc::new(Metrics::default());
     if let Some(address) = cli.metrics_addr {

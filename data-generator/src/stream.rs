@@ -1,12 +1,37 @@
 //! Creating the scope and stream, and refusing to write into a stream whose scaling policy
 //! differs from the one asked for (rather than silently changing it).
 
+use pravega_client_retry::retry_result::RetryError;
 use pravega_client_shared::{
     Retention, ScaleType, Scaling, Scope, ScopedStream, StreamConfiguration,
 };
-use pravega_controller_client::ControllerClient;
+use pravega_controller_client::{ControllerClient, ControllerError};
 
 use crate::security::without_metadata;
+
+/// Why the stream could not be made ready.
+#[derive(Debug)]
+pub struct EnsureError {
+    /// The controller could not be reached (worth another try while it may still be starting).
+    pub unreachable: bool,
+    /// What failed, without the request's credentials.
+    pub message: String,
+}
+
+impl EnsureError {
+    fn controller(what: String, error: RetryError<ControllerError>) -> Self {
+        EnsureError {
+            unreachable: matches!(error.error, ControllerError::ConnectionError { .. }),
+            message: format!("{what}: {}", without_metadata(&error)),
+        }
+    }
+}
+
+impl std::fmt::Display for EnsureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// Describes a scaling policy for messages.
 pub fn describe(s: &Scaling) -> String {
@@ -39,17 +64,11 @@ pub async fn ensure_stream(
     controller: &dyn ControllerClient,
     stream: &ScopedStream,
     scaling: Scaling,
-) -> Result<(), String> {
+) -> Result<(), EnsureError> {
     controller
         .create_scope(&Scope::from(stream.scope.name.clone()))
         .await
-        .map_err(|e| {
-            format!(
-                "create scope {}: {}",
-                stream.scope.name,
-                without_metadata(&e)
-            )
-        })?;
+        .map_err(|e| EnsureError::controller(format!("create scope {}", stream.scope.name), e))?;
     let config = StreamConfiguration {
         scoped_stream: stream.clone(),
         scaling: scaling.clone(),
@@ -59,7 +78,7 @@ pub async fn ensure_stream(
     let created = controller
         .create_stream(&config)
         .await
-        .map_err(|e| format!("create stream {stream}: {}", without_metadata(&e)))?;
+        .map_err(|e| EnsureError::controller(format!("create stream {stream}"), e))?;
     if created {
         tracing::info!(%stream, policy = %describe(&scaling), "created the stream");
         return Ok(());
@@ -68,18 +87,22 @@ pub async fn ensure_stream(
         .get_stream_configuration(stream)
         .await
         .map_err(|e| {
-            format!(
-                "read the configuration of existing stream {stream}: {}",
-                without_metadata(&e)
+            EnsureError::controller(
+                format!("read the configuration of existing stream {stream}"),
+                e,
             )
         })?;
     if !same_policy(&existing.scaling, &scaling) {
-        return Err(format!(
+        let message = format!(
             "stream {stream} exists with scaling {}, but {} was asked for; \
              pass matching --scaling/--target-rate-per-segment/--scale-factor/--min-segments, or use another stream",
             describe(&existing.scaling),
             describe(&scaling)
-        ));
+        );
+        return Err(EnsureError {
+            unreachable: false,
+            message,
+        });
     }
     tracing::info!(%stream, policy = %describe(&scaling), "using the existing stream");
     Ok(())

@@ -209,17 +209,23 @@ async fn an_existing_stream_with_another_policy_is_refused() {
 
 #[test]
 fn an_unreachable_controller_and_bad_flags_are_clear_errors() {
+    let started = std::time::Instant::now();
     let down = run(generator(&[
         "--controller",
         "tcp://127.0.0.1:1",
         "--connect-timeout",
-        "3s",
+        "6s",
         "--duration",
         "1s",
     ]));
     assert_eq!(down.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&down.stderr);
-    // Refused: the client's retries end within seconds with the transport's error.
+    // Refused: tried again until --connect-timeout (a controller may start after the
+    // generator), then the transport's error.
+    assert!(
+        stderr.contains("trying again") && started.elapsed() >= Duration::from_secs(4),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("error: Pravega controller at tcp://127.0.0.1:1: create scope demo:")
             && stderr.contains("Could not connect to controller"),
