@@ -1,7 +1,8 @@
 //! The Kubernetes demo stack (`deploy/k8s`) against the real API server: the kustomization
 //! renders and the API server accepts every object (server-side dry run); the autoscaler's
 //! RBAC, applied for real, allows exactly what it needs; the component `deploy/k8s/prewarmed`
-//! changes only the scheduler and the alignment mode. (The dashboards' PromQL is checked in
+//! changes only the scheduler and the alignment mode; the component `deploy/k8s/secured` is
+//! accepted and mounts every file its clients are told to read. (The dashboards' PromQL is checked in
 //! `demo-report/tests/dashboards.rs`.)
 
 use test_support as support;
@@ -82,6 +83,35 @@ async fn ensure_namespace(stack: &Stack) {
     }
 }
 
+/// The API server accepts every object (a server-side dry run in the demo's namespace).
+async fn assert_accepted(stack: &Stack, objects: &[Value]) {
+    // Namespaced objects can only be dry-run into a namespace that exists.
+    ensure_namespace(stack).await;
+    let all: Vec<&Value> = objects.iter().collect();
+    // Field ownership is not validity: objects another test owns parts of still count.
+    let output = kubectl_apply(
+        stack,
+        &[
+            "--server-side",
+            "--dry-run=server",
+            "--force-conflicts",
+            "--field-manager=manifest-test",
+        ],
+        &all,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "server-side dry run refused:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.matches("(server dry run)").count(),
+        objects.len(),
+        "every object accepted:\n{stdout}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_renders_and_the_api_server_accepts_every_object() {
     let stack = Stack::require(&[Component::Kubernetes]).await;
@@ -103,31 +133,7 @@ async fn the_stack_renders_and_the_api_server_accepts_every_object() {
         );
     }
 
-    // Namespaced objects can only be dry-run into a namespace that exists.
-    ensure_namespace(&stack).await;
-    let all: Vec<&Value> = objects.iter().collect();
-    // Field ownership is not validity: objects another test owns parts of still count.
-    let output = kubectl_apply(
-        &stack,
-        &[
-            "--server-side",
-            "--dry-run=server",
-            "--force-conflicts",
-            "--field-manager=manifest-test",
-        ],
-        &all,
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "server-side dry run refused:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        stdout.matches("(server dry run)").count(),
-        objects.len(),
-        "every object accepted:\n{stdout}"
-    );
+    assert_accepted(&stack, &objects).await;
 
     // The autoscaler runs as a hardened, probed, bounded container.
     let autoscaler = find(&objects, "Deployment", "segment-autoscaler");
@@ -163,19 +169,26 @@ fn autoscaler_config(objects: &[Value]) -> (Value, Config) {
     (yaml, config)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_prewarmed_component_changes_only_the_scheduler_and_the_alignment() {
-    let stack = Stack::require(&[Component::Kubernetes]).await;
-    let overlay = repo_root().join("target/k8s-manifests-prewarmed");
+/// deploy/k8s with the component deploy/k8s/NAME, rendered.
+fn render_with_component(stack: &Stack, name: &str) -> Vec<Value> {
+    let overlay = repo_root().join(format!("target/k8s-manifests-{name}"));
     std::fs::create_dir_all(&overlay).unwrap();
     std::fs::write(
         overlay.join("kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-         resources: [../../deploy/k8s]\ncomponents: [../../deploy/k8s/prewarmed]\n",
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             resources: [../../deploy/k8s]\ncomponents: [../../deploy/k8s/{name}]\n"
+        ),
     )
     .unwrap();
+    render_dir(stack, &overlay)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prewarmed_component_changes_only_the_scheduler_and_the_alignment() {
+    let stack = Stack::require(&[Component::Kubernetes]).await;
     let base = render(&stack);
-    let mut prewarmed = render_dir(&stack, &overlay);
+    let mut prewarmed = render_with_component(&stack, "prewarmed");
     assert_eq!(base.len(), prewarmed.len(), "the same objects");
 
     // The JobManager: the adaptive scheduler in place of reactive mode, nothing else.
@@ -248,6 +261,197 @@ async fn the_prewarmed_component_changes_only_the_scheduler_and_the_alignment() 
             _ => {}
         }
         assert_eq!(object, same, "{kind} {name} is the same with the component");
+    }
+}
+
+/// The pod spec of the workload `kind`/`name` in a rendered stack.
+fn pod_spec<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    &find(objects, kind, name)["spec"]["template"]["spec"]
+}
+
+/// Panics unless `file` lies in a Secret mounted into the first container of `pod`: a mount
+/// whose path is the file's directory, of a volume from a Secret.
+fn assert_in_mounted_secret(pod: &Value, what: &str, file: &str) {
+    let directory = Path::new(file).parent().expect("a file in a directory");
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|mount| Path::new(mount["mountPath"].as_str().unwrap_or_default()) == directory)
+        .unwrap_or_else(|| panic!("{what}: nothing is mounted at {}", directory.display()));
+    let volume = pod["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|volume| volume["name"] == mount["name"])
+        .unwrap_or_else(|| panic!("{what}: no volume {}", mount["name"]));
+    assert!(
+        volume["secret"]["secretName"].is_string(),
+        "{what}: {file} is in {volume}, not a Secret"
+    );
+}
+
+/// The values of the options `--NAME VALUE` and `--NAME=VALUE` in `args`.
+fn option_values(args: &Value, name: &str) -> Vec<String> {
+    let args: Vec<&str> = args
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let flag = format!("--{name}");
+    let mut values = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        if *arg == flag {
+            values.push(args[i + 1].to_string());
+        } else if let Some(value) = arg.strip_prefix(&format!("{flag}=")) {
+            values.push(value.to_string());
+        }
+    }
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secured_component_is_accepted_and_mounts_every_file_its_clients_read() {
+    let stack = Stack::require(&[Component::Kubernetes]).await;
+    let base = render(&stack);
+    let secured = render_with_component(&stack, "secured");
+    assert_eq!(
+        secured.len(),
+        base.len() + 1,
+        "one object more: the segment store's Service"
+    );
+    for object in &secured {
+        if object["kind"] != "Namespace" {
+            assert_eq!(
+                object["metadata"]["namespace"], DEMO_NAMESPACE,
+                "{} {}",
+                object["kind"], object["metadata"]["name"]
+            );
+        }
+    }
+    find(&secured, "Service", "pravega-segmentstore");
+    assert_accepted(&stack, &secured).await;
+
+    // The autoscaler: TLS and an account for Pravega, mutual TLS for Flink, every file in a
+    // mounted Secret; every other setting as in the base.
+    let (mut yaml, config) = autoscaler_config(&secured);
+    let pravega = config.pravega.as_ref().expect("pravega");
+    let pravega_tls = pravega.tls.as_ref().expect("pravega.tls");
+    let credentials = pravega.credentials.as_ref().expect("pravega.credentials");
+    let flink_tls = config.bindings[0]
+        .flink
+        .as_ref()
+        .unwrap()
+        .tls
+        .as_ref()
+        .expect("flink.tls");
+    assert!(pravega.controller.starts_with("tls://"));
+    assert_eq!(credentials.username, "autoscaler");
+    let autoscaler = pod_spec(&secured, "Deployment", "segment-autoscaler");
+    for file in [
+        &pravega_tls.ca_file,
+        &credentials.password_file,
+        &flink_tls.ca_file,
+        &flink_tls.cert_file,
+        &flink_tls.key_file,
+    ] {
+        let file = file.as_ref().expect("a file").to_str().unwrap();
+        assert_in_mounted_secret(autoscaler, "the autoscaler", file);
+    }
+    let (mut base_yaml, _) = autoscaler_config(&base);
+    for yaml in [&mut yaml, &mut base_yaml] {
+        yaml.as_object_mut().unwrap().remove("pravega");
+        yaml["bindings"][0].as_object_mut().unwrap().remove("flink");
+    }
+    assert_eq!(
+        yaml, base_yaml,
+        "the component's copy of the autoscaler's configuration differs only in pravega and flink"
+    );
+
+    // The generator and the job (its JobManager and TaskManagers) read Pravega with a CA and an
+    // account from mounted Secrets; Flink's REST API asks for client certificates.
+    let generator = pod_spec(&secured, "Deployment", "data-generator");
+    let jobmanager = pod_spec(&secured, "Job", "flink-jobmanager");
+    let taskmanager = pod_spec(&secured, "Deployment", "flink-taskmanager");
+    for (what, args, pods) in [
+        (
+            "the generator",
+            &generator["containers"][0]["args"],
+            vec![generator],
+        ),
+        (
+            "the job",
+            &jobmanager["containers"][0]["args"],
+            vec![jobmanager, taskmanager],
+        ),
+    ] {
+        for option in ["tls-ca-file", "password-file"] {
+            let values = option_values(args, option);
+            assert_eq!(values.len(), 1, "{what}: --{option} once in {args}");
+            for pod in &pods {
+                assert_in_mounted_secret(pod, what, &values[0]);
+            }
+        }
+        assert_eq!(
+            option_values(args, "controller"),
+            ["tls://pravega:9090"],
+            "{what}"
+        );
+    }
+    let jobmanager_args = jobmanager["containers"][0]["args"].to_string();
+    for property in [
+        "-Dsecurity.ssl.rest.enabled=true",
+        "-Dsecurity.ssl.rest.authentication-enabled=true",
+    ] {
+        assert!(jobmanager_args.contains(property), "{jobmanager_args}");
+    }
+
+    // Prometheus: Pravega's scrape over HTTPS with an account, every other scrape as in the base.
+    let scrapes = |objects: &[Value]| -> Value {
+        let configmap = objects
+            .iter()
+            .find(|o| {
+                o["kind"] == "ConfigMap"
+                    && o["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("prometheus-config"))
+            })
+            .expect("Prometheus' ConfigMap");
+        serde_yaml_ng::from_str(configmap["data"]["prometheus.yml"].as_str().unwrap()).unwrap()
+    };
+    let (mut secured_scrapes, base_scrapes) = (scrapes(&secured), scrapes(&base));
+    let pravega = secured_scrapes["scrape_configs"][0]
+        .as_object_mut()
+        .unwrap();
+    assert_eq!(pravega["job_name"], "pravega");
+    assert_eq!(pravega["scheme"], "https");
+    let prometheus = pod_spec(&secured, "Deployment", "prometheus");
+    for file in [
+        pravega["tls_config"]["ca_file"].as_str().unwrap(),
+        pravega["basic_auth"]["password_file"].as_str().unwrap(),
+    ] {
+        assert_in_mounted_secret(prometheus, "Prometheus", file);
+    }
+    for key in ["scheme", "tls_config", "basic_auth"] {
+        pravega.remove(key);
+    }
+    assert_eq!(
+        secured_scrapes, base_scrapes,
+        "the component's copy of prometheus.yml differs only in Pravega's scrape"
+    );
+
+    // No secret in a manifest: passwords come from Secrets (files or secretKeyRef), and every
+    // password option names a variable, never a value.
+    let text = serde_json::to_string(&secured).unwrap();
+    for needle in ["password=", "pwd="] {
+        for (at, _) in text.match_indices(needle) {
+            assert!(
+                text[at + needle.len()..].starts_with("$("),
+                "a password in the manifests: {}",
+                &text[at.saturating_sub(60)..(at + 40).min(text.len())]
+            );
+        }
     }
 }
 

@@ -660,12 +660,13 @@ CLUSTER_DEMO_NAMESPACE=segment-autoscaler-demo
 # cluster_deploy_demo [--without-generator] [COMPONENT...]: deploy/local/k8s (deploy/k8s with
 # the images built here) on the cluster, with the kustomize COMPONENTs (paths from the
 # repository root, e.g. deploy/k8s/prewarmed) and, with --without-generator, the data generator
-# at zero replicas (so that only the caller changes the stream's segments). A namespace left by
+# at zero replicas (so that only the caller changes the stream's segments); with
+# deploy/k8s/secured, the Secrets it asks for first (security_cluster_secrets). A namespace left by
 # an earlier run is deleted first. Returns once every Deployment has its pods Ready and the
 # Flink JobManager is Ready (at most 600 s), printing "ready after N s" (counted from the apply).
 # The one way the demo and the tests deploy the stack (`deploy/local/stack demo-deploy`).
 cluster_deploy_demo() {
-  local without_generator=0 components=() ns=$CLUSTER_DEMO_NAMESPACE
+  local without_generator=0 components=() ns=$CLUSTER_DEMO_NAMESPACE c
   while (($#)); do
     case $1 in
       --without-generator) without_generator=1 ;;
@@ -678,8 +679,12 @@ cluster_deploy_demo() {
     log "deleting the namespace $ns left by an earlier run"
     cluster_kubectl --request-timeout=30s delete namespace "$ns" --wait=true --timeout=180s >/dev/null || die "namespace $ns not deleted in 180 s"
   fi
+  # The component secured/ asks for Secrets: made from the stack's CA and accounts.
+  for c in "${components[@]}"; do
+    [[ $c != deploy/k8s/secured ]] || security_cluster_secrets "$ns"
+  done
   # kustomize takes only relative paths to other directories.
-  local overlay="$STACK_RUN/demo-overlay" c
+  local overlay="$STACK_RUN/demo-overlay"
   mkdir -p "$overlay"
   {
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"

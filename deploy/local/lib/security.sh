@@ -12,10 +12,14 @@
 
 STACK_SECURITY=${STACK_SECURITY:-off}
 [[ $STACK_SECURITY == on || $STACK_SECURITY == off ]] || { echo "STACK_SECURITY must be on or off" >&2; exit 2; }
-SECURITY_MATERIAL_VERSION=1
+SECURITY_MATERIAL_VERSION=2
 SECURITY_DIR="$STACK_CACHE/security-$SECURITY_MATERIAL_VERSION"
 # The host name every certificate names, and what the secured endpoints are addressed by.
 SECURITY_HOST=localhost
+# The names the demo's Services answer to on the cluster (deploy/k8s with the component
+# deploy/k8s/secured, in $CLUSTER_DEMO_NAMESPACE): the certificate `cluster-server` holds each,
+# short and qualified.
+SECURITY_CLUSTER_NAMES=(pravega pravega-segmentstore flink-jobmanager)
 # The scope the restricted Pravega accounts are limited to (the demo's scope).
 SECURITY_SCOPE=${SECURITY_SCOPE:-demo}
 # Pravega accounts: the stack's own (every permission; the segment store uses it too), the
@@ -47,10 +51,10 @@ security_curl_as() {
 # security_ready: the material exists and no certificate ends within a week.
 security_ready() {
   local cert
-  for cert in ca server client expired wrong-host; do
+  for cert in ca server client expired wrong-host cluster-server; do
     [[ -f $SECURITY_DIR/$cert.pem ]] || return 1
   done
-  for cert in ca server client; do
+  for cert in ca server client cluster-server; do
     openssl x509 -checkend 604800 -noout -in "$SECURITY_DIR/$cert.pem" >/dev/null || return 1
   done
   [[ -f $SECURITY_DIR/pravega-accounts && -f $SECURITY_DIR/prometheus-web.yml ]]
@@ -132,6 +136,8 @@ security_keystores() {
   pass=$(security_password keystore)
   openssl pkcs12 -export -in "$dir/server.pem" -inkey "$dir/server.key" -name server \
     -passout "pass:$pass" -out "$dir/server.p12"
+  openssl pkcs12 -export -in "$dir/cluster-server.pem" -inkey "$dir/cluster-server.key" -name server \
+    -passout "pass:$pass" -out "$dir/cluster-server.p12"
   openssl pkcs12 -export -in "$dir/client.pem" -inkey "$dir/client.key" -name client \
     -passout "pass:$pass" -out "$dir/client.p12"
   rm -f "$dir/truststore.p12"
@@ -160,10 +166,48 @@ security_install() {
   # Pravega's embedded ZooKeeper presents the server certificate as a client too.
   security_sign server "DNS:$SECURITY_HOST" serverAuth,clientAuth
   security_sign client "DNS:client" clientAuth
+  # On the cluster: every Service's names, and localhost for Pravega's embedded ZooKeeper.
+  local san="DNS:localhost" host
+  for host in "${SECURITY_CLUSTER_NAMES[@]}"; do
+    san+=",DNS:$host,DNS:$host.$CLUSTER_DEMO_NAMESPACE.svc,DNS:$host.$CLUSTER_DEMO_NAMESPACE.svc.cluster.local"
+  done
+  security_sign cluster-server "$san" serverAuth,clientAuth
   security_sign wrong-host "DNS:elsewhere.invalid" serverAuth
   security_sign_expired
   security_keystores
   security_pravega_accounts
   security_prometheus_web
   security_ready || die "security: the material in $SECURITY_DIR is incomplete"
+}
+
+# security_cluster_secrets NAMESPACE: the Secrets deploy/k8s/secured asks for, made from the
+# stack's material (created or updated; the namespace is created if missing). Pravega's
+# certificate there is `cluster-server` (it names the demo's Services).
+security_cluster_secrets() {
+  local ns=$1 dir=$SECURITY_DIR out
+  security_install
+  security_secret() {
+    local name=$1
+    shift
+    cluster_kubectl --request-timeout=30s -n "$ns" create secret generic "$name" "$@" \
+      --dry-run=client -o yaml | cluster_kubectl --request-timeout=30s apply -f - >/dev/null
+  }
+  cluster_kubectl --request-timeout=30s create namespace "$ns" --dry-run=client -o yaml |
+    cluster_kubectl --request-timeout=30s apply -f - >/dev/null
+  out=$({
+    security_secret pravega-ca --from-file=ca.crt="$dir/ca.pem" &&
+      security_secret pravega-tls --from-file=tls.crt="$dir/cluster-server.pem" --from-file=tls.key="$dir/cluster-server.key" \
+        --from-file=keystore.p12="$dir/cluster-server.p12" --from-file=keystore-password="$dir/keystore.password" \
+        --from-file=truststore.p12="$dir/truststore.p12" &&
+      security_secret pravega-auth --from-file=accounts="$dir/pravega-accounts" \
+        --from-file=admin-password="$dir/passwords/pravega-$SECURITY_PRAVEGA_ADMIN" &&
+      security_secret segment-autoscaler-pravega --from-file=password="$dir/passwords/pravega-$SECURITY_PRAVEGA_READER" &&
+      security_secret data-generator-pravega --from-file=password="$dir/passwords/pravega-$SECURITY_PRAVEGA_WRITER" &&
+      security_secret flink-job-pravega --from-file=password="$dir/passwords/pravega-$SECURITY_PRAVEGA_WRITER" &&
+      security_secret prometheus-pravega --from-file=password="$dir/passwords/pravega-$SECURITY_PRAVEGA_ADMIN" &&
+      security_secret flink-rest-tls --from-file=keystore.p12="$dir/cluster-server.p12" \
+        --from-file=truststore.p12="$dir/truststore.p12" --from-file=password="$dir/keystore.password" &&
+      security_secret segment-autoscaler-flink-client --from-file=ca.crt="$dir/ca.pem" \
+        --from-file=tls.crt="$dir/client.pem" --from-file=tls.key="$dir/client.key"
+  } 2>&1) || die "security: making the demo's Secrets in $ns failed: $out"
 }
