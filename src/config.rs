@@ -718,29 +718,23 @@ pub struct HttpSecurity<'a> {
     pub bearer_token_env: Option<&'a str>,
 }
 
-impl PrometheusConfig {
-    /// Its security settings.
-    pub fn security(&self) -> HttpSecurity<'_> {
-        HttpSecurity {
-            tls: self.tls.as_ref(),
-            basic_auth: self.basic_auth.as_ref(),
-            bearer_token_file: self.bearer_token_file.as_deref(),
-            bearer_token_env: self.bearer_token_env.as_deref(),
+/// `security()` for the sections that have the four HTTP security fields.
+macro_rules! http_security {
+    ($($section:ty),*) => {$(
+        impl $section {
+            /// Its security settings.
+            pub fn security(&self) -> HttpSecurity<'_> {
+                HttpSecurity {
+                    tls: self.tls.as_ref(),
+                    basic_auth: self.basic_auth.as_ref(),
+                    bearer_token_file: self.bearer_token_file.as_deref(),
+                    bearer_token_env: self.bearer_token_env.as_deref(),
+                }
+            }
         }
-    }
+    )*};
 }
-
-impl FlinkConfig {
-    /// Its security settings.
-    pub fn security(&self) -> HttpSecurity<'_> {
-        HttpSecurity {
-            tls: self.tls.as_ref(),
-            basic_auth: self.basic_auth.as_ref(),
-            bearer_token_file: self.bearer_token_file.as_deref(),
-            bearer_token_env: self.bearer_token_env.as_deref(),
-        }
-    }
-}
+http_security!(PrometheusConfig, FlinkConfig);
 
 /// TLS only with https://, one way to authenticate; `field` names a field of the section.
 fn validate_http_security(

@@ -80,9 +80,7 @@ flink_install_job() {
 }
 
 # With security on, the REST API is HTTPS under the name its certificate holds.
-flink_endpoint() {
-  if security_on; then echo "https://$SECURITY_HOST:$FLINK_REST_PORT"; else echo "http://$STACK_HOST:$FLINK_REST_PORT"; fi
-}
+flink_endpoint() { security_endpoint http https "$FLINK_REST_PORT"; }
 
 # flink_curl ARGS...: curl for the REST API (the CA and the client certificate when security is
 # on: the REST API then asks every client for one).

@@ -88,23 +88,13 @@ POM
 PRAVEGA_RUN="$STACK_RUN/pravega"
 
 # With security on, the controller is addressed by the name its certificate holds.
-pravega_endpoint() {
-  if security_on; then echo "tls://$SECURITY_HOST:$PRAVEGA_CONTROLLER_PORT"; else echo "tcp://$STACK_HOST:$PRAVEGA_CONTROLLER_PORT"; fi
-}
+pravega_endpoint() { security_endpoint tcp tls "$PRAVEGA_CONTROLLER_PORT"; }
 
-pravega_rest_endpoint() {
-  if security_on; then echo "https://$SECURITY_HOST:$PRAVEGA_CONTROLLER_REST_PORT"; else echo "http://$STACK_HOST:$PRAVEGA_CONTROLLER_REST_PORT"; fi
-}
+pravega_rest_endpoint() { security_endpoint http https "$PRAVEGA_CONTROLLER_REST_PORT"; }
 
 # pravega_rest_curl ARGS...: curl for the controller's REST API (the CA and the stack's own
 # account when security is on).
-pravega_rest_curl() {
-  if security_on; then
-    security_curl_as "$SECURITY_PRAVEGA_ADMIN" "pravega-$SECURITY_PRAVEGA_ADMIN" "$@"
-  else
-    curl "$@"
-  fi
-}
+pravega_rest_curl() { security_curl_as "$SECURITY_PRAVEGA_ADMIN" "pravega-$SECURITY_PRAVEGA_ADMIN" "$@"; }
 
 pravega_ready() {
   port_open "$PRAVEGA_CONTROLLER_PORT" &&

@@ -32,18 +32,10 @@ prometheus_install() {
 PROMETHEUS_RUN="$STACK_RUN/prometheus"
 
 # With security on, HTTPS under the name its certificate holds, with basic auth.
-prometheus_endpoint() {
-  if security_on; then echo "https://$SECURITY_HOST:$PROMETHEUS_PORT"; else echo "http://$STACK_HOST:$PROMETHEUS_PORT"; fi
-}
+prometheus_endpoint() { security_endpoint http https "$PROMETHEUS_PORT"; }
 
 # prometheus_curl ARGS...: curl for Prometheus' API (the CA and its account when security is on).
-prometheus_curl() {
-  if security_on; then
-    security_curl_as "$SECURITY_PROMETHEUS_USER" "prometheus-$SECURITY_PROMETHEUS_USER" "$@"
-  else
-    curl "$@"
-  fi
-}
+prometheus_curl() { security_curl_as "$SECURITY_PROMETHEUS_USER" "prometheus-$SECURITY_PROMETHEUS_USER" "$@"; }
 
 # prometheus_pravega_scrape: how Prometheus reaches Pravega's metrics (HTTPS with the stack's CA
 # and account when security is on).

@@ -37,15 +37,26 @@ security_on() { [[ $STACK_SECURITY == on ]]; }
 # security_password NAME: a password of the stack (pravega-USER, prometheus-USER, keystore).
 security_password() { cat "$SECURITY_DIR/passwords/$1"; }
 
+# security_endpoint PLAIN-SCHEME SECURE-SCHEME PORT: where a component of the stack answers:
+# with security on, under the name its certificate holds.
+security_endpoint() {
+  if security_on; then echo "$2://$SECURITY_HOST:$3"; else echo "$1://$STACK_HOST:$3"; fi
+}
+
 # security_curl ARGS...: curl trusting the stack's CA.
 security_curl() { curl --cacert "$SECURITY_DIR/ca.pem" "$@"; }
 
-# security_curl_as USER PASSWORD-NAME ARGS...: security_curl as USER, its password (from
-# security_password PASSWORD-NAME) given to curl on a pipe, never on its command line.
+# security_curl_as USER PASSWORD-NAME ARGS...: with security on, security_curl as USER, its
+# password (from security_password PASSWORD-NAME) given to curl on a pipe, never on its command
+# line; plain curl otherwise.
 security_curl_as() {
   local user=$1 name=$2
   shift 2
-  security_curl -K <(printf 'user = "%s:%s"\n' "$user" "$(security_password "$name")") "$@"
+  if security_on; then
+    security_curl -K <(printf 'user = "%s:%s"\n' "$user" "$(security_password "$name")") "$@"
+  else
+    curl "$@"
+  fi
 }
 
 # security_ready: the material exists and no certificate ends within a week.
