@@ -66,13 +66,12 @@ finish() {
       # No password of the stack in the Events or any pod's log. Pravega standalone prints its
       # configuration, its own account's and its key store's passwords included: a Pravega
       # behaviour, reported, not counted.
-      local name found leaked pravega_own
+      local name found leaked pravega_own own="^(pravega-admin|keystore) in $out/pravega-"
       found=$(for name in "$STACK_SECURITY_DIR"/passwords/*; do
         grep -lF -- "$(cat "$name")" "$out"/*.log "$out/events.txt" 2>/dev/null | sed "s|^|${name##*/} in |" || true
       done)
-      pravega_own="^(pravega-admin|keystore) in $out/pravega-"
-      leaked=$(grep -Ev "$pravega_own" <<<"$found" || true)
-      pravega_own=$(grep -E "$pravega_own" <<<"$found" | cut -d' ' -f1 | tr '\n' ' ' || true)
+      leaked=$(grep -Ev "$own" <<<"$found" || true)
+      pravega_own=$(grep -E "$own" <<<"$found" | cut -d' ' -f1 | tr '\n' ' ' || true)
       [[ -z $pravega_own ]] || log "Pravega's own log holds the passwords it was given: $pravega_own"
       if [[ -n $leaked ]]; then log "secrets printed: $leaked"; status=1; else log "no password in the Events or the logs of the autoscaler, the generator, Flink and Prometheus"; fi
     fi
