@@ -127,7 +127,9 @@ impl ControllerSource {
         })
     }
 
-    async fn read_one(&self, stream: &StreamId) -> SegmentReading {
+    /// One stream's reading; `probe` holds the pass's one TLS handshake, made by the first
+    /// call that fails to connect and shared by the others.
+    async fn read_one(&self, stream: &StreamId, probe: &TlsProbe) -> SegmentReading {
         let mut request = tonic::Request::new(StreamInfo {
             scope: stream.scope.clone(),
             stream: stream.stream.clone(),
@@ -146,12 +148,12 @@ impl ControllerSource {
                 endpoint: self.endpoint.clone(),
                 after: self.timeout,
             }),
-            Ok(Err(status)) => SegmentReading::Unavailable(self.error(status).await),
+            Ok(Err(status)) => SegmentReading::Unavailable(self.error(status, probe).await),
             Ok(Ok(answer)) => count(answer.into_inner().segment_ranges.len()),
         }
     }
 
-    async fn error(&self, status: Status) -> SourceError {
+    async fn error(&self, status: Status, probe: &TlsProbe) -> SourceError {
         let endpoint = self.endpoint.clone();
         // The status's message only: its metadata would hold the request's credentials.
         let message = format!("{:?}: {}", status.code(), status.message());
@@ -172,20 +174,22 @@ impl ControllerSource {
                 after: self.timeout,
             },
             // What failed to connect says only "transport error" with its causes below.
-            Code::Unknown | Code::Unavailable => match self.tls_failure().await {
-                Some(why) => SourceError::Tls {
-                    endpoint,
-                    message: why,
-                    settings: "pravega.controller, pravega.tls".into(),
-                },
-                None => SourceError::Unreachable {
-                    endpoint,
-                    message: match std::error::Error::source(&status) {
-                        Some(cause) => format!("{message}: {}", error_chain(cause)),
-                        None => message,
+            Code::Unknown | Code::Unavailable => {
+                match probe.get_or_init(|| self.tls_failure()).await.clone() {
+                    Some(why) => SourceError::Tls {
+                        endpoint,
+                        message: why,
+                        settings: "pravega.controller, pravega.tls".into(),
                     },
-                },
-            },
+                    None => SourceError::Unreachable {
+                        endpoint,
+                        message: match std::error::Error::source(&status) {
+                            Some(cause) => format!("{message}: {}", error_chain(cause)),
+                            None => message,
+                        },
+                    },
+                }
+            }
             _ => SourceError::Rejected { endpoint, message },
         }
     }
@@ -217,6 +221,9 @@ impl ControllerSource {
     }
 }
 
+/// Why the controller could not be reached over TLS, if that is why: asked once per pass.
+type TlsProbe = tokio::sync::OnceCell<Option<String>>;
+
 /// A count of active segments as the controller listed them, if plausible.
 fn count(segments: usize) -> SegmentReading {
     match u32::try_from(segments) {
@@ -233,7 +240,9 @@ impl SegmentSource for ControllerSource {
     }
 
     async fn read(&self, streams: &BTreeSet<StreamId>) -> HashMap<StreamId, SegmentReading> {
-        let readings = futures::future::join_all(streams.iter().map(|s| self.read_one(s))).await;
+        let probe = TlsProbe::new();
+        let readings =
+            futures::future::join_all(streams.iter().map(|s| self.read_one(s, &probe))).await;
         streams.iter().cloned().zip(readings).collect()
     }
 }
@@ -288,7 +297,7 @@ mod tests {
             ),
         ];
         for (status, reason) in cases {
-            let error = source.error(status).await;
+            let error = source.error(status, &TlsProbe::new()).await;
             assert_eq!(error.reason(), reason, "{error}");
         }
     }
@@ -300,7 +309,7 @@ mod tests {
         status
             .metadata_mut()
             .insert("authorization", "Basic c2VjcmV0".parse().unwrap());
-        let error = source.error(status).await.to_string();
+        let error = source.error(status, &TlsProbe::new()).await.to_string();
         assert!(error.contains("bad credentials"), "{error}");
         assert!(!error.contains("c2VjcmV0"), "{error}");
     }
