@@ -2,8 +2,9 @@
 //! tests and benchmarks of every package, with one module per system: [`pravega`], [`flink`],
 //! [`prometheus`], [`kubernetes`] (the API server), [`cluster`] (the single-node Kubernetes),
 //! [`autoscaler`] (the binary as a process), [`config`] (its configuration), [`proxy`] (a
-//! fault-injecting TCP proxy) and [`secured`] (the stack with TLS and authentication on). Features `pravega`, `flink` and `kubernetes` (all on by default)
-//! keep a package that needs only part of the stack (`demo-report`) free of the others' crates.
+//! fault-injecting TCP proxy) and [`secured`] (the stack with TLS and authentication on).
+//! Features `pravega`, `flink` and `kubernetes` (all on by default) keep a package that needs
+//! only part of the stack (`demo-report`) free of the others' crates.
 //!
 //! Shared fixtures, such as the API server's `flink/flink-taskmanager` Deployment, are safe only
 //! because cargo runs one test binary at a time: each binary guards its own tests (a mutex);
