@@ -78,8 +78,22 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Lease-based leader election, so that only one of several replicas acts.
     pub leader_election: Option<LeaderElectionConfig>,
-    /// What to watch and what to scale.
+    /// SegmentScaler resources to watch: each one is a binding, declared in the namespace of
+    /// the job it scales.
+    pub segment_scalers: Option<SegmentScalersConfig>,
+    /// What to watch and what to scale (optional when `segment_scalers` is set).
+    #[serde(default)]
     pub bindings: Vec<Binding>,
+}
+
+/// Where to watch SegmentScaler resources.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentScalersConfig {
+    /// The namespaces to watch; empty (the default) for all of them, which needs cluster-wide
+    /// read access to SegmentScalers.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
 }
 
 /// Prometheus source settings.
@@ -381,7 +395,7 @@ impl TargetConfig {
     }
 
     /// What makes two targets the same, to refuse two bindings fighting over one.
-    fn identity(&self) -> String {
+    pub(crate) fn identity(&self) -> String {
         match self {
             TargetConfig::Kubernetes(r) => {
                 format!("{}.{} {}/{}", r.plural, r.group, r.namespace, r.name)
@@ -391,7 +405,7 @@ impl TargetConfig {
     }
 }
 
-mod defaults {
+pub(crate) mod defaults {
     use std::net::SocketAddr;
     use std::time::Duration;
 
@@ -498,10 +512,10 @@ impl Config {
         if self.interval < Duration::from_millis(100) {
             return Err(ConfigError::invalid("interval", "must be at least 100ms"));
         }
-        if self.bindings.is_empty() {
+        if self.bindings.is_empty() && self.segment_scalers.is_none() {
             return Err(ConfigError::invalid(
                 "bindings",
-                "at least one binding is required",
+                "at least one binding is required (or segment_scalers, to watch SegmentScaler resources)",
             ));
         }
         if let Some(p) = &self.prometheus {
@@ -526,7 +540,6 @@ impl Config {
                     format!("{:?} is used by another binding", b.name),
                 ));
             }
-            b.validate(&field, self)?;
             if let Some(other) = self.bindings[..i]
                 .iter()
                 .position(|o| o.target.identity() == b.target.identity())
@@ -539,13 +552,35 @@ impl Config {
                     ),
                 ));
             }
-            b.target.validate(&field)?;
-            if let Some(f) = &b.flink {
-                f.validate(&field, self)?;
+            self.validate_binding(b, &field)?;
+        }
+        if let Some(scalers) = &self.segment_scalers {
+            for (i, namespace) in scalers.namespaces.iter().enumerate() {
+                if namespace.is_empty() {
+                    return Err(ConfigError::invalid(
+                        format!("segment_scalers.namespaces[{i}]"),
+                        "must not be empty",
+                    ));
+                }
             }
-            if let TargetConfig::Command(command) = &b.target {
-                self.within_deadline(field("target.timeout"), command.timeout)?;
-            }
+        }
+        Ok(())
+    }
+
+    /// Checks one binding against this configuration (its sources, its deadlines), whether a
+    /// file or a SegmentScaler declared it; `field` names one of its fields.
+    pub(crate) fn validate_binding(
+        &self,
+        b: &Binding,
+        field: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        b.validate(field, self)?;
+        b.target.validate(field)?;
+        if let Some(f) = &b.flink {
+            f.validate(field, self)?;
+        }
+        if let TargetConfig::Command(command) = &b.target {
+            self.within_deadline(field("target.timeout"), command.timeout)?;
         }
         Ok(())
     }

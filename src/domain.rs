@@ -61,7 +61,9 @@ impl Serialize for StreamId {
 }
 
 /// How the segment counts of a binding's streams combine into one figure.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Combine {
     /// One reader per segment across all streams (a job reading every stream).
@@ -72,7 +74,9 @@ pub enum Combine {
 }
 
 /// Where a binding's segment counts come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceChoice {
     /// Prometheus only.

@@ -20,6 +20,7 @@ pub mod leader;
 pub mod observe;
 pub mod plan;
 pub mod reconcile;
+pub mod segment_scaler;
 pub mod setup;
 pub mod telemetry;
 pub mod tls;

@@ -50,6 +50,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Print the SegmentScaler CustomResourceDefinition (YAML), as the chart installs it.
+    Crd,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -98,6 +100,10 @@ async fn main() -> ExitCode {
     );
     let path = match &cli.command {
         Command::Run { config } | Command::Plan { config, .. } => config,
+        Command::Crd => {
+            print!("{}", segment_autoscaler::segment_scaler::crd_yaml());
+            return ExitCode::SUCCESS;
+        }
     };
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -109,6 +115,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { .. } => run(config).await,
         Command::Plan { output, .. } => plan_once(config, output).await,
+        Command::Crd => unreachable!("printed above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -125,21 +132,26 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The Kubernetes client, when the configuration needs one.
-async fn kube_client(config: &Config) -> Result<Option<kube::Client>, SetupError> {
+/// The Kubernetes clients, when the configuration needs them.
+async fn kube_clients(config: &Config) -> Result<Option<setup::KubeClients>, SetupError> {
     if setup::needs_kubernetes(config) {
-        Ok(Some(setup::kube_client(config).await?))
+        Ok(Some(setup::kube_clients(config).await?))
     } else {
         Ok(None)
     }
 }
 
 async fn plan_once(config: Config, output: Output) -> Result<(), Failure> {
-    let kube = kube_client(&config).await?;
+    let kube = kube_clients(&config).await?;
     let telemetry = Telemetry::new(config.interval, config.reconcile_timeout);
     let mut autoscaler =
         setup::autoscaler(&config, kube.as_ref(), &setup::identity(&config), telemetry)?;
-    let reports = tokio::time::timeout(config.reconcile_timeout, autoscaler.reconcile(None))
+    // SegmentScalers are listed first: without them, plan would show none.
+    let pass = async {
+        autoscaler.declared_listed().await;
+        autoscaler.reconcile(None).await
+    };
+    let reports = tokio::time::timeout(config.reconcile_timeout, pass)
         .await
         .map_err(|_| Failure::Deadline(config.reconcile_timeout))?;
     match output {
@@ -211,7 +223,7 @@ fn evidence_age(report: &BindingReport) -> String {
 
 async fn run(config: Config) -> Result<(), Failure> {
     let identity = setup::identity(&config);
-    let kube = kube_client(&config).await?;
+    let kube = kube_clients(&config).await?;
     let telemetry = Telemetry::new(config.interval, config.reconcile_timeout);
     let autoscaler = setup::autoscaler(&config, kube.as_ref(), &identity, telemetry.clone())?;
     let elector = setup::leader_elector(&config, kube.as_ref(), &identity)?;

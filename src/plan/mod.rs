@@ -175,6 +175,22 @@ pub enum Reason {
     },
 }
 
+impl Reason {
+    /// The kind of reason, a bounded word for conditions and labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::NoStream => "NoStream",
+            Reason::Paused => "Paused",
+            Reason::SegmentsUnknown(_) => "SegmentsUnknown",
+            Reason::CurrentUnknown(_) => "CurrentUnknown",
+            Reason::Aligned(_) => "Aligned",
+            Reason::ScaleUp { .. } => "ScaleUp",
+            Reason::ScaleDown { .. } => "ScaleDown",
+            Reason::AwaitingStabilization { .. } => "AwaitingStabilization",
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

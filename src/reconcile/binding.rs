@@ -238,6 +238,11 @@ impl LiveBinding {
     /// The record `segment-autoscaler plan` prints.
     fn report(&self, observed: &Observed, outcome: &Outcome) -> BindingReport {
         let decision = outcome.decision();
+        let slots = self.policy.slots_per_taskmanager;
+        let alignment = observed
+            .job
+            .as_ref()
+            .and_then(|job| job_alignment(job, decision.desired_replicas, slots));
         let sources: BTreeSet<&str> = observed
             .observations
             .iter()
@@ -263,6 +268,19 @@ impl LiveBinding {
             action: decision.action,
             paused: decision.paused(),
             reason: outcome.to_string(),
+            reason_kind: decision.reason.kind(),
+            job_parallelism: alignment.map(|a| a.parallelism),
+            job_aligned: alignment.map(|a| a.aligned),
+            target_error: observed
+                .taskmanagers
+                .as_ref()
+                .err()
+                .map(|e| e.reason().as_str()),
+            flink_error: match &observed.job {
+                Some(Err(e)) => Some(e.reason().as_str()),
+                _ => None,
+            },
+            scaled: outcome.scaled && outcome.not_applied.is_empty(),
         }
     }
 

@@ -25,7 +25,30 @@ use crate::telemetry::Telemetry;
 pub struct Autoscaler {
     sources: Sources,
     bindings: Vec<LiveBinding>,
+    declared: Option<Box<dyn DeclaredBindings>>,
     telemetry: Arc<Telemetry>,
+}
+
+/// Bindings declared while the autoscaler runs (SegmentScaler resources): brought up to date
+/// before each pass, shown what each pass found after it.
+#[async_trait::async_trait]
+pub trait DeclaredBindings: Send {
+    /// What changed since the last pass: bindings to add, and names of bindings to drop (an
+    /// edited declaration is both).
+    fn sync(&mut self) -> BindingChanges;
+    /// Shows what this pass found for the declared bindings (`write` only on the leader).
+    async fn publish(&mut self, reports: &[BindingReport], write: bool);
+    /// Completes once every declaration has been read once (`plan` waits for it).
+    async fn listed(&self);
+}
+
+/// The changes [`DeclaredBindings::sync`] found.
+#[derive(Default)]
+pub struct BindingChanges {
+    /// Bindings to start reconciling.
+    pub added: Vec<LiveBinding>,
+    /// Names of bindings to stop reconciling.
+    pub removed: Vec<String>,
 }
 
 impl Autoscaler {
@@ -42,7 +65,41 @@ impl Autoscaler {
         Autoscaler {
             sources,
             bindings,
+            declared: None,
             telemetry,
+        }
+    }
+
+    /// Adds bindings declared while running, synced before every pass.
+    pub fn with_declared(mut self, declared: Box<dyn DeclaredBindings>) -> Self {
+        self.declared = Some(declared);
+        self
+    }
+
+    /// Completes once the declared bindings have been read once (at once without any).
+    pub async fn declared_listed(&self) {
+        if let Some(declared) = &self.declared {
+            declared.listed().await;
+        }
+    }
+
+    /// Applies the declared bindings' changes: a withdrawn binding is never written for again
+    /// and its series leave `/metrics`.
+    fn sync_declared(&mut self) {
+        let Some(declared) = &mut self.declared else {
+            return;
+        };
+        let changes = declared.sync();
+        let metrics = &self.telemetry.metrics;
+        for name in &changes.removed {
+            if let Some(i) = self.bindings.iter().position(|b| &b.config.name == name) {
+                let binding = self.bindings.remove(i);
+                metrics.forget_binding(name, binding.alignment, &binding.config.streams);
+            }
+        }
+        for binding in changes.added {
+            metrics.register_binding(&binding.config.name, binding.alignment);
+            self.bindings.push(binding);
         }
     }
 
@@ -94,6 +151,7 @@ impl Autoscaler {
     /// `None` nothing is changed (plan mode).
     pub async fn reconcile(&mut self, acting: Option<&Leadership>) -> Vec<BindingReport> {
         let started = Instant::now();
+        self.sync_declared();
         let readings = self
             .sources
             .read(
@@ -112,6 +170,10 @@ impl Autoscaler {
                 .instrument(span)
         }))
         .await;
+        if let Some(declared) = &mut self.declared {
+            let write = acting.is_some_and(Leadership::is_held);
+            declared.publish(&reports, write).await;
+        }
         metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());

@@ -40,6 +40,18 @@ pub struct BindingReport {
     pub paused: bool,
     /// Why.
     pub reason: String,
+    /// The kind of reason, a bounded word (`Aligned`, `SegmentsUnknown`, `ScaleUp`, ...).
+    pub reason_kind: &'static str,
+    /// The parallelism the job runs at, null when unknown or unbound.
+    pub job_parallelism: Option<u32>,
+    /// Whether the job runs at the parallelism the segments call for, null when unknown.
+    pub job_aligned: Option<bool>,
+    /// Why the target's replicas could not be read, when they could not (e.g. `not_found`).
+    pub target_error: Option<&'static str>,
+    /// Why the job could not be read from Flink, when it could not.
+    pub flink_error: Option<&'static str>,
+    /// Whether a scale write was made in this reconciliation.
+    pub scaled: bool,
 }
 
 /// One stream's count in a [`BindingReport`] and how old the evidence of it is.

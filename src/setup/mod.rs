@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actuate::{CommandTarget, KubernetesScaleTarget, ScaleTarget};
-use crate::config::{Config, TargetConfig};
+use crate::config::{Binding, Config, TargetConfig};
 use crate::credentials::InvalidToken;
 use crate::flink::FlinkClient;
 use crate::leader::{LeaderElector, LeaseTimings};
 use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
 use crate::reconcile::{Autoscaler, LiveBinding};
+use crate::segment_scaler::watch::{BindingBuilder, SegmentScalers, WATCH_SECONDS};
 use crate::telemetry::Telemetry;
 
 /// Why the autoscaler could not be set up from a valid configuration.
@@ -101,15 +102,27 @@ impl SetupError {
 /// Whether the configuration needs a Kubernetes client.
 pub fn needs_kubernetes(config: &Config) -> bool {
     config.leader_election.is_some()
+        || config.segment_scalers.is_some()
         || config
             .bindings
             .iter()
             .any(|b| !matches!(b.target, TargetConfig::Command(_)))
 }
 
-/// A Kubernetes client from `kubernetes.kubeconfig`, or inferred (KUBECONFIG, ~/.kube/config,
-/// in-cluster ServiceAccount), every call bounded by `kubernetes.timeout`.
-pub async fn kube_client(config: &Config) -> Result<kube::Client, SetupError> {
+/// The Kubernetes clients: one for calls, one for watches.
+#[derive(Clone)]
+pub struct KubeClients {
+    /// Every call bounded by `kubernetes.timeout`.
+    pub calls: kube::Client,
+    /// For watches: the API server sends nothing on a quiet watch until it closes it after
+    /// [`WATCH_SECONDS`], so each read may wait a little longer than that (and no longer: a
+    /// silent API server is noticed, and the watch started again).
+    pub watches: kube::Client,
+}
+
+/// Kubernetes clients from `kubernetes.kubeconfig`, or inferred (KUBECONFIG, ~/.kube/config,
+/// in-cluster ServiceAccount).
+pub async fn kube_clients(config: &Config) -> Result<KubeClients, SetupError> {
     let mut kube_config = match &config.kubernetes.kubeconfig {
         Some(path) => {
             let kubeconfig_error = |source| SetupError::Kubeconfig {
@@ -130,9 +143,16 @@ pub async fn kube_client(config: &Config) -> Result<kube::Client, SetupError> {
     // answers would hold the call forever.
     let timeout = Some(config.kubernetes.timeout);
     kube_config.connect_timeout = timeout;
-    kube_config.read_timeout = timeout;
     kube_config.write_timeout = timeout;
-    Ok(kube::Client::try_from(kube_config)?)
+    let mut watch_config = kube_config.clone();
+    kube_config.read_timeout = timeout;
+    watch_config.read_timeout = Some(std::time::Duration::from_secs(
+        u64::from(WATCH_SECONDS) + 10,
+    ));
+    Ok(KubeClients {
+        calls: kube::Client::try_from(kube_config)?,
+        watches: kube::Client::try_from(watch_config)?,
+    })
 }
 
 /// The configured segment-count sources.
@@ -150,66 +170,102 @@ pub fn sources(config: &Config) -> Result<Sources, SetupError> {
 }
 
 /// The autoscaler for a validated configuration. `kube` is required when [`needs_kubernetes`]
-/// says so; `identity` names this replica in Events.
+/// says so; `identity` names this replica in Events. With `segment_scalers`, it starts
+/// watching them.
 pub fn autoscaler(
     config: &Config,
-    kube: Option<&kube::Client>,
+    kube: Option<&KubeClients>,
     identity: &str,
     telemetry: Arc<Telemetry>,
 ) -> Result<Autoscaler, SetupError> {
-    let kube_client = |what: &str| {
-        kube.cloned()
-            .ok_or_else(|| SetupError::NoKubernetes(what.into()))
-    };
     let bindings = config
         .bindings
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let target: Box<dyn ScaleTarget> = match &b.target {
-                TargetConfig::Command(command) => Box::new(CommandTarget::new(
-                    command.get.clone(),
-                    command.set.clone(),
-                    command.timeout,
-                )),
-                TargetConfig::Kubernetes(resource) => Box::new(KubernetesScaleTarget::new(
-                    kube_client(&format!("target {resource}"))?,
-                    resource.clone(),
-                    identity,
-                    config.kubernetes.timeout,
-                )),
-            };
-            let flink = b
-                .flink
-                .as_ref()
-                .map(|f| {
-                    let section = format!("bindings[{i}].flink");
-                    let security = security::flink(&section, f)?;
-                    Ok::<_, SetupError>(FlinkClient::secured(
-                        &f.rest_url,
-                        f.timeout,
-                        security,
-                        &section,
-                    ))
-                })
-                .transpose()?;
-            Ok(LiveBinding::new(b.clone(), target, flink))
+            let calls = kube.map(|k| &k.calls);
+            live_binding(config, calls, identity, b, &format!("bindings[{i}]"))
         })
         .collect::<Result<Vec<_>, SetupError>>()?;
-    Ok(Autoscaler::new(sources(config)?, bindings, telemetry))
+    let autoscaler = Autoscaler::new(sources(config)?, bindings, telemetry);
+    if config.segment_scalers.is_none() {
+        return Ok(autoscaler);
+    }
+    let KubeClients { calls, watches } = kube
+        .cloned()
+        .ok_or_else(|| SetupError::NoKubernetes("segment_scalers".into()))?;
+    let (config_for_build, identity) = (config.clone(), identity.to_string());
+    let build_client = calls.clone();
+    let build: BindingBuilder = Box::new(move |binding| {
+        live_binding(
+            &config_for_build,
+            Some(&build_client),
+            &identity,
+            binding,
+            &binding.name,
+        )
+        .map_err(|e| e.to_string())
+    });
+    let scalers = SegmentScalers::start(
+        watches,
+        calls,
+        config.kubernetes.timeout,
+        config.clone(),
+        build,
+    );
+    Ok(autoscaler.with_declared(Box::new(scalers)))
+}
+
+/// One binding's live parts: its target and Flink client; `section` names it in errors.
+fn live_binding(
+    config: &Config,
+    kube: Option<&kube::Client>,
+    identity: &str,
+    b: &Binding,
+    section: &str,
+) -> Result<LiveBinding, SetupError> {
+    let target: Box<dyn ScaleTarget> = match &b.target {
+        TargetConfig::Command(command) => Box::new(CommandTarget::new(
+            command.get.clone(),
+            command.set.clone(),
+            command.timeout,
+        )),
+        TargetConfig::Kubernetes(resource) => Box::new(KubernetesScaleTarget::new(
+            kube.cloned()
+                .ok_or_else(|| SetupError::NoKubernetes(format!("target {resource}")))?,
+            resource.clone(),
+            identity,
+            config.kubernetes.timeout,
+        )),
+    };
+    let flink = b
+        .flink
+        .as_ref()
+        .map(|f| {
+            let section = format!("{section}.flink");
+            let security = security::flink(&section, f)?;
+            Ok::<_, SetupError>(FlinkClient::secured(
+                &f.rest_url,
+                f.timeout,
+                security,
+                &section,
+            ))
+        })
+        .transpose()?;
+    Ok(LiveBinding::new(b.clone(), target, flink))
 }
 
 /// The leader elector, when leader election is configured.
 pub fn leader_elector(
     config: &Config,
-    kube: Option<&kube::Client>,
+    kube: Option<&KubeClients>,
     identity: &str,
 ) -> Result<Option<LeaderElector>, SetupError> {
     let Some(le) = &config.leader_election else {
         return Ok(None);
     };
     let client = kube
-        .cloned()
+        .map(|k| k.calls.clone())
         .ok_or_else(|| SetupError::NoKubernetes("leader election".into()))?;
     Ok(Some(LeaderElector::new(
         client,
@@ -335,7 +391,7 @@ mod tests {
             &format!("kubernetes: {{kubeconfig: {}}}\n", file.display()),
             COMMAND_TARGET,
         );
-        let error = kube_client(&config).await.err().unwrap().to_string();
+        let error = kube_clients(&config).await.err().unwrap().to_string();
         std::fs::remove_file(&file).unwrap();
         assert!(
             error.starts_with(&format!("kubernetes.kubeconfig {}:", file.display())),

@@ -13,7 +13,7 @@ use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
 use crate::domain::Alignment;
-use crate::domain::{ErrorReason, SourceKind};
+use crate::domain::{ErrorReason, SourceKind, StreamId};
 use crate::observe::Observation;
 use crate::plan::{Action, ScaleDecision};
 use crate::verify::JobAlignment;
@@ -297,6 +297,52 @@ impl Metrics {
             };
             self.scale_errors.get_or_create(&labels).inc_by(0);
             self.flink_errors.get_or_create(&labels).inc_by(0);
+        }
+    }
+
+    /// Removes every series of a binding that is no longer reconciled (a deleted
+    /// SegmentScaler), so that its last figures do not linger as if current.
+    pub fn forget_binding(&self, binding: &str, alignment: Alignment, streams: &[StreamId]) {
+        let _sample = self.sample();
+        for stream in streams {
+            let labels = StreamLabels {
+                binding: binding.into(),
+                stream: stream.to_string(),
+            };
+            self.stream_segments.remove(&labels);
+            self.stream_evidence_age.remove(&labels);
+        }
+        self.alignment.remove(&AlignmentLabels {
+            binding: binding.into(),
+            mode: alignment.as_str().into(),
+        });
+        let labels = BindingLabels {
+            binding: binding.into(),
+        };
+        for family in [
+            &self.current_replicas,
+            &self.warm_taskmanagers,
+            &self.desired_replicas,
+            &self.job_parallelism,
+            &self.job_aligned,
+            &self.paused,
+        ] {
+            family.remove(&labels);
+        }
+        self.flink_rescale_delay.remove(&labels);
+        for action in [Action::ScaleUp, Action::ScaleDown, Action::Hold] {
+            self.decisions.remove(&DecisionLabels {
+                binding: binding.into(),
+                action: action.as_str().into(),
+            });
+        }
+        for reason in ErrorReason::ALL {
+            let labels = BindingErrorLabels {
+                binding: binding.into(),
+                reason: reason.as_str().into(),
+            };
+            self.scale_errors.remove(&labels);
+            self.flink_errors.remove(&labels);
         }
     }
 
