@@ -205,9 +205,9 @@ kubernetes_up() {
 }
 
 # The autoscaler's identity: the ServiceAccount, Role and RoleBinding of deploy/k8s/rbac (what
-# users deploy), applied into the stack's namespace, and a TokenRequest token for it. The tests
-# also scale a StatefulSet and a FlinkDeployment of the same name: a second Role, for the tests
-# only, allows those.
+# users deploy), applied into the stack's namespace, and a TokenRequest token for it; and the
+# SegmentScaler CRD. The tests also scale a StatefulSet and a FlinkDeployment of the same name:
+# a second Role, for the tests only, allows those.
 kubernetes_bootstrap_autoscaler_identity() {
   local ns=$KUBE_DEMO_NAMESPACE sa=$KUBE_AUTOSCALER_SA target=$KUBE_DEMO_TARGET
   local overlay=$KUBE_RUN/autoscaler-rbac
@@ -226,6 +226,7 @@ apiVersion: v1
 kind: Namespace
 metadata: {name: $ns}
 YAML
+      kubectl_admin apply --server-side -f "$STACK_REPO/deploy/helm/segment-autoscaler/crds" &&
       kubectl_admin apply -k "$overlay" &&
       kubectl_admin apply -f - <<YAML &&
 apiVersion: rbac.authorization.k8s.io/v1
