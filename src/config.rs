@@ -94,6 +94,24 @@ pub struct SegmentScalersConfig {
     /// read access to SegmentScalers.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// How to reach the Flink REST APIs the SegmentScalers name: a CA, a client certificate,
+    /// credentials, from files or variables of the autoscaler's own (a SegmentScaler names
+    /// none). The TLS settings apply to `https://` URLs.
+    pub flink: Option<FlinkClientConfig>,
+}
+
+/// The security settings of a Flink REST client, as in a binding's `flink` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlinkClientConfig {
+    /// How to trust an `https://` REST API, and the client certificate to show.
+    pub tls: Option<TlsConfig>,
+    /// Basic auth, for a proxy in front of the REST API.
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// File holding a bearer token.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Environment variable holding a bearer token.
+    pub bearer_token_env: Option<String>,
 }
 
 /// Prometheus source settings.
@@ -563,6 +581,14 @@ impl Config {
                     ));
                 }
             }
+            if let Some(flink) = &scalers.flink {
+                // Checked as for an https:// URL: the TLS settings apply to those only.
+                validate_http_security(
+                    &|name| format!("segment_scalers.flink.{name}"),
+                    "https://",
+                    flink.security(),
+                )?;
+            }
         }
         Ok(())
     }
@@ -769,7 +795,7 @@ macro_rules! http_security {
         }
     )*};
 }
-http_security!(PrometheusConfig, FlinkConfig);
+http_security!(PrometheusConfig, FlinkConfig, FlinkClientConfig);
 
 /// TLS only with https://, one way to authenticate; `field` names a field of the section.
 fn validate_http_security(

@@ -33,6 +33,9 @@ pub enum Refusal {
     InvalidSpec(String),
     /// Another binding (an older SegmentScaler, or the file's) already scales this target.
     Conflict(String),
+    /// The autoscaler cannot build its clients: a file or variable its configuration names
+    /// for SegmentScalers (`segment_scalers.flink`) is unusable.
+    SetupFailed(String),
 }
 
 impl Refusal {
@@ -41,13 +44,16 @@ impl Refusal {
         match self {
             Refusal::InvalidSpec(_) => "InvalidSpec",
             Refusal::Conflict(_) => "Conflict",
+            Refusal::SetupFailed(_) => "SetupFailed",
         }
     }
 
     /// The condition message.
     pub fn message(&self) -> &str {
         match self {
-            Refusal::InvalidSpec(message) | Refusal::Conflict(message) => message,
+            Refusal::InvalidSpec(message)
+            | Refusal::Conflict(message)
+            | Refusal::SetupFailed(message) => message,
         }
     }
 }
@@ -138,7 +144,7 @@ pub fn binding(scaler: &SegmentScaler, config: &Config) -> Result<Binding, Refus
             namespace,
             &spec.target.name,
         )),
-        flink: flink(spec).map_err(refused)?,
+        flink: flink(spec, config).map_err(refused)?,
     };
     config
         .validate_binding(&binding, &spec_field)
@@ -157,7 +163,8 @@ fn streams(spec: &SegmentScalerSpec) -> Result<Vec<StreamId>, ConfigError> {
         .collect()
 }
 
-fn flink(spec: &SegmentScalerSpec) -> Result<Option<FlinkConfig>, ConfigError> {
+/// The spec's Flink job, reached with the configuration's `segment_scalers.flink` security.
+fn flink(spec: &SegmentScalerSpec, config: &Config) -> Result<Option<FlinkConfig>, ConfigError> {
     let Some(f) = &spec.flink else {
         return Ok(None);
     };
@@ -176,6 +183,12 @@ fn flink(spec: &SegmentScalerSpec) -> Result<Option<FlinkConfig>, ConfigError> {
             },
         },
     };
+    let security = config
+        .segment_scalers
+        .as_ref()
+        .and_then(|s| s.flink.clone())
+        .unwrap_or_default();
+    let https = f.rest_url.starts_with("https://");
     Ok(Some(FlinkConfig {
         rest_url: f.rest_url.clone(),
         timeout: duration(
@@ -189,10 +202,10 @@ fn flink(spec: &SegmentScalerSpec) -> Result<Option<FlinkConfig>, ConfigError> {
             defaults::rescale_tolerance(),
         )?,
         alignment,
-        tls: None,
-        basic_auth: None,
-        bearer_token_file: None,
-        bearer_token_env: None,
+        tls: security.tls.filter(|_| https),
+        basic_auth: security.basic_auth,
+        bearer_token_file: security.bearer_token_file,
+        bearer_token_env: security.bearer_token_env,
     }))
 }
 
@@ -317,6 +330,40 @@ mod tests {
         let flink = binding.flink.as_ref().unwrap();
         assert_eq!(flink.timeout, Duration::from_secs(2));
         assert_eq!(flink.alignment, Alignment::Prewarmed { headroom: 1 });
+    }
+
+    #[test]
+    fn the_flink_security_of_the_configuration_reaches_every_spec() {
+        let config = Config::parse(
+            "pravega: {controller: tcp://127.0.0.1:1}
+segment_scalers: {flink: {tls: {ca_file: /ca.pem}, basic_auth: {username: a, password_env: P}}}
+",
+        )
+        .unwrap();
+        for (url, tls) in [("https://jm:8081", true), ("http://jm:8081", false)] {
+            let mut spec = spec("tm");
+            spec.flink = Some(FlinkJobSpec {
+                rest_url: url.into(),
+                timeout: None,
+                rescale_tolerance: None,
+                alignment: None,
+            });
+            let binding = binding(&scaler("jobs", "reader", 1, spec), &config).unwrap();
+            let flink = binding.flink.unwrap();
+            assert_eq!(flink.tls.is_some(), tls, "{url}");
+            assert_eq!(flink.basic_auth.unwrap().username, "a");
+        }
+        let error = Config::parse(
+            "pravega: {controller: tcp://127.0.0.1:1}
+segment_scalers: {flink: {tls: {cert_file: /c.pem}}}
+",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            error.to_string(),
+            "segment_scalers.flink.tls.key_file: a client certificate needs both cert_file and key_file"
+        );
     }
 
     #[test]

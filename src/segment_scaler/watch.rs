@@ -185,7 +185,7 @@ impl DeclaredBindings for SegmentScalers {
                     now_live.insert(d.key, (*scaler).clone());
                 }
                 Err(message) => self.refused.push(Declared {
-                    binding: Err(Refusal::InvalidSpec(message)),
+                    binding: Err(Refusal::SetupFailed(message)),
                     ..d
                 }),
             }

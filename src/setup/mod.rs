@@ -202,7 +202,8 @@ pub fn autoscaler(
             Some(&build_client),
             &identity,
             binding,
-            &binding.name,
+            // Their files and variables are named in this section.
+            "segment_scalers",
         )
         .map_err(|e| e.to_string())
     });
