@@ -94,6 +94,8 @@ pub struct Stack {
     pub stack_script: PathBuf,
     /// The stack's kubectl (built with the API server).
     pub kubectl: PathBuf,
+    /// The stack's helm (built with the API server).
+    pub helm: PathBuf,
     /// The stack's promtool (from the Prometheus package).
     pub promtool: PathBuf,
     /// Where the components keep their logs and state.
@@ -185,6 +187,7 @@ impl Stack {
             cluster_netns: var("CLUSTER_NETNS"),
             stack_script: var("STACK_SCRIPT").into(),
             kubectl: var("STACK_KUBECTL").into(),
+            helm: var("STACK_HELM").into(),
             promtool: var("STACK_PROMTOOL").into(),
             run_dir: var("STACK_RUN_DIR").into(),
             required: components.to_vec(),

@@ -17,11 +17,14 @@ KUBE_DEMO_TARGET=flink-taskmanager
 KUBE_AUTOSCALER_SA=segment-autoscaler
 
 kubernetes_installed() {
-  [[ -x $KUBE_HOME/bin/kube-apiserver && -x $KUBE_HOME/bin/etcd && -x $KUBE_HOME/bin/kubectl ]]
+  [[ -x $KUBE_HOME/bin/kube-apiserver && -x $KUBE_HOME/bin/etcd && -x $KUBE_HOME/bin/kubectl ]] &&
+    helm_installed
 }
 
 kubernetes_install() {
   kubernetes_installed && return 0
+  helm_install
+  [[ -x $KUBE_HOME/bin/kube-apiserver && -x $KUBE_HOME/bin/etcd && -x $KUBE_HOME/bin/kubectl ]] && return 0
   command -v go >/dev/null || die "go is required to build kube-apiserver"
   command -v openssl >/dev/null || die "openssl is required to make the stack's certificates"
   local minor=${KUBE_VERSION#v1.}
@@ -204,22 +207,21 @@ kubernetes_up() {
   kubernetes_bootstrap_autoscaler_identity || fail_with_log "kubernetes bootstrap" "$KUBE_RUN/bootstrap.log"
 }
 
-# The autoscaler's identity: the ServiceAccount, Role and RoleBinding of deploy/k8s/rbac (what
-# users deploy), applied into the stack's namespace, and a TokenRequest token for it; and the
-# SegmentScaler CRD. The tests also scale a StatefulSet and a FlinkDeployment of the same name:
-# a second Role, for the tests only, allows those.
+# kubernetes_autoscaler_rbac NAMESPACE: the autoscaler's ServiceAccount, Roles and RoleBindings as
+# deploy/k8s/rbac holds them (the chart with the demo's values), but in NAMESPACE.
+kubernetes_autoscaler_rbac() {
+  "$HELM_BIN" template segment-autoscaler "$STACK_REPO/deploy/helm/segment-autoscaler" \
+    --namespace "$1" -f "$STACK_REPO/deploy/k8s/autoscaler-values.yaml" \
+    --set "segmentScalers.namespaces={$1}" \
+    --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml
+}
+
+# The autoscaler's identity: the ServiceAccount, Roles and RoleBindings of deploy/k8s/rbac (what
+# users deploy), in the stack's namespace, and a TokenRequest token for it; and the SegmentScaler
+# CRD. The tests also scale a StatefulSet and a FlinkDeployment of the same name: a second Role,
+# for the tests only, allows those.
 kubernetes_bootstrap_autoscaler_identity() {
   local ns=$KUBE_DEMO_NAMESPACE sa=$KUBE_AUTOSCALER_SA target=$KUBE_DEMO_TARGET
-  local overlay=$KUBE_RUN/autoscaler-rbac
-  mkdir -p "$overlay"
-  # kustomize refuses absolute paths: the manifests are named relative to the overlay.
-  cat >"$overlay/kustomization.yaml" <<YAML
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: $ns
-resources:
-  - $(realpath --relative-to="$overlay" "$STACK_REPO/deploy/k8s/rbac")
-YAML
   {
     kubectl_admin apply -f - <<YAML &&
 apiVersion: v1
@@ -227,7 +229,7 @@ kind: Namespace
 metadata: {name: $ns}
 YAML
       kubectl_admin apply --server-side -f "$STACK_REPO/deploy/helm/segment-autoscaler/crds" &&
-      kubectl_admin apply -k "$overlay" &&
+      kubernetes_autoscaler_rbac "$ns" | kubectl_admin apply -f - &&
       kubectl_admin apply -f - <<YAML &&
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
