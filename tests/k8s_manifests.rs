@@ -1,7 +1,7 @@
 //! The Kubernetes demo stack (`deploy/k8s`) against the real API server: the kustomization
 //! renders and the API server accepts every object (server-side dry run); the autoscaler's
 //! RBAC, applied for real, allows exactly what it needs; the component `deploy/k8s/prewarmed`
-//! changes only the scheduler and the alignment mode; the component `deploy/k8s/secured` is
+//! changes only the scheduler and the SegmentScaler's alignment mode; the component `deploy/k8s/secured` is
 //! accepted and mounts every file its clients are told to read. (The dashboards' PromQL is checked in
 //! `demo-report/tests/dashboards.rs`.)
 
@@ -19,7 +19,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use segment_autoscaler::actuate::ScaleResource;
 use segment_autoscaler::actuate::{KubernetesScaleTarget, ScaleTarget};
 use segment_autoscaler::config::Config;
-use segment_autoscaler::domain::Alignment;
+use segment_autoscaler::segment_scaler::SegmentScaler;
 use serde_json::{json, Value};
 use support::kubernetes::{assert_forbidden, deployment, kubectl};
 use support::{repo_root, unique_name, Component, Stack};
@@ -211,32 +211,14 @@ async fn the_prewarmed_component_changes_only_the_scheduler_and_the_alignment() 
         "the scheduler is set only by the argument the component replaces: {config_yaml}"
     );
 
-    // The autoscaler: the prewarmed alignment, and its pods restart to read it.
-    let (base_yaml, base_config) = autoscaler_config(&base);
-    let (mut prewarmed_yaml, prewarmed_config) = autoscaler_config(&prewarmed);
-    let alignment = |config: &Config| config.bindings[0].flink.as_ref().unwrap().alignment;
-    assert_eq!(alignment(&base_config), Alignment::Reactive);
-    assert_eq!(
-        alignment(&prewarmed_config),
-        Alignment::Prewarmed { headroom: 1 }
-    );
-    prewarmed_yaml["bindings"][0]["flink"]
-        .as_object_mut()
-        .unwrap()
-        .remove("alignment");
-    assert_eq!(
-        prewarmed_yaml, base_yaml,
-        "the component's copy of the autoscaler's configuration differs only in flink.alignment"
-    );
-    let annotations = |objects: &[Value]| {
-        find(objects, "Deployment", "segment-autoscaler")["spec"]["template"]["metadata"]
-            ["annotations"]
-            .clone()
+    // The autoscaler: the SegmentScaler's prewarmed alignment, read on its next pass.
+    let alignment = |objects: &[Value]| {
+        find(objects, "SegmentScaler", "busy-reader")["spec"]["flink"]["alignment"].clone()
     };
-    assert_eq!(annotations(&base), Value::Null);
+    assert_eq!(alignment(&base), Value::Null, "reactive by default");
     assert_eq!(
-        annotations(&prewarmed),
-        json!({"segment-autoscaler/alignment": "prewarmed"})
+        alignment(&prewarmed),
+        json!({"mode": "prewarmed", "headroom": 1})
     );
 
     // Every other object is the same.
@@ -251,12 +233,11 @@ async fn the_prewarmed_component_changes_only_the_scheduler_and_the_alignment() 
             ("Job", "flink-jobmanager") => {
                 object["spec"]["template"]["spec"]["containers"][0]["args"] = base_args.clone()
             }
-            ("ConfigMap", "segment-autoscaler") => object["data"] = same["data"].clone(),
-            ("Deployment", "segment-autoscaler") => {
-                object["spec"]["template"]["metadata"]
+            ("SegmentScaler", "busy-reader") => {
+                object["spec"]["flink"]
                     .as_object_mut()
                     .unwrap()
-                    .remove("annotations");
+                    .remove("alignment");
             }
             _ => {}
         }
@@ -339,13 +320,16 @@ async fn the_secured_component_is_accepted_and_mounts_every_file_its_clients_rea
     let pravega = config.pravega.as_ref().expect("pravega");
     let pravega_tls = pravega.tls.as_ref().expect("pravega.tls");
     let credentials = pravega.credentials.as_ref().expect("pravega.credentials");
-    let flink_tls = config.bindings[0]
-        .flink
+    let flink_tls = config
+        .segment_scalers
         .as_ref()
-        .unwrap()
-        .tls
-        .as_ref()
-        .expect("flink.tls");
+        .and_then(|s| s.flink.as_ref())
+        .and_then(|f| f.tls.as_ref())
+        .expect("segment_scalers.flink.tls");
+    assert_eq!(
+        find(&secured, "SegmentScaler", "busy-reader")["spec"]["flink"]["restUrl"],
+        "https://flink-jobmanager:8081"
+    );
     assert!(pravega.controller.starts_with("tls://"));
     assert_eq!(credentials.username, "autoscaler");
     let autoscaler = pod_spec(&secured, "Deployment", "segment-autoscaler");
@@ -362,11 +346,14 @@ async fn the_secured_component_is_accepted_and_mounts_every_file_its_clients_rea
     let (mut base_yaml, _) = autoscaler_config(&base);
     for yaml in [&mut yaml, &mut base_yaml] {
         yaml.as_object_mut().unwrap().remove("pravega");
-        yaml["bindings"][0].as_object_mut().unwrap().remove("flink");
+        yaml["segment_scalers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("flink");
     }
     assert_eq!(
         yaml, base_yaml,
-        "the component's copy of the autoscaler's configuration differs only in pravega and flink"
+        "the component's copy of the autoscaler's configuration differs only in pravega and segment_scalers.flink"
     );
 
     // The generator and the job (its JobManager and TaskManagers) read Pravega with a CA and an
@@ -464,6 +451,8 @@ async fn the_autoscalers_rbac_allows_exactly_what_it_needs() {
         find(&objects, "ServiceAccount", "segment-autoscaler"),
         find(&objects, "Role", "segment-autoscaler"),
         find(&objects, "RoleBinding", "segment-autoscaler"),
+        find(&objects, "Role", "segment-autoscaler-targets"),
+        find(&objects, "RoleBinding", "segment-autoscaler-targets"),
     ];
     let output = kubectl_apply(
         &stack,
@@ -634,9 +623,58 @@ async fn the_autoscalers_rbac_allows_exactly_what_it_needs() {
     let secrets: Api<Secret> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
     assert_forbidden("list secrets", secrets.list(&ListParams::default()).await);
     assert_forbidden("get another Lease", leases.get("someone-else").await);
-    let elsewhere: Api<Deployment> = Api::namespaced(autoscaler, "default");
+    let elsewhere: Api<Deployment> = Api::namespaced(autoscaler.clone(), "default");
     assert_forbidden(
         "scale in another namespace",
         elsewhere.get_scale("flink-taskmanager").await,
+    );
+
+    // SegmentScalers: read and watched, their status written; their specs are the users'.
+    let scalers: Api<SegmentScaler> = Api::namespaced(autoscaler.clone(), DEMO_NAMESPACE);
+    scalers
+        .list(&ListParams::default())
+        .await
+        .expect("list SegmentScalers");
+    let scaler = find(&objects, "SegmentScaler", "busy-reader");
+    let admin_scalers: Api<SegmentScaler> = Api::namespaced(admin.clone(), DEMO_NAMESPACE);
+    let as_admin: SegmentScaler = serde_json::from_value(scaler.clone()).unwrap();
+    match admin_scalers
+        .create(&PostParams::default(), &as_admin)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("create the SegmentScaler: {e}"),
+    }
+    scalers
+        .patch_status(
+            "busy-reader",
+            &PatchParams::apply("manifest-test").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "segment-autoscaler.io/v1alpha1",
+                "kind": "SegmentScaler",
+                "status": {"segments": 1}
+            })),
+        )
+        .await
+        .expect("write a SegmentScaler's status");
+    assert_forbidden(
+        "change a SegmentScaler's spec",
+        scalers
+            .patch(
+                "busy-reader",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"maxReplicas": 1}})),
+            )
+            .await,
+    );
+    assert_forbidden(
+        "create a SegmentScaler",
+        scalers.create(&PostParams::default(), &as_admin).await,
+    );
+    let scalers_elsewhere: Api<SegmentScaler> = Api::namespaced(autoscaler, "default");
+    assert_forbidden(
+        "list SegmentScalers in another namespace",
+        scalers_elsewhere.list(&ListParams::default()).await,
     );
 }

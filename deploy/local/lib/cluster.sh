@@ -696,6 +696,11 @@ cluster_deploy_demo() {
     fi
     if ((without_generator)); then echo "replicas: [{name: data-generator, count: 0}]"; fi
   } >"$overlay/kustomization.yaml"
+  # The SegmentScaler CRD first, as users apply it: the demo's SegmentScaler needs it served.
+  {
+    cluster_kubectl --request-timeout=30s apply --server-side -f "$STACK_REPO/deploy/helm/segment-autoscaler/crds" &&
+      cluster_kubectl --request-timeout=30s wait --for=condition=Established --timeout=60s crd/segmentscalers.segment-autoscaler.io
+  } >"$overlay/crds.txt" 2>&1 || die "the SegmentScaler CRD was not established: $(cat "$overlay/crds.txt")"
   cluster_kubectl --request-timeout=30s apply -k "$overlay" >"$overlay/apply.txt" 2>&1 || die "kubectl apply -k failed: $(cat "$overlay/apply.txt")"
   local applied deadline deployment
   applied=$(date +%s)
