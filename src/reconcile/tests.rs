@@ -961,3 +961,85 @@ async fn reactive_mode_follows_the_segments_while_the_job_is_between_two_schedul
         ]
     );
 }
+
+/// Declared bindings a test hands over: the changes for the next sync, and what each pass
+/// published, with whether it may write.
+#[derive(Clone, Default)]
+struct FakeDeclared {
+    next: Arc<Mutex<Vec<BindingChanges>>>,
+    published: Arc<Mutex<Vec<(Vec<String>, bool)>>>,
+}
+
+#[async_trait::async_trait]
+impl DeclaredBindings for FakeDeclared {
+    fn sync(&mut self) -> BindingChanges {
+        self.next.lock().unwrap().pop().unwrap_or_default()
+    }
+    async fn publish(&mut self, reports: &[BindingReport], write: bool) {
+        let names = reports.iter().map(|r| r.binding.clone()).collect();
+        self.published.lock().unwrap().push((names, write));
+    }
+    async fn listed(&self) {}
+}
+
+#[tokio::test]
+async fn declared_bindings_join_and_leave_between_passes() {
+    let (autoscaler, table, _, telemetry) = setup(SourceChoice::Prometheus);
+    let declared = FakeDeclared::default();
+    let mut autoscaler = autoscaler.with_declared(Box::new(declared.clone()));
+    table
+        .lock()
+        .unwrap()
+        .insert("demo/load".parse().unwrap(), SegmentReading::Segments(2));
+    let config = Config::parse(
+        "prometheus: {url: http://p:1}\nsegment_scalers: {}\nbindings:\n- {name: ns/scaler, streams: [demo/load], max_replicas: 8, source: prometheus, target: {kind: command, get: [x], set: [x, '{replicas}']}}\n",
+    )
+    .unwrap();
+    let target = FakeTarget::default();
+    target.state.lock().unwrap().0 = 1;
+    let added = LiveBinding::new(config.bindings[0].clone(), Box::new(target.clone()), None);
+    declared.next.lock().unwrap().push(BindingChanges {
+        added: vec![added],
+        removed: vec![],
+    });
+
+    let reports = autoscaler.reconcile(ACTING).await;
+    let names: Vec<&str> = reports.iter().map(|r| r.binding.as_str()).collect();
+    assert_eq!(names, ["b", "ns/scaler"]);
+    assert_eq!(
+        target.writes(),
+        vec![2],
+        "the declared binding acted in its first pass"
+    );
+    let series = "segment_autoscaler_desired_replicas{binding=\"ns/scaler\"} 2";
+    assert!(telemetry.metrics.encode().contains(series));
+    autoscaler.reconcile(None).await;
+    assert_eq!(
+        *declared.published.lock().unwrap(),
+        [
+            (vec!["b".to_string(), "ns/scaler".to_string()], true),
+            (vec!["b".to_string(), "ns/scaler".to_string()], false)
+        ],
+        "every pass published, writing only while acting"
+    );
+
+    // Withdrawn: no more writes for it, and its series leave /metrics.
+    declared.next.lock().unwrap().push(BindingChanges {
+        added: vec![],
+        removed: vec!["ns/scaler".into()],
+    });
+    table
+        .lock()
+        .unwrap()
+        .insert("demo/load".parse().unwrap(), SegmentReading::Segments(5));
+    let reports = autoscaler.reconcile(ACTING).await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        target.writes(),
+        vec![2],
+        "nothing written for a withdrawn binding"
+    );
+    let text = telemetry.metrics.encode();
+    assert!(!text.contains("binding=\"ns/scaler\""), "{text}");
+    assert!(text.contains("binding=\"b\""));
+}

@@ -65,6 +65,8 @@ pub struct Declared {
     pub key: ScalerKey,
     /// Its `metadata.generation`, for `status.observedGeneration`.
     pub generation: Option<i64>,
+    /// The spec it was declared from, to tell an edit.
+    pub spec: SegmentScalerSpec,
     /// Its binding, or why it has none.
     pub binding: Result<Binding, Refusal>,
 }
@@ -102,6 +104,7 @@ pub fn declare(scalers: &[&SegmentScaler], config: &Config) -> Vec<Declared> {
             Declared {
                 key,
                 generation: scaler.metadata.generation,
+                spec: scaler.spec.clone(),
                 binding,
             }
         })

@@ -36,8 +36,8 @@ pub struct SegmentScalers {
     timeout: Duration,
     config: Config,
     build: BindingBuilder,
-    /// The bindings declared now, by SegmentScaler, with the spec they came from.
-    live: BTreeMap<ScalerKey, SegmentScaler>,
+    /// The bindings declared now, by SegmentScaler.
+    live: BTreeMap<ScalerKey, Declared>,
     /// The SegmentScalers that declare none, and why.
     refused: Vec<Declared>,
     /// The status last written for each, so an unchanged one is not written again.
@@ -155,34 +155,20 @@ impl DeclaredBindings for SegmentScalers {
         let mut now_live = BTreeMap::new();
         self.refused.clear();
         for d in declared {
-            let scaler = scalers
-                .iter()
-                .find(|s| {
-                    s.metadata.name.as_deref() == Some(&d.key.name)
-                        && s.metadata.namespace.as_deref() == Some(&d.key.namespace)
-                })
-                .expect("declared from these");
-            let binding = match &d.binding {
-                Ok(binding) => binding,
-                Err(_) => {
-                    self.refused.push(d);
-                    continue;
-                }
+            let Ok(binding) = &d.binding else {
+                self.refused.push(d);
+                continue;
             };
             // Unchanged: the live binding stays, with its history.
-            if self
-                .live
-                .get(&d.key)
-                .is_some_and(|old| old.spec == scaler.spec)
-            {
-                now_live.insert(d.key, (*scaler).clone());
+            if self.live.get(&d.key).is_some_and(|old| old.spec == d.spec) {
+                now_live.insert(d.key.clone(), d);
                 continue;
             }
             match (self.build)(binding) {
                 Ok(live) => {
                     tracing::info!(segment_scaler = %d.key, generation = ?d.generation, "binding declared");
                     changes.added.push(live);
-                    now_live.insert(d.key, (*scaler).clone());
+                    now_live.insert(d.key.clone(), d);
                 }
                 Err(message) => self.refused.push(Declared {
                     binding: Err(Refusal::SetupFailed(message)),
@@ -213,34 +199,35 @@ impl DeclaredBindings for SegmentScalers {
     }
 
     async fn publish(&mut self, reports: &[BindingReport], write: bool) {
+        if !write {
+            return;
+        }
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let mut statuses = Vec::new();
-        for d in &self.refused {
-            statuses.push((d.key.clone(), d.generation, None));
-        }
-        for (key, scaler) in &self.live {
-            let name = key.to_string();
-            let report = reports.iter().find(|r| r.binding == name);
-            statuses.push((key.clone(), scaler.metadata.generation, report));
-        }
-        for (key, generation, report) in statuses {
-            let found = match report {
-                Some(report) => Found::Reconciled(report),
-                None => match self.refused.iter().find(|d| d.key == key) {
-                    Some(Declared {
-                        binding: Err(refusal),
-                        ..
-                    }) => Found::Refused(refusal),
-                    _ => continue,
-                },
-            };
-            let shown = self.shown(&key);
-            let previous = self.written.get(&key).or(shown.as_ref());
-            let next = status(previous, generation, found, &now);
-            if !write || shown.as_ref() == Some(&next) || self.written.get(&key) == Some(&next) {
-                continue;
+        let refused = self.refused.iter().filter_map(|d| match &d.binding {
+            Err(refusal) => Some((&d.key, d.generation, Found::Refused(refusal))),
+            Ok(_) => None,
+        });
+        let reports: HashMap<&str, &BindingReport> =
+            reports.iter().map(|r| (r.binding.as_str(), r)).collect();
+        let reconciled = self.live.iter().filter_map(|(key, d)| {
+            let report = reports.get(key.to_string().as_str())?;
+            Some((key, d.generation, Found::Reconciled(report)))
+        });
+        let mut changed = Vec::new();
+        for (key, generation, found) in refused.chain(reconciled) {
+            let shown = self.shown(key);
+            let written = self.written.get(key);
+            let next = status(written.or(shown.as_ref()), generation, found, &now);
+            if shown.as_ref() != Some(&next) && written != Some(&next) {
+                changed.push((key.clone(), next));
             }
-            match self.write(&key, &next).await {
+        }
+        // Together: one slow write must not hold the others past the pass's deadline.
+        let results =
+            futures::future::join_all(changed.iter().map(|(key, next)| self.write(key, next)))
+                .await;
+        for ((key, next), result) in changed.into_iter().zip(results) {
+            match result {
                 Ok(()) => {
                     self.written.insert(key, next);
                 }
