@@ -6,7 +6,11 @@
 //!   job's parallelism follow, up and down;
 //! - from inside the autoscaler's pod, its ServiceAccount token is denied pods, secrets and
 //!   other Deployments (and allowed the one scale subresource it needs);
-//! - deleting the leader's pod hands the Lease over within the lease duration.
+//! - deleting the leader's pod hands the Lease over within the lease duration;
+//! - the chart, installed with `helm install` in place of those manifests: every pod Ready, the
+//!   demo's SegmentScaler edited and followed, its `kubectl get` row live, `helm upgrade` rolls
+//!   the pods, a deleted SegmentScaler is written for no more, `helm uninstall` leaves only the
+//!   CRD.
 //!
 //! The data generator is scaled to zero here: the test drives the segments itself through the
 //! Pravega controller in the cluster (the host routes pod and Service addresses to the node).
@@ -274,5 +278,185 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
         "handover within the lease: {handover:?}"
     );
 
+    helm_lifecycle(&stack, &client, &deployments, &controller, &flink_rest).await;
     cluster::delete_namespace(&namespaces).await;
+}
+
+/// The release's label on every object the chart makes.
+const RELEASE: &str = "app.kubernetes.io/instance=segment-autoscaler";
+
+/// `helm ARGS...` against the cluster; its output, or a panic with it.
+fn helm(stack: &Stack, args: &[&str]) -> String {
+    support::stdout_of(
+        std::process::Command::new(&stack.helm)
+            .arg("--kubeconfig")
+            .arg(&stack.cluster_kubeconfig)
+            .args(["--namespace", NAMESPACE])
+            .args(args),
+        &format!("helm {}", args.join(" ")),
+    )
+}
+
+/// `kubectl ARGS...` against the cluster in the demo's namespace; its stdout.
+fn kubectl_out(stack: &Stack, args: &[&str]) -> String {
+    let mut all = vec!["-n", NAMESPACE];
+    all.extend_from_slice(args);
+    let output = kubectl(&stack.kubectl, &stack.cluster_kubeconfig, &all, "");
+    assert!(
+        output.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The chart as users install it, in place of the same manifests applied by kustomize: `helm
+/// install` (every pod Ready), the demo's SegmentScaler followed and edited without a restart,
+/// `kubectl get` showing its live row, `helm upgrade` rolling the pods, a deleted SegmentScaler
+/// written for no more, and `helm uninstall` leaving only the CRD.
+async fn helm_lifecycle(
+    stack: &Stack,
+    client: &kube::Client,
+    deployments: &Api<Deployment>,
+    controller: &str,
+    flink_rest: &str,
+) {
+    use kube::api::{Patch, PatchParams};
+    use segment_autoscaler::segment_scaler::SegmentScaler;
+
+    let kinds =
+        "deployment,configmap,service,poddisruptionbudget,serviceaccount,role,rolebinding,lease";
+    kubectl_out(stack, &["delete", kinds, "-l", RELEASE, "--wait=true"]);
+    let chart = support::repo_root().join("deploy/helm/segment-autoscaler");
+    let values = support::repo_root().join("deploy/k8s/autoscaler-values.yaml");
+    let installed = Instant::now();
+    helm(
+        stack,
+        &[
+            "install",
+            "segment-autoscaler",
+            chart.to_str().unwrap(),
+            "-f",
+            values.to_str().unwrap(),
+            "--set",
+            "image.repository=localhost/segment-autoscaler/segment-autoscaler",
+            "--wait=watcher",
+            "--timeout=5m",
+        ],
+    );
+    eprintln!(
+        "helm install: every pod Ready after {:?}",
+        installed.elapsed()
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let before = ready_autoscaler_pods(&pods).await.unwrap();
+    assert_eq!(before.len(), 2, "two replicas: {before:?}");
+
+    // The SegmentScaler, edited while the installed autoscaler runs: at most 2 TaskManagers.
+    let scalers: Api<SegmentScaler> = Api::namespaced(client.clone(), NAMESPACE);
+    let max = |n: u32| {
+        let scalers = scalers.clone();
+        async move {
+            scalers
+                .patch(
+                    "busy-reader",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"maxReplicas": n}})),
+                )
+                .await
+                .expect("edit the SegmentScaler");
+        }
+    };
+    max(2).await;
+    cluster::stream_segments(controller, "demo", "load", Some(3)).await;
+    cluster::wait_running(deployments, flink_rest, 2, 2, Duration::from_secs(240)).await;
+    let row = eventually(
+        "kubectl get shows the live row",
+        Duration::from_secs(60),
+        || async {
+            let printed = kubectl_out(stack, &["get", "segmentscalers", "busy-reader"]);
+            let row: Vec<String> = printed
+                .lines()
+                .nth(1)
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if row.len() == 7
+                && row[..6] == ["busy-reader", "[\"demo/load\"]", "3", "2", "2", "true"]
+            {
+                Ok(printed)
+            } else {
+                Err(printed)
+            }
+        },
+    )
+    .await;
+    eprintln!("{row}");
+
+    // A changed value rolls the pods: the configuration is read at start.
+    helm(
+        stack,
+        &[
+            "upgrade",
+            "segment-autoscaler",
+            chart.to_str().unwrap(),
+            "--reuse-values",
+            "--set",
+            "config.interval=3s",
+            "--wait=watcher",
+            "--timeout=5m",
+        ],
+    );
+    let after = eventually(
+        "the upgrade rolled the pods",
+        Duration::from_secs(120),
+        || async {
+            let now = ready_autoscaler_pods(&pods).await?;
+            if now.len() == 2 && now.iter().all(|p| !before.contains(p)) {
+                Ok(now)
+            } else {
+                Err(format!("{now:?}"))
+            }
+        },
+    )
+    .await;
+    eprintln!("helm upgrade rolled {before:?} -> {after:?}");
+    max(8).await;
+    cluster::wait_running(deployments, flink_rest, 3, 3, Duration::from_secs(240)).await;
+
+    // Deleted: the segments rise, and nothing follows.
+    scalers
+        .delete("busy-reader", &DeleteParams::default())
+        .await
+        .expect("delete the SegmentScaler");
+    cluster::stream_segments(controller, "demo", "load", Some(4)).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let replicas = deployments
+        .get(TASKMANAGERS)
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.replicas);
+    assert_eq!(
+        replicas,
+        Some(3),
+        "no write after the SegmentScaler was deleted"
+    );
+
+    // Uninstalled: nothing of the release is left but the CRD (Helm leaves crds/ in place).
+    helm(stack, &["uninstall", "segment-autoscaler", "--wait"]);
+    let left = kubectl_out(stack, &["get", kinds, "-l", RELEASE, "-o", "name"]);
+    assert_eq!(left.trim(), "", "left after helm uninstall");
+    kubectl_out(
+        stack,
+        &[
+            "get",
+            "crd",
+            "segmentscalers.segment-autoscaler.io",
+            "-o",
+            "name",
+        ],
+    );
 }

@@ -103,6 +103,7 @@ async fn the_defaults_watch_the_release_namespace_with_a_role_there() {
             "RoleBinding segment-autoscaler-targets",
             "Service segment-autoscaler",
             "Deployment segment-autoscaler",
+            "Lease segment-autoscaler",
         ]
     );
     let config = config(&objects);
