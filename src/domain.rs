@@ -233,20 +233,29 @@ impl TryFrom<AlignmentFields> for Alignment {
     type Error = String;
 
     fn try_from(fields: AlignmentFields) -> Result<Self, Self::Error> {
-        match (fields.mode, fields.headroom) {
-            (AlignmentMode::Reactive, None) => Ok(Alignment::Reactive),
-            (AlignmentMode::Reactive, Some(_)) => Err(
-                "headroom applies only to mode: prewarmed (reactive mode uses every TaskManager)"
-                    .into(),
-            ),
-            (AlignmentMode::Prewarmed, headroom) => Ok(Alignment::Prewarmed {
-                headroom: headroom.unwrap_or(DEFAULT_HEADROOM),
-            }),
-        }
+        Alignment::from_mode(
+            matches!(fields.mode, AlignmentMode::Prewarmed),
+            fields.headroom,
+        )
     }
 }
 
 impl Alignment {
+    /// The mode as written (`prewarmed` or reactive, and a headroom, which only the prewarmed
+    /// mode takes), for a configuration file's binding and a SegmentScaler alike.
+    pub fn from_mode(prewarmed: bool, headroom: Option<u32>) -> Result<Self, String> {
+        match (prewarmed, headroom) {
+            (false, None) => Ok(Alignment::Reactive),
+            (false, Some(_)) => Err(
+                "headroom applies only to mode: prewarmed (reactive mode uses every TaskManager)"
+                    .into(),
+            ),
+            (true, headroom) => Ok(Alignment::Prewarmed {
+                headroom: headroom.unwrap_or(DEFAULT_HEADROOM),
+            }),
+        }
+    }
+
     /// The mode's name, as in the configuration, metrics and reports.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -173,18 +173,8 @@ fn flink(spec: &SegmentScalerSpec, config: &Config) -> Result<Option<FlinkConfig
     };
     let alignment = match &f.alignment {
         None => Alignment::default(),
-        Some(a) => match (a.mode, a.headroom) {
-            (AlignmentModeSpec::Reactive, None) => Alignment::Reactive,
-            (AlignmentModeSpec::Reactive, Some(_)) => {
-                return Err(invalid(
-                    "spec.flink.alignment.headroom",
-                    "headroom applies only to mode prewarmed",
-                ))
-            }
-            (AlignmentModeSpec::Prewarmed, headroom) => Alignment::Prewarmed {
-                headroom: headroom.unwrap_or(crate::domain::DEFAULT_HEADROOM),
-            },
-        },
+        Some(a) => Alignment::from_mode(a.mode == AlignmentModeSpec::Prewarmed, a.headroom)
+            .map_err(|message| invalid("spec.flink.alignment.headroom", message))?,
     };
     let security = config
         .segment_scalers
