@@ -962,12 +962,15 @@ async fn reactive_mode_follows_the_segments_while_the_job_is_between_two_schedul
     );
 }
 
+/// One pass's published binding names, and whether it could write.
+type Published = (Vec<String>, bool);
+
 /// Declared bindings a test hands over: the changes for the next sync, and what each pass
 /// published, with whether it may write.
 #[derive(Clone, Default)]
 struct FakeDeclared {
     next: Arc<Mutex<Vec<BindingChanges>>>,
-    published: Arc<Mutex<Vec<(Vec<String>, bool)>>>,
+    published: Arc<Mutex<Vec<Published>>>,
 }
 
 #[async_trait::async_trait]
