@@ -2,7 +2,8 @@
 //! (the Role of deploy/k8s/rbac) and the real Pravega controller: the CRD refuses bad specs
 //! naming the field; a SegmentScaler applied, edited and deleted takes effect while the
 //! autoscaler runs; its status and `kubectl get` show the live figures; a second SegmentScaler
-//! on the same target is refused as a `Conflict` and nothing fights.
+//! on the same target is refused as a `Conflict` and nothing fights; one whose Flink URL never
+//! answers is not Ready and holds.
 
 use test_support as support;
 
@@ -320,4 +321,28 @@ segment_scalers: {{namespaces: [{NAMESPACE}]}}
     wait_for_replicas(&deployments, 2, Duration::from_secs(1)).await;
     let log = autoscaler.log_text();
     assert!(log.contains("binding withdrawn"), "{log}");
+
+    // A Flink URL that never answers (nothing listens on port 9): not Ready, and it holds
+    // rather than scale the TaskManagers for a job it cannot find (2 -> 1 here otherwise).
+    let blind = manifest("blind", &load, "  flink: {restUrl: 'http://127.0.0.1:9'}\n");
+    let output = apply(&stack, &blind);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    eventually(
+        "a Flink URL that does not answer is not Ready and holds",
+        Duration::from_secs(20),
+        || async {
+            let status = status_of(&scalers, "blind").await?;
+            match (condition(&status, "Ready"), condition(&status, "Holding")) {
+                (Some(("False", "FlinkUnavailable")), Some(("True", "JobUnconfirmed"))) => Ok(()),
+                other => Err(format!("{other:?}: {status:?}")),
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    wait_for_replicas(&deployments, 2, Duration::from_secs(1)).await;
+    scalers
+        .delete("blind", &DeleteParams::default())
+        .await
+        .unwrap();
 }

@@ -9,6 +9,8 @@
 //!   stabilization window (then to the highest target seen in that window);
 //! - hold, saying why, when any stream's count is unknown or invalid, a source is down, or the
 //!   current replica count is unknown;
+//! - hold while the bound job has not answered once since the binding was declared: a wrong
+//!   Flink URL or job name is a mistake to report, not an outage to scale through;
 //! - hold while the target is paused: its replicas are 0, which only someone else can set.
 
 pub mod prewarmed;
@@ -22,6 +24,7 @@ use serde::Serialize;
 
 use crate::actuate::ActuateError;
 use crate::domain::Combine;
+use crate::flink::FlinkError;
 use crate::observe::Observation;
 
 /// A binding's bounds, from its configuration.
@@ -62,6 +65,10 @@ pub struct PlanInput {
     pub job_taskmanagers: Result<u32, Unknown>,
     /// The job's max parallelism (of its source vertex), when Flink reported it.
     pub max_parallelism: Option<u32>,
+    /// Why the bound job has not answered once since the binding was declared, while it has
+    /// not. Once it has, a later outage no longer holds: the TaskManagers follow the segments
+    /// within the last known cap.
+    pub job_unconfirmed: Option<FlinkError>,
     /// The time of this reconciliation.
     pub now: Instant,
 }
@@ -142,6 +149,8 @@ pub enum Reason {
     SegmentsUnknown(Vec<Observation>),
     /// The TaskManagers the job runs on are unknown.
     CurrentUnknown(Unknown),
+    /// The bound job has not answered since the binding was declared.
+    JobUnconfirmed(FlinkError),
     /// The job runs on the TaskManagers the segments call for.
     Aligned(Basis),
     /// More TaskManagers are needed, from `from`.
@@ -183,6 +192,7 @@ impl Reason {
             Reason::Paused => "Paused",
             Reason::SegmentsUnknown(_) => "SegmentsUnknown",
             Reason::CurrentUnknown(_) => "CurrentUnknown",
+            Reason::JobUnconfirmed(_) => "JobUnconfirmed",
             Reason::Aligned(_) => "Aligned",
             Reason::ScaleUp { .. } => "ScaleUp",
             Reason::ScaleDown { .. } => "ScaleDown",
@@ -205,6 +215,7 @@ impl fmt::Display for Reason {
                 Ok(())
             }
             Reason::CurrentUnknown(why) => write!(f, "hold: current replicas unknown: {why}"),
+            Reason::JobUnconfirmed(why) => write!(f, "hold: the bound job has not answered since the binding was declared ({why}); nothing is scaled until it answers once"),
             Reason::Aligned(basis) => write!(f, "hold: aligned, {basis}"),
             Reason::ScaleUp { from, basis } => write!(f, "scale up from {from}: {basis}"),
             Reason::ScaleDown { from, to, basis, window } => {
@@ -348,6 +359,13 @@ pub fn plan(
     let basis = desired_replicas(policy, segments, input.max_parallelism);
     let desired = basis.desired;
     history.record(input.now, desired, policy.scale_down_stabilization);
+    if let Some(why) = &input.job_unconfirmed {
+        return hold(
+            Some(segments),
+            Some(desired),
+            Reason::JobUnconfirmed(why.clone()),
+        );
+    }
     let current = match &input.job_taskmanagers {
         Ok(current) => *current,
         Err(why) => {
@@ -510,6 +528,7 @@ mod tests {
                 .collect(),
             job_taskmanagers: Ok(current),
             max_parallelism: None,
+            job_unconfirmed: None,
             now,
         }
     }
@@ -935,6 +954,39 @@ mod tests {
                 .contains("current replicas unknown: command \"stack taskmanagers\": exit status: 3: deployments.apps"),
             "{}",
             d.reason
+        );
+    }
+
+    #[test]
+    fn holds_until_the_bound_job_answers_once() {
+        let mut i = input(Instant::now(), &[4], 1);
+        i.job_unconfirmed = Some(FlinkError::Unreachable {
+            url: "http://jm:8081".into(),
+            message: "connection refused".into(),
+        });
+        let d = plan(&policy(), &i, &mut ScaleHistory::default());
+        expect(&d, Action::Hold, Some(4));
+        assert_eq!(d.reason.kind(), "JobUnconfirmed");
+        assert!(
+            d.reason
+                .to_string()
+                .contains("has not answered since the binding was declared")
+                && d.reason.to_string().contains("http://jm:8081"),
+            "{}",
+            d.reason
+        );
+        // Nor downwards, whatever the window.
+        let mut i = input(Instant::now(), &[1], 4);
+        i.job_unconfirmed = Some(FlinkError::Unreachable {
+            url: "http://jm:8081".into(),
+            message: "connection refused".into(),
+        });
+        let mut zero = policy();
+        zero.scale_down_stabilization = Duration::ZERO;
+        expect(
+            &plan(&zero, &i, &mut ScaleHistory::default()),
+            Action::Hold,
+            Some(1),
         );
     }
 

@@ -40,6 +40,9 @@ pub struct LiveBinding {
     pub(super) alignment: Alignment,
     /// The JobManager's settings for the job it runs (by job id), read once per job.
     jobmanager: Option<(String, JobManagerSettings)>,
+    /// Whether the bound job has answered since the binding was declared: until it has, a
+    /// failed call may be a wrong URL or job name, and the plan holds.
+    job_confirmed: bool,
 }
 
 impl LiveBinding {
@@ -60,6 +63,7 @@ impl LiveBinding {
             known_max_parallelism: None,
             paused: false,
             jobmanager: None,
+            job_confirmed: false,
         }
     }
 }
@@ -125,6 +129,14 @@ impl LiveBinding {
     /// The plan's decision on what was observed, what is unknown of the job, and the prewarmed
     /// mode's writes.
     fn plan(&mut self, observed: &Observed, now: Instant) -> Planned {
+        let job_unconfirmed = match &observed.job {
+            Some(Ok(_)) => {
+                self.job_confirmed = true;
+                None
+            }
+            Some(Err(error)) if !self.job_confirmed => Some(error.clone()),
+            Some(Err(_)) | None => None,
+        };
         let input = PlanInput {
             observations: observed.observations.clone(),
             job_taskmanagers: job_taskmanagers(
@@ -137,10 +149,13 @@ impl LiveBinding {
                 self.policy.slots_per_taskmanager,
             ),
             max_parallelism: observed.max_parallelism,
+            job_unconfirmed,
             now,
         };
         let decision = plan(&self.policy, &input, &mut self.history);
         let job_unknown = match &observed.job {
+            // The plan's reason already names the error.
+            Some(Err(_)) if input.job_unconfirmed.is_some() => None,
             Some(Err(error)) => Some(JobUnknown::Unreadable {
                 error: error.clone(),
                 cap: observed.max_parallelism,

@@ -600,6 +600,46 @@ async fn with_flink_down_the_segments_are_followed_within_the_last_known_cap() {
     );
 }
 
+#[tokio::test]
+async fn a_job_that_never_answered_holds_the_binding_until_it_does() {
+    let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
+    let up = Arc::new(Mutex::new(false));
+    let url = flink_stand_in(up.clone()).await;
+    let config = autoscaler.bindings[0].config.clone();
+    let flink = FlinkClient::new(&url, Duration::from_secs(2));
+    let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink));
+    let mut autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry);
+    table
+        .lock()
+        .unwrap()
+        .insert("demo/load".parse().unwrap(), SegmentReading::Segments(2));
+    let reports = autoscaler.reconcile(ACTING).await;
+    assert_eq!(target.writes(), Vec::<u32>::new(), "nothing scaled");
+    let report = &reports[0];
+    assert_eq!(
+        (
+            report.reason_kind,
+            report.flink_error,
+            report.desired_replicas
+        ),
+        ("JobUnconfirmed", Some("rejected"), Some(2)),
+        "{}",
+        report.reason
+    );
+
+    // It answers: from then on the segments are followed, through later outages too.
+    *up.lock().unwrap() = true;
+    autoscaler.reconcile(ACTING).await;
+    assert_eq!(target.writes(), vec![2]);
+    *up.lock().unwrap() = false;
+    let reports = autoscaler.reconcile(ACTING).await;
+    assert_ne!(
+        reports[0].reason_kind, "JobUnconfirmed",
+        "{}",
+        reports[0].reason
+    );
+}
+
 /// A JobManager running the adaptive scheduler (not reactive): the job's parallelism
 /// requirement as set through the REST API, the parallelism it runs at (set by the test,
 /// as the scheduler would), and every PUT body.
