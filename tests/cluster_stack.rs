@@ -221,7 +221,8 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
         );
     }
 
-    // From inside the autoscaler's pod: its token may scale flink-taskmanager, nothing else.
+    // From inside the autoscaler's pod: its token may scale flink-taskmanager and read the
+    // SegmentScalers, nothing else.
     let ns = NAMESPACE;
     let codes = api_codes_from_inside(
         &stack,
@@ -230,6 +231,7 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
         &curl_image,
         &[
             &format!("apis/apps/v1/namespaces/{ns}/deployments/{TASKMANAGERS}/scale"),
+            &format!("apis/segment-autoscaler.io/v1alpha1/namespaces/{ns}/segmentscalers"),
             &format!("api/v1/namespaces/{ns}/pods"),
             &format!("api/v1/namespaces/{ns}/secrets"),
             &format!("apis/apps/v1/namespaces/{ns}/deployments/{TASKMANAGERS}"),
@@ -239,12 +241,14 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
     )
     .await;
     let lines: Vec<&str> = codes.lines().collect();
-    assert_eq!(lines.len(), 6, "one answer per path: {codes}");
-    assert!(
-        lines[0].starts_with("200 "),
-        "the scale subresource it needs: {codes}"
-    );
-    for line in &lines[1..] {
+    assert_eq!(lines.len(), 7, "one answer per path: {codes}");
+    for line in &lines[..2] {
+        assert!(
+            line.starts_with("200 "),
+            "the scale subresource and the SegmentScalers it needs: {codes}"
+        );
+    }
+    for line in &lines[2..] {
         assert!(line.starts_with("403 "), "denied: {line} (all: {codes})");
     }
 
