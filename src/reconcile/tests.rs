@@ -555,15 +555,23 @@ async fn rescale_timers_within_the_tolerance_are_not_warned_about() {
         .contains("segment_autoscaler_flink_rescale_delay_seconds{binding=\"b\"} 2.0"));
 }
 
-#[tokio::test]
-async fn with_flink_down_the_segments_are_followed_within_the_last_known_cap() {
+/// A one-binding autoscaler verified through [`flink_stand_in`], which answers while `up`.
+async fn with_flink_stand_in(
+    up: Arc<Mutex<bool>>,
+) -> (Autoscaler, Table, FakeTarget, Arc<Telemetry>) {
     let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
-    let up = Arc::new(Mutex::new(true));
-    let url = flink_stand_in(up.clone()).await;
+    let url = flink_stand_in(up).await;
     let config = autoscaler.bindings[0].config.clone();
     let flink = FlinkClient::new(&url, Duration::from_secs(2));
     let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink));
-    let mut autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry.clone());
+    let autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry.clone());
+    (autoscaler, table, target, telemetry)
+}
+
+#[tokio::test]
+async fn with_flink_down_the_segments_are_followed_within_the_last_known_cap() {
+    let up = Arc::new(Mutex::new(true));
+    let (mut autoscaler, table, target, telemetry) = with_flink_stand_in(up.clone()).await;
     let stream: StreamId = "demo/load".parse().unwrap();
     table
         .lock()
@@ -602,13 +610,8 @@ async fn with_flink_down_the_segments_are_followed_within_the_last_known_cap() {
 
 #[tokio::test]
 async fn a_job_that_never_answered_holds_the_binding_until_it_does() {
-    let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
     let up = Arc::new(Mutex::new(false));
-    let url = flink_stand_in(up.clone()).await;
-    let config = autoscaler.bindings[0].config.clone();
-    let flink = FlinkClient::new(&url, Duration::from_secs(2));
-    let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink));
-    let mut autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry);
+    let (mut autoscaler, table, target, _) = with_flink_stand_in(up.clone()).await;
     table
         .lock()
         .unwrap()
