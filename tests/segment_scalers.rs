@@ -66,6 +66,31 @@ fn condition<'a>(status: &'a SegmentScalerStatus, type_: &str) -> Option<(&'a st
         .map(|c| (c.status.as_str(), c.reason.as_str()))
 }
 
+/// Waits until the SegmentScaler `name` shows every `(type, status, reason)` condition; its
+/// status then.
+async fn wait_for_conditions(
+    api: &Api<SegmentScaler>,
+    name: &str,
+    expected: &[(&str, &str, &str)],
+) -> SegmentScalerStatus {
+    eventually(
+        &format!("{name} shows {expected:?}"),
+        Duration::from_secs(20),
+        || async {
+            let status = status_of(api, name).await?;
+            let shown = expected
+                .iter()
+                .all(|&(type_, want, reason)| condition(&status, type_) == Some((want, reason)));
+            if shown {
+                Ok(status)
+            } else {
+                Err(format!("{status:?}"))
+            }
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segment_scalers_are_followed_while_the_autoscaler_runs() {
     let stack = Stack::require(&[Component::Pravega, Component::Kubernetes]).await;
@@ -259,14 +284,7 @@ segment_scalers: {{namespaces: [{NAMESPACE}]}}
     // A second SegmentScaler on the same Deployment: refused, and it writes nothing.
     let output = apply(&stack, &manifest("rival", &load, "  minReplicas: 5\n"));
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let rival = eventually("the rival is refused", Duration::from_secs(20), || async {
-        let status = status_of(&scalers, "rival").await?;
-        match condition(&status, "Ready") {
-            Some(("False", "Conflict")) => Ok(status),
-            _ => Err(format!("{status:?}")),
-        }
-    })
-    .await;
+    let rival = wait_for_conditions(&scalers, "rival", &[("Ready", "False", "Conflict")]).await;
     assert_eq!(rival.segments, None);
     tokio::time::sleep(Duration::from_secs(4)).await;
     wait_for_replicas(&deployments, 2, Duration::from_secs(1)).await;
@@ -280,16 +298,10 @@ segment_scalers: {{namespaces: [{NAMESPACE}]}}
         ),
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
-    eventually(
-        "a target it may not read is not Ready",
-        Duration::from_secs(20),
-        || async {
-            let status = status_of(&scalers, "elsewhere").await?;
-            match condition(&status, "Ready") {
-                Some(("False", "TargetUnavailable")) => Ok(()),
-                other => Err(format!("{other:?}: {status:?}")),
-            }
-        },
+    wait_for_conditions(
+        &scalers,
+        "elsewhere",
+        &[("Ready", "False", "TargetUnavailable")],
     )
     .await;
 
@@ -327,16 +339,13 @@ segment_scalers: {{namespaces: [{NAMESPACE}]}}
     let blind = manifest("blind", &load, "  flink: {restUrl: 'http://127.0.0.1:9'}\n");
     let output = apply(&stack, &blind);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    eventually(
-        "a Flink URL that does not answer is not Ready and holds",
-        Duration::from_secs(20),
-        || async {
-            let status = status_of(&scalers, "blind").await?;
-            match (condition(&status, "Ready"), condition(&status, "Holding")) {
-                (Some(("False", "FlinkUnavailable")), Some(("True", "JobUnconfirmed"))) => Ok(()),
-                other => Err(format!("{other:?}: {status:?}")),
-            }
-        },
+    wait_for_conditions(
+        &scalers,
+        "blind",
+        &[
+            ("Ready", "False", "FlinkUnavailable"),
+            ("Holding", "True", "JobUnconfirmed"),
+        ],
     )
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
