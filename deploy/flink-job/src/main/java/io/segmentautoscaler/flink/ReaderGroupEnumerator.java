@@ -100,15 +100,21 @@ final class ReaderGroupEnumerator implements SplitEnumerator<SubtaskSplit, Reade
                         + " is not reading yet (online: " + online + ")");
             }
         }
+        Checkpoint checkpoint;
         try {
-            Checkpoint checkpoint = group.initiateCheckpoint(name, executor)
+            checkpoint = group.initiateCheckpoint(name, executor)
                     .get(settings.checkpointTimeout.toMillis(), TimeUnit.MILLISECONDS);
-            return ReaderGroupPosition.at(checkpoint);
         } catch (TimeoutException | ExecutionException e) {
             // An unfinished reader-group checkpoint would count against Pravega's limit of
             // outstanding ones and block the next.
             group.cancelOutstandingCheckpoints();
             throw new Exception("reader-group checkpoint " + name + " did not complete within " + settings.checkpointTimeout, e);
+        }
+        try {
+            return ReaderGroupPosition.at(checkpoint);
+        } catch (IllegalArgumentException e) {
+            // Declined, the last restorable checkpoint stays the one a restart goes back to.
+            throw new Exception("checkpoint " + checkpointId + " declined: " + e.getMessage(), e);
         }
     }
 

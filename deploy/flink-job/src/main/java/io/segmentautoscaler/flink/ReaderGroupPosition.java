@@ -20,7 +20,19 @@ final class ReaderGroupPosition {
         return new ReaderGroupPosition(null);
     }
 
+    /**
+     * The position of a completed reader-group checkpoint.
+     *
+     * @throws IllegalArgumentException when it holds no segment position at all: Pravega completes
+     *     one when every reader passed it while owning no segment (in the middle of a merge, the
+     *     successor waiting for its predecessors), and a reader group cannot be reset to it, so a
+     *     job restored from it would fail at every restart.
+     */
     static ReaderGroupPosition at(Checkpoint checkpoint) {
+        if (checkpoint.asImpl().getPositions().isEmpty()) {
+            throw new IllegalArgumentException("reader-group checkpoint " + checkpoint.getName()
+                    + " holds no segment position (no reader owned a segment when it passed it)");
+        }
         return new ReaderGroupPosition(checkpoint);
     }
 
@@ -52,7 +64,7 @@ final class ReaderGroupPosition {
             if (serialized.length == 0) {
                 return none();
             }
-            return at(Checkpoint.fromBytes(ByteBuffer.wrap(serialized)));
+            return new ReaderGroupPosition(Checkpoint.fromBytes(ByteBuffer.wrap(serialized)));
         }
     }
 }
