@@ -4,6 +4,8 @@
 //! - the autoscaler's two replicas elect one leader, and only the leader records scale Events;
 //! - when the stream's segments change, the TaskManager Deployment's Ready pods and the Flink
 //!   job's parallelism follow, up and down;
+//! - deleting the JobManager's pod: a new one resumes the same job from its latest checkpoint
+//!   (Kubernetes HA, checkpoints in the shared volume) at the parallelism the autoscaler set;
 //! - from inside the autoscaler's pod, its ServiceAccount token is denied pods, secrets and
 //!   other Deployments (and allowed the one scale subresource it needs);
 //! - deleting the leader's pod hands the Lease over within the lease duration;
@@ -196,6 +198,60 @@ async fn the_demo_stack_runs_scales_with_the_segments_and_keeps_its_token_narrow
     cluster::wait_running(&deployments, &flink_rest, 1, 1, Duration::from_secs(300)).await;
     segments(Some(3)).await;
     let up = cluster::wait_running(&deployments, &flink_rest, 3, 3, Duration::from_secs(240)).await;
+
+    // The JobManager's pod goes: its replacement takes the lead from the HA ConfigMaps and
+    // resumes the same job from the latest checkpoint in the shared volume, at the 3
+    // TaskManagers the autoscaler set.
+    // A checkpoint completed after the one the rescale restored: only a new restore reaches it.
+    let before = eventually(
+        "a checkpoint completed since the last restore",
+        Duration::from_secs(60),
+        || async {
+            let checkpoints = support::flink::checkpoints(&flink_rest).await?;
+            match checkpoints.completed {
+                Some(id) if Some(id) > checkpoints.restored => Ok((checkpoints.job, id)),
+                _ => Err(format!("{checkpoints:?}")),
+            }
+        },
+    )
+    .await;
+    let jobmanager = pods
+        .list(&ListParams::default().labels("component=jobmanager"))
+        .await
+        .expect("list the JobManager's pods")
+        .items
+        .into_iter()
+        .find_map(|pod| pod.metadata.name)
+        .expect("the JobManager's pod");
+    let deleted = Instant::now();
+    pods.delete(&jobmanager, &DeleteParams::default())
+        .await
+        .expect("delete the JobManager's pod");
+    let resumed = eventually(
+        "the job resumed from a checkpoint by a new JobManager",
+        Duration::from_secs(240),
+        || async {
+            let checkpoints = support::flink::checkpoints(&flink_rest).await?;
+            match checkpoints.restored {
+                Some(restored) => Ok((checkpoints.job, restored)),
+                None => Err(format!("{checkpoints:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(resumed.0, before.0, "the same job, recovered from HA");
+    assert!(
+        resumed.1 >= before.1,
+        "restored from checkpoint {} or later, not from the stream's head: {resumed:?}",
+        before.1
+    );
+    cluster::wait_running(&deployments, &flink_rest, 3, 3, Duration::from_secs(240)).await;
+    eprintln!(
+        "JobManager pod deleted: the job ran again at parallelism 3 from checkpoint {} after {:?}",
+        resumed.1,
+        deleted.elapsed()
+    );
+
     segments(Some(1)).await;
     // Includes the 60 s scale-down stabilization of deploy/k8s's config.
     let down =

@@ -161,9 +161,10 @@ async fn no_event_is_lost_across_rescales_and_a_killed_taskmanager() {
     assert_eq!(duplicates, 0, "events counted twice: {last:?}");
     // ... and that state came from a checkpoint (a job restarted from nothing would re-read the
     // stream from its head and count right too, without proving anything about checkpoints).
-    let restored = support::flink::restored_checkpoint(&stack.flink_rest_url)
+    let restored = support::flink::checkpoints(&stack.flink_rest_url)
         .await
-        .expect("the job's checkpoint statistics");
+        .expect("the job's checkpoint statistics")
+        .restored;
     assert!(
         restored.is_some(),
         "the last rescale restored no checkpoint"

@@ -64,12 +64,27 @@ fn client() -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The id of the checkpoint the running job last restored from, if any.
-pub async fn restored_checkpoint(rest: &str) -> Result<Option<u64>, String> {
+/// The running job and its latest checkpoints, from its checkpoint statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoints {
+    /// The job's id.
+    pub job: String,
+    /// The latest completed checkpoint, if any.
+    pub completed: Option<u64>,
+    /// The checkpoint the job last restored from, if any.
+    pub restored: Option<u64>,
+}
+
+/// The running job's latest completed and restored checkpoints.
+pub async fn checkpoints(rest: &str) -> Result<Checkpoints, String> {
     let http = client()?;
-    let id = running_job(&http, rest).await?;
-    let stats = get(&http, format!("{rest}/jobs/{id}/checkpoints")).await?;
-    Ok(stats["latest"]["restored"]["id"].as_u64())
+    let job = running_job(&http, rest).await?;
+    let stats = get(&http, format!("{rest}/jobs/{job}/checkpoints")).await?;
+    Ok(Checkpoints {
+        completed: stats["latest"]["completed"]["id"].as_u64(),
+        restored: stats["latest"]["restored"]["id"].as_u64(),
+        job,
+    })
 }
 
 async fn running_job(http: &reqwest::Client, rest: &str) -> Result<String, String> {

@@ -656,13 +656,15 @@ cluster_endpoints() {
 
 # The namespace deploy/k8s puts the demo in.
 CLUSTER_DEMO_NAMESPACE=segment-autoscaler-demo
+# The local volume bound to the demo's claim flink-data (deploy/local/k8s/one-node.yaml).
+CLUSTER_FLINK_DATA_VOLUME=segment-autoscaler-demo-flink-data
 
 # cluster_deploy_demo [--without-generator] [COMPONENT...]: deploy/local/k8s (deploy/k8s with
 # the images built here) on the cluster, with the kustomize COMPONENTs (paths from the
 # repository root, e.g. deploy/k8s/prewarmed) and, with --without-generator, the data generator
 # at zero replicas (so that only the caller changes the stream's segments); with
 # deploy/k8s/secured, the Secrets it asks for first (security_cluster_secrets). A namespace left by
-# an earlier run is deleted first. Returns once every Deployment has its pods Ready and the
+# an earlier run is deleted first, and Flink's local volume (the claim flink-data) made anew, empty. Returns once every Deployment has its pods Ready and the
 # Flink JobManager is Ready (at most 600 s), printing "ready after N s" (counted from the apply).
 # The one way the demo and the tests deploy the stack (`deploy/local/stack demo-deploy`).
 cluster_deploy_demo() {
@@ -679,6 +681,11 @@ cluster_deploy_demo() {
     log "deleting the namespace $ns left by an earlier run"
     cluster_kubectl --request-timeout=30s delete namespace "$ns" --wait=true --timeout=180s >/dev/null || die "namespace $ns not deleted in 180 s"
   fi
+  # Flink's checkpoints and HA metadata (the claim flink-data): a local volume on the node, empty
+  # at each deploy (an earlier run's HA data would bring its job back).
+  cluster_kubectl --request-timeout=30s delete persistentvolume "$CLUSTER_FLINK_DATA_VOLUME" --ignore-not-found --wait=true --timeout=60s >/dev/null ||
+    die "the volume $CLUSTER_FLINK_DATA_VOLUME left by an earlier run was not deleted"
+  rm -rf "$CLUSTER_RUN/flink-data" && mkdir -p "$CLUSTER_RUN/flink-data"
   # The component secured/ asks for Secrets: made from the stack's CA and accounts.
   for c in "${components[@]}"; do
     [[ $c != deploy/k8s/secured ]] || security_cluster_secrets "$ns"
@@ -689,13 +696,30 @@ cluster_deploy_demo() {
   {
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"
     echo "kind: Kustomization"
-    echo "resources: [$(realpath --relative-to="$overlay" "$STACK_REPO/deploy/local/k8s")]"
+    echo "resources: [$(realpath --relative-to="$overlay" "$STACK_REPO/deploy/local/k8s"), flink-data.yaml]"
     if ((${#components[@]})); then
       echo "components:"
       for c in "${components[@]}"; do echo "  - $(realpath --relative-to="$overlay" "$STACK_REPO/$c")"; done
     fi
     if ((without_generator)); then echo "replicas: [{name: data-generator, count: 0}]"; fi
   } >"$overlay/kustomization.yaml"
+  cat >"$overlay/flink-data.yaml" <<YAML
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: $CLUSTER_FLINK_DATA_VOLUME
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteMany]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  claimRef: {namespace: $ns, name: flink-data}
+  local: {path: $CLUSTER_RUN/flink-data}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+        - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [$CLUSTER_NODE_NAME]}]
+YAML
   # The SegmentScaler CRD first, as users apply it: the demo's SegmentScaler needs it served.
   {
     cluster_kubectl --request-timeout=30s apply --server-side -f "$STACK_REPO/deploy/helm/segment-autoscaler/crds" &&
