@@ -397,9 +397,7 @@ cluster_up() {
   local image
   for image in pause coredns busybox; do cluster_import_image "$CLUSTER_IMAGES/$image.tar"; done
 
-  cluster_start cluster-kubelet "$bin/kubelet" --config "$run/kubelet/config.yaml" \
-    --kubeconfig "$run/kubelet.kubeconfig" --root-dir "$run/kubelet" --cert-dir "$run/kubelet/pki" \
-    --hostname-override "$CLUSTER_NODE_NAME" --node-ip "$CLUSTER_NODE_IP"
+  cluster_start_kubelet
   # iptables-restore and friends from Debian's iptables package.
   cluster_start cluster-proxy "$bin/kube-proxy" --config "$run/kube-proxy.yaml"
 
@@ -642,6 +640,15 @@ cluster_remove_pod_cgroups() {
     [[ -d $dir ]] || continue
     find "$dir" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
+}
+
+# cluster_start_kubelet: the node's kubelet, on the configuration `up` wrote (also how the
+# fault kubelet-restart brings it back).
+cluster_start_kubelet() {
+  local run=$CLUSTER_RUN
+  cluster_start cluster-kubelet "$KUBE_HOME/bin/kubelet" --config "$run/kubelet/config.yaml" \
+    --kubeconfig "$run/kubelet.kubeconfig" --root-dir "$run/kubelet" --cert-dir "$run/kubelet/pki" \
+    --hostname-override "$CLUSTER_NODE_NAME" --node-ip "$CLUSTER_NODE_IP"
 }
 
 # cluster_running: exit status 0 when the node is up and its API answers.
