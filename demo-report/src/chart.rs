@@ -16,7 +16,8 @@ struct Line<'a> {
 
 /// Two panels over time: load (target vs achieved) above; segments, TaskManagers and job
 /// parallelism (steps) below.
-/// `events` (e.g. "30 000 written, 0 lost, 0 duplicated") goes into the load panel's caption.
+/// `events` (e.g. "30 000 written, 0 lost, 0 duplicated") goes into the load panel's caption;
+/// each of the run's marks (a chaos run's faults) is a labelled vertical line in the lower one.
 pub(crate) fn render(
     path: &Path,
     s: &RunSeries,
@@ -51,7 +52,15 @@ pub(crate) fn render(
         Some(events) => format!("Load (events/s): {events}"),
         None => "Load (events/s)".to_string(),
     };
-    draw_panel(&top, &load_caption, "events/s", rate_max, &s.seconds, &load)?;
+    draw_panel(
+        &top,
+        &load_caption,
+        "events/s",
+        rate_max,
+        &s.seconds,
+        &load,
+        &[],
+    )?;
     let counts = [
         line("segments", &s.segments, RED, 4, true),
         line(
@@ -82,12 +91,13 @@ pub(crate) fn render(
         count_max,
         &s.seconds,
         &counts,
+        &s.marks,
     )?;
     root.present().map_err(|e| e.to_string())
 }
 
-/// Draws `lines` against `seconds` in `area`, with a caption, axes and a legend. Unknown
-/// samples split a line instead of being drawn as 0.
+/// Draws `lines` against `seconds` in `area`, with a caption, axes, a legend and `marks`.
+/// Unknown samples split a line instead of being drawn as 0.
 fn draw_panel<DB: plotters::prelude::DrawingBackend>(
     area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
     caption: &str,
@@ -95,6 +105,7 @@ fn draw_panel<DB: plotters::prelude::DrawingBackend>(
     y_max: f64,
     seconds: &[f64],
     lines: &[Line],
+    marks: &[(f64, String)],
 ) -> Result<(), String> {
     use plotters::prelude::*;
     let err = |e: &dyn std::fmt::Display| e.to_string();
@@ -138,6 +149,24 @@ fn draw_panel<DB: plotters::prelude::DrawingBackend>(
                 });
             }
         }
+    }
+    let grey = RGBColor(90, 90, 90);
+    for (i, (at, label)) in marks.iter().enumerate() {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(*at, 0.0), (*at, y_max)],
+                grey.stroke_width(1),
+            )))
+            .map_err(|e| err(&e))?;
+        // Labels alternate between two heights, so neighbours do not overlap.
+        let height = y_max * if i % 2 == 0 { 0.96 } else { 0.88 };
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (*at, height),
+                ("sans-serif", 14).into_font().color(&grey),
+            )))
+            .map_err(|e| err(&e))?;
     }
     chart
         .configure_series_labels()

@@ -5,6 +5,7 @@
 pub mod catch_up;
 mod chart;
 pub mod dashboards;
+pub mod faults;
 pub mod query;
 pub mod summary;
 
@@ -146,6 +147,7 @@ mod tests {
                 .collect(),
             warm_taskmanagers: (0..n).map(|i| (i >= 10).then_some(1.0)).collect(),
             alignment_modes: vec!["prewarmed".into()],
+            marks: vec![(12.0, "taskmanager".into())],
         };
         let summary = write_report(
             &dir,

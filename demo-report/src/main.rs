@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use demo_report::{
-    dashboard_queries, parse_time, write_report, CatchUp, EventCounts, Platform, ReportQuery,
-    WRITTEN_SETTLE,
+    dashboard_queries, faults, parse_time, write_report, CatchUp, EventCounts, Platform,
+    ReportQuery, WRITTEN_SETTLE,
 };
 use segment_autoscaler::credentials::{Authorization, BasicCredentials, Secret};
 use segment_autoscaler::domain::StreamId;
@@ -65,6 +65,26 @@ struct Cli {
     /// may miss the last second (default: read from Prometheus).
     #[arg(long)]
     events_written: Option<u64>,
+    /// A chaos run's faults (`faults.tsv`, `SECONDS<TAB>KIND<TAB>DETAIL` a line): judge each on
+    /// --timeline and --scale-events, writing faults.md (a table) and faults.json.
+    #[arg(long, requires_all = ["timeline", "scale_events"])]
+    faults: Option<PathBuf>,
+    /// The run's timeline, written by `chaos-timeline`.
+    #[arg(long)]
+    timeline: Option<PathBuf>,
+    /// The target namespace's Events (`kubectl get events -o json`): the scale writes.
+    #[arg(long)]
+    scale_events: Option<PathBuf>,
+    /// The binding's scale-down stabilization: while one waits it out, the job counts as
+    /// aligned at the most segments of that window (a fault's cost leaves it aside).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    stabilization: Duration,
+    /// The binding's minimum replicas: a write below is wrong.
+    #[arg(long, default_value_t = 1)]
+    min_replicas: i32,
+    /// The binding's maximum replicas: a write above is wrong.
+    #[arg(long, default_value_t = i32::MAX)]
+    max_replicas: i32,
 }
 
 #[tokio::main]
@@ -153,7 +173,7 @@ async fn report(cli: Cli) -> Result<(), String> {
         return Err("--to must be after --from, and --step and --slots above 0".into());
     }
     let events = catch_up(&query, cli.catch_up, cli.events_written).await?;
-    let series = query.fetch().await.map_err(|e| e.to_string())?;
+    let mut series = query.fetch().await.map_err(|e| e.to_string())?;
     let dashboards = match &cli.dashboards {
         Some(dir) => {
             let queries = dashboard_queries(dir, "1m").map_err(|e| format!("--dashboards {e}"))?;
@@ -166,6 +186,14 @@ async fn report(cli: Cli) -> Result<(), String> {
         }
         None => None,
     };
+    let injected = match &cli.faults {
+        Some(path) => faults::parse_faults(&read(path)?)?,
+        None => Vec::new(),
+    };
+    series.marks = injected
+        .iter()
+        .map(|f| (f.at - query.from, f.kind.clone()))
+        .collect();
     let summary = write_report(
         &cli.out,
         &series,
@@ -176,6 +204,17 @@ async fn report(cli: Cli) -> Result<(), String> {
         events,
     )
     .map_err(|e| e.to_string())?;
+    if let (Some(timeline), Some(events)) = (&cli.timeline, &cli.scale_events) {
+        judge_faults(
+            &cli.out,
+            &injected,
+            timeline,
+            events,
+            cli.stabilization,
+            (cli.min_replicas, cli.max_replicas),
+            query.from,
+        )?;
+    }
     println!(
         "{}",
         serde_json::to_string(&summary).expect("summary serializes")
@@ -184,6 +223,50 @@ async fn report(cli: Cli) -> Result<(), String> {
         "wrote {} and {}",
         cli.out.join("report.png").display(),
         cli.out.join("summary.json").display()
+    );
+    Ok(())
+}
+
+/// A file's text, or an error naming it.
+fn read(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes faults.md and faults.json into `out`: each of `injected` judged on `timeline` (with
+/// the binding's scale-down `stabilization` set aside) and the scale writes among `events`,
+/// within `bounds` (min, max replicas).
+fn judge_faults(
+    out: &std::path::Path,
+    injected: &[faults::Fault],
+    timeline: &std::path::Path,
+    events: &std::path::Path,
+    stabilization: Duration,
+    bounds: (i32, i32),
+    start: f64,
+) -> Result<(), String> {
+    let timeline = faults::parse_timeline(&read(timeline)?)?;
+    let events: serde_json::Value =
+        serde_json::from_str(&read(events)?).map_err(|e| format!("{}: {e}", events.display()))?;
+    let outcomes = faults::outcomes(
+        injected,
+        &timeline,
+        &faults::scale_writes(&events)?,
+        stabilization.as_secs_f64(),
+        bounds,
+    );
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("faults.md", faults::table(&outcomes, start))?;
+    write(
+        "faults.json",
+        serde_json::to_string_pretty(&outcomes).expect("outcomes serialize") + "\n",
+    )?;
+    eprintln!(
+        "judged {} faults: {}",
+        outcomes.len(),
+        out.join("faults.md").display()
     );
     Ok(())
 }

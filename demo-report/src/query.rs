@@ -35,6 +35,9 @@ pub struct RunSeries {
     pub warm_taskmanagers: Vec<Option<f64>>,
     /// The autoscaler's alignment modes during the run (`reactive`, `prewarmed`), sorted.
     pub alignment_modes: Vec<String>,
+    /// Moments marked on the chart (seconds since the start, a label): a chaos run's faults.
+    /// Not from Prometheus: empty until the caller adds them.
+    pub marks: Vec<(f64, String)>,
 }
 
 /// Where a report's data comes from.
@@ -190,6 +193,7 @@ impl ReportQuery {
             parallelism,
             warm_taskmanagers,
             alignment_modes,
+            marks: Vec::new(),
         })
     }
 

@@ -1,0 +1,154 @@
+//! `chaos-timeline`: samples a run every interval (one JSON line each, until SIGINT or
+//! SIGTERM): the stream's active segments from the Pravega controller, the Flink job's running
+//! parallelism from its REST API, the target Deployment's desired replicas and the
+//! autoscaler's Lease holder from the API server. `demo-report --faults` judges each fault of a
+//! chaos run on it ([`demo_report::faults`]). Each read is bounded by the interval; one that
+//! fails leaves its field empty for that sample.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use demo_report::faults::TimelineSample;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Api;
+use segment_autoscaler::config::PravegaConfig;
+use segment_autoscaler::domain::StreamId;
+use segment_autoscaler::flink::FlinkClient;
+use segment_autoscaler::observe::controller::{
+    ControllerSecurity, ControllerSource, ControllerTrust,
+};
+use segment_autoscaler::observe::{SegmentReading, SegmentSource};
+
+/// Samples segments, job parallelism, target replicas and Lease holder of a run.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The Pravega controller, `tcp://HOST:PORT`.
+    #[arg(long)]
+    controller: String,
+    /// The `scope/stream` whose segments to count.
+    #[arg(long)]
+    stream: StreamId,
+    /// The Flink JobManager's REST URL.
+    #[arg(long)]
+    flink: String,
+    /// The kubeconfig to read the target and the Lease with.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Their namespace.
+    #[arg(long)]
+    namespace: String,
+    /// The target Deployment.
+    #[arg(long, default_value = "flink-taskmanager")]
+    target: String,
+    /// The autoscaler's Lease.
+    #[arg(long, default_value = "segment-autoscaler")]
+    lease: String,
+    /// Time between samples, and the bound of each read.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Where the JSON lines go (appended).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match sample(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn sample(cli: Cli) -> Result<(), String> {
+    let bound = cli.interval;
+    let pravega = PravegaConfig {
+        controller: cli.controller.clone(),
+        timeout: bound,
+        tls: None,
+        credentials: None,
+    };
+    let source = ControllerSource::new(
+        &pravega,
+        ControllerSecurity {
+            trust: ControllerTrust::Plain,
+            credentials: None,
+        },
+    )
+    .map_err(|e| format!("--controller {}: {e}", cli.controller))?;
+    let streams = BTreeSet::from([cli.stream.clone()]);
+    let flink = FlinkClient::new(&cli.flink, bound);
+    let kubeconfig = Kubeconfig::read_from(&cli.kubeconfig)
+        .map_err(|e| format!("--kubeconfig {}: {e}", cli.kubeconfig.display()))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| format!("--kubeconfig {}: {e}", cli.kubeconfig.display()))?;
+    config.read_timeout = Some(bound);
+    config.connect_timeout = Some(bound);
+    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &cli.namespace);
+    let leases: Api<Lease> = Api::namespaced(client, &cli.namespace);
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cli.out)
+        .map_err(|e| format!("--out {}: {e}", cli.out.display()))?;
+
+    let mut ticks = tokio::time::interval(cli.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+        }
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
+        let (segments, job, scale, lease) = tokio::join!(
+            tokio::time::timeout(bound, source.read(&streams)),
+            tokio::time::timeout(bound, flink.job_status()),
+            tokio::time::timeout(bound, deployments.get_scale(&cli.target)),
+            tokio::time::timeout(bound, leases.get(&cli.lease)),
+        );
+        let sample = TimelineSample {
+            at,
+            segments: segments
+                .ok()
+                .and_then(|mut readings| match readings.remove(&cli.stream) {
+                    Some(SegmentReading::Segments(n)) => Some(n),
+                    _ => None,
+                }),
+            parallelism: job
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|j| j.running_parallelism()),
+            replicas: scale
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|s| s.spec)
+                .and_then(|s| s.replicas),
+            leader: lease
+                .ok()
+                .and_then(Result::ok)
+                .and_then(|l| l.spec)
+                .and_then(|s| s.holder_identity)
+                .filter(|h| !h.is_empty()),
+        };
+        let line = serde_json::to_string(&sample).expect("a sample serializes");
+        writeln!(out, "{line}").map_err(|e| format!("--out {}: {e}", cli.out.display()))?;
+    }
+}
