@@ -2,7 +2,7 @@
 # `deploy/local/demo --kubernetes`: the demo as users run it, deploy/k8s on the single-node
 # cluster of deploy/local/stack (through the overlay deploy/local/k8s). Sourced by
 # deploy/local/demo after it parsed the options (duration, out, status_every) and defined repo,
-# stack, log and the status table (fetch, metric, status_header, status_line).
+# stack, log, events_counted and the status table (fetch, metric, status_header, status_line).
 
 namespace=segment-autoscaler-demo
 # Bounds of the waits, on a slow 2-core machine.
@@ -15,6 +15,66 @@ eval "$("$stack" env)"
 
 k() { "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" --request-timeout=30s -n "$namespace" "$@"; }
 
+# The chaos run (--chaos): the fault loop and the timeline, each a background process; what
+# demo-report then judges the faults on.
+chaos_pid="" timeline_pid="" chaos_report=()
+# chaos_loop: until $out/chaos.stop exists, one fault every MIN-MAX seconds (seeded), every kind
+# in turn in an order reshuffled each round, each appended to faults.tsv; with --duration, none
+# in the last MAX seconds, so the last fault's cost is seen. It stops only between faults, so a
+# freeze it began is always undone.
+chaos_loop() {
+  local kinds order=() keyed i=0 gap kind at detail pick min=${fault_every%-*} max=${fault_every#*-}
+  if [[ -n $faults ]]; then IFS=, read -ra kinds <<<"$faults"; else mapfile -t kinds < <("$stack" fault --list); fi
+  RANDOM=$seed
+  while :; do
+    if ((i % ${#kinds[@]} == 0)); then
+      # The keys drawn here: a subshell would draw from a reseeded generator.
+      keyed=""
+      for kind in "${kinds[@]}"; do keyed+="$RANDOM $kind"$'\n'; done
+      mapfile -t order < <(sort -n <<<"${keyed%$'\n'}" | cut -d' ' -f2)
+    fi
+    gap=$((min + RANDOM % (max - min + 1)))
+    while ((gap-- > 0)); do
+      [[ -e $out/chaos.stop ]] && return
+      sleep 1
+    done
+    [[ -n $duration ]] && (($(date +%s) > start_time + duration - max)) && return
+    kind=${order[i % ${#order[@]}]}
+    at=$(date +%s.%N)
+    pick=$RANDOM # drawn here, not in the subshell below (see above)
+    detail=$(STACK_FAULT_PICK=$pick "$stack" fault "$kind" 2>&1) || detail="FAILED: $detail"
+    printf '%s\t%s\t%s\n' "$at" "$kind" "${detail//$'\n'/ }" >>"$out/faults.tsv"
+    log "fault $((i + 1)): $kind: $detail"
+    i=$((i + 1))
+  done
+}
+chaos_start() {
+  rm -f "$out/faults.tsv" "$out/timeline.jsonl" "$out/chaos.stop"
+  : >"$out/faults.tsv"
+  "$bin/chaos-timeline" --controller "tcp://$(k get service pravega -o jsonpath='{.spec.clusterIP}'):9090" \
+    --stream demo/load --flink "http://$(k get service flink-jobmanager -o jsonpath='{.spec.clusterIP}'):8081" \
+    --kubeconfig "$CLUSTER_KUBECONFIG" --namespace "$namespace" --out "$out/timeline.jsonl" 2>"$out/chaos-timeline.log" &
+  timeline_pid=$!
+  chaos_loop &
+  chaos_pid=$!
+  log "chaos: seed $seed, a fault every $fault_every s (${faults:-every kind}); faults.tsv and timeline.jsonl in $out"
+}
+# chaos_stop: ends the loop between two faults, then the timeline; keeps the Events and the
+# binding's bounds for the report.
+chaos_stop() {
+  touch "$out/chaos.stop"
+  wait "$chaos_pid" 2>/dev/null || true
+  kill -TERM "$timeline_pid" 2>/dev/null || true
+  wait "$timeline_pid" 2>/dev/null || true
+  k get events -o json >"$out/events.json" 2>/dev/null || true
+  local spec min max stabilization
+  spec=$(k get segmentscaler busy-reader -o jsonpath='{.spec.minReplicas} {.spec.maxReplicas} {.spec.scaleDownStabilization}' 2>/dev/null) || spec=""
+  read -r min max stabilization <<<"$spec"
+  chaos_report=(--faults "$out/faults.tsv" --timeline "$out/timeline.jsonl" --scale-events "$out/events.json"
+    ${min:+--min-replicas "$min"} ${max:+--max-replicas "$max"} ${stabilization:+--stabilization "$stabilization"})
+  log "chaos: $(wc -l <"$out/faults.tsv") faults injected"
+}
+
 started_cluster=0 start_time="" finished=0
 finish() {
   local status=$?
@@ -22,6 +82,7 @@ finish() {
   finished=1
   trap - INT TERM EXIT
   log "stopping"
+  [[ -z $chaos_pid ]] || chaos_stop
   if [[ -n $start_time ]]; then
     local prometheus
     prometheus=$(k get service prometheus -o jsonpath='{.spec.clusterIP}' 2>/dev/null || true)
@@ -46,15 +107,17 @@ finish() {
     done
     if [[ -n $generator ]]; then
       wait "$follow" || true
-      written=$(grep '^{"average_rate":' "$out/${generator#pod/}.log" | sed -n 's/.*"events":\([0-9]*\).*/\1/p' | tail -1)
+      # No summary in the log (a generator that could not stop cleanly): Prometheus' figure.
+      written=$(grep '^{"average_rate":' "$out/${generator#pod/}.log" | sed -n 's/.*"events":\([0-9]*\).*/\1/p' | tail -1) || written=""
     fi
     log "data generator stopped after ${waited}s${pods:+ (still there: $pods)}; events written: ${written:-not in its log, taken from Prometheus}"
     log "writing the report to $out (from Prometheus in the cluster, $prometheus; once the job has verified every event written, at most 2 minutes)"
     "$bin/demo-report" --prometheus "http://$prometheus:9090" --from "$start_time" --to now \
       --stream demo/load --dashboards "$repo/dashboards" --platform kubernetes --out "$out" --catch-up 120s \
-      ${written:+--events-written "$written"} \
+      ${written:+--events-written "$written"} "${chaos_report[@]}" \
       >"$out/summary.line" 2>"$out/report.log" ||
       { log "report failed:"; cat "$out/report.log" >&2; status=1; }
+    events_counted || status=1
   fi
   if "$stack" running cluster; then
     k get events --sort-by=.lastTimestamp >"$out/events.txt" 2>&1 || true
@@ -113,6 +176,7 @@ leader_metrics() {
 }
 generator_ip=$(k get service data-generator -o jsonpath='{.spec.clusterIP}')
 
+((chaos == 0)) || chaos_start
 log "running; Ctrl-C stops the demo"
 status_header
 deadline=$(($(date +%s) + ${duration:-0}))

@@ -671,8 +671,9 @@ CLUSTER_FLINK_DATA_VOLUME=segment-autoscaler-demo-flink-data
 # repository root, e.g. deploy/k8s/prewarmed) and, with --without-generator, the data generator
 # at zero replicas (so that only the caller changes the stream's segments); with
 # deploy/k8s/secured, the Secrets it asks for first (security_cluster_secrets). A namespace left by
-# an earlier run is deleted first, and Flink's local volume (the claim flink-data) made anew, empty. Returns once every Deployment has its pods Ready and the
-# Flink JobManager is Ready (at most 600 s), printing "ready after N s" (counted from the apply).
+# an earlier run is deleted first, and Flink's local volume (the claim flink-data) made anew,
+# empty. Returns once every Deployment has its pods Ready and the Flink JobManager is Ready (at
+# most 600 s), printing "ready after N s" (counted from the apply).
 # The one way the demo and the tests deploy the stack (`deploy/local/stack demo-deploy`).
 cluster_deploy_demo() {
   local without_generator=0 components=() ns=$CLUSTER_DEMO_NAMESPACE c
