@@ -135,7 +135,7 @@ async fn main() -> ExitCode {
 /// The Kubernetes clients, when the configuration needs them.
 async fn kube_clients(config: &Config) -> Result<Option<setup::KubeClients>, SetupError> {
     if setup::needs_kubernetes(config) {
-        Ok(Some(setup::kube_clients(config).await?))
+        Ok(Some(setup::kube_clients(&config.kubernetes).await?))
     } else {
         Ok(None)
     }

@@ -88,6 +88,14 @@ pub fn write_report(
     Ok(summary)
 }
 
+/// Now, in Unix seconds: the clock every time of a report is on.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
 /// Parses a time for `--from`/`--to`: Unix seconds, RFC 3339, `now`, or `now-DURATION`.
 pub fn parse_time(text: &str, now: f64) -> Result<f64, String> {
     if text == "now" {

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::Parser;
 use demo_report::{
-    dashboard_queries, faults, parse_time, write_report, CatchUp, EventCounts, Platform,
+    dashboard_queries, faults, parse_time, unix_now, write_report, CatchUp, EventCounts, Platform,
     ReportQuery, WRITTEN_SETTLE,
 };
 use segment_autoscaler::credentials::{Authorization, BasicCredentials, Secret};
@@ -153,10 +153,7 @@ fn prometheus_security(
 }
 
 async fn report(cli: Cli) -> Result<(), String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs_f64();
+    let now = unix_now();
     let query = ReportQuery {
         prometheus: cli.prometheus,
         from: parse_time(&cli.from, now).map_err(|e| format!("--from {e}"))?,

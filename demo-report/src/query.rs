@@ -127,9 +127,7 @@ impl ReportQuery {
     ) -> Result<(Option<u64>, Option<VerifiedEvents>), ReportError> {
         // The highest count each generator reported since the run began: a generator that
         // has stopped (its series gone stale) still counts.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(self.to, |d| d.as_secs_f64());
+        let now = crate::unix_now();
         let window = (now - self.from).ceil().max(1.0);
         let written = instant_sum(
             http,

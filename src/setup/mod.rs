@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actuate::{CommandTarget, KubernetesScaleTarget, ScaleTarget};
-use crate::config::{Binding, Config, TargetConfig};
+use crate::config::{Binding, Config, KubernetesConfig, PravegaConfig, TargetConfig};
 use crate::credentials::InvalidToken;
 use crate::flink::FlinkClient;
 use crate::leader::{LeaderElector, LeaseTimings};
@@ -121,9 +121,9 @@ pub struct KubeClients {
 }
 
 /// Kubernetes clients from `kubernetes.kubeconfig`, or inferred (KUBECONFIG, ~/.kube/config,
-/// in-cluster ServiceAccount).
-pub async fn kube_clients(config: &Config) -> Result<KubeClients, SetupError> {
-    let mut kube_config = match &config.kubernetes.kubeconfig {
+/// in-cluster ServiceAccount), every call bounded by `kubernetes.timeout`.
+pub async fn kube_clients(config: &KubernetesConfig) -> Result<KubeClients, SetupError> {
+    let mut kube_config = match &config.kubeconfig {
         Some(path) => {
             let kubeconfig_error = |source| SetupError::Kubeconfig {
                 path: path.clone(),
@@ -141,7 +141,7 @@ pub async fn kube_clients(config: &Config) -> Result<KubeClients, SetupError> {
     };
     // kube sets no read timeout: without one, an apiserver that accepts a request and never
     // answers would hold the call forever.
-    let timeout = Some(config.kubernetes.timeout);
+    let timeout = Some(config.timeout);
     kube_config.connect_timeout = timeout;
     kube_config.write_timeout = timeout;
     let mut watch_config = kube_config.clone();
@@ -162,11 +162,15 @@ pub fn sources(config: &Config) -> Result<Sources, SetupError> {
         sources.push(Box::new(PrometheusSource::new(p, security::prometheus(p)?)));
     }
     if let Some(p) = &config.pravega {
-        let source = ControllerSource::new(p, security::controller(p)?)
-            .map_err(|e| SetupError::Controller(e.to_string()))?;
-        sources.push(Box::new(source));
+        sources.push(Box::new(controller_source(p)?));
     }
     Ok(Sources::new(sources))
+}
+
+/// The controller source of `pravega`, with its CA and credentials.
+pub fn controller_source(pravega: &PravegaConfig) -> Result<ControllerSource, SetupError> {
+    ControllerSource::new(pravega, security::controller(pravega)?)
+        .map_err(|e| SetupError::Controller(e.to_string()))
 }
 
 /// The autoscaler for a validated configuration. `kube` is required when [`needs_kubernetes`]
@@ -392,7 +396,11 @@ mod tests {
             &format!("kubernetes: {{kubeconfig: {}}}\n", file.display()),
             COMMAND_TARGET,
         );
-        let error = kube_clients(&config).await.err().unwrap().to_string();
+        let error = kube_clients(&config.kubernetes)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         std::fs::remove_file(&file).unwrap();
         assert!(
             error.starts_with(&format!("kubernetes.kubeconfig {}:", file.display())),

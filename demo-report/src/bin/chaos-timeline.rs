@@ -9,21 +9,18 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::Parser;
 use demo_report::faults::TimelineSample;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Api;
-use segment_autoscaler::config::PravegaConfig;
+use segment_autoscaler::config::{KubernetesConfig, PravegaConfig};
 use segment_autoscaler::domain::StreamId;
 use segment_autoscaler::flink::FlinkClient;
-use segment_autoscaler::observe::controller::{
-    ControllerSecurity, ControllerSource, ControllerTrust,
-};
 use segment_autoscaler::observe::{SegmentReading, SegmentSource};
+use segment_autoscaler::setup;
 
 /// Samples segments, job parallelism, target replicas and Lease holder of a run.
 #[derive(Parser)]
@@ -77,25 +74,18 @@ async fn sample(cli: Cli) -> Result<(), String> {
         tls: None,
         credentials: None,
     };
-    let source = ControllerSource::new(
-        &pravega,
-        ControllerSecurity {
-            trust: ControllerTrust::Plain,
-            credentials: None,
-        },
-    )
-    .map_err(|e| format!("--controller {}: {e}", cli.controller))?;
+    let source = setup::controller_source(&pravega)
+        .map_err(|e| format!("--controller {}: {e}", cli.controller))?;
     let streams = BTreeSet::from([cli.stream.clone()]);
     let flink = FlinkClient::new(&cli.flink, bound);
-    let kubeconfig = Kubeconfig::read_from(&cli.kubeconfig)
-        .map_err(|e| format!("--kubeconfig {}: {e}", cli.kubeconfig.display()))?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| format!("--kubeconfig {}: {e}", cli.kubeconfig.display()))?;
-    config.read_timeout = Some(bound);
-    config.connect_timeout = Some(bound);
-    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+    let kubernetes = KubernetesConfig {
+        kubeconfig: Some(cli.kubeconfig.clone()),
+        timeout: bound,
+    };
+    let client = setup::kube_clients(&kubernetes)
+        .await
+        .map_err(|e| format!("--kubeconfig {}: {e}", cli.kubeconfig.display()))?
+        .calls;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &cli.namespace);
     let leases: Api<Lease> = Api::namespaced(client, &cli.namespace);
     let mut out = std::fs::OpenOptions::new()
@@ -114,10 +104,7 @@ async fn sample(cli: Cli) -> Result<(), String> {
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = terminate.recv() => return Ok(()),
         }
-        let at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_secs_f64();
+        let at = demo_report::unix_now();
         let (segments, job, scale, lease) = tokio::join!(
             tokio::time::timeout(bound, source.read(&streams)),
             tokio::time::timeout(bound, flink.job_status()),
