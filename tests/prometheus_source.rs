@@ -132,16 +132,25 @@ async fn the_count_outlives_the_gauge_the_newest_change_wins_and_a_lost_target_h
     // later scale. Both series are live; the newer report wins, never the sum.
     let stand_in = StandInController::start(&stack).await;
     stand_in.report(&scope, "contested", 4);
-    eventually("both instances scraped", Duration::from_secs(60), || {
-        let (query, prometheus) = (gauge("contested"), prometheus.clone());
-        async move {
-            let mut values = prometheus_values(&prometheus, &query).await?;
-            values.sort_by(f64::total_cmp);
-            (values == [2.0, 4.0])
-                .then_some(())
-                .ok_or(format!("{values:?}"))
-        }
-    })
+    // Twice each: a series seen in one sample only tells no scrape interval, and so not when
+    // it began (the judgement then holds, rightly: which report is newer cannot be told).
+    eventually(
+        "both instances scraped twice",
+        Duration::from_secs(60),
+        || {
+            let (query, prometheus) = (gauge("contested"), prometheus.clone());
+            async move {
+                let mut values = prometheus_values(&prometheus, &query).await?;
+                values.sort_by(f64::total_cmp);
+                let samples =
+                    prometheus_values(&prometheus, &format!("count_over_time({query}[5m])"))
+                        .await?;
+                (values == [2.0, 4.0] && samples.len() == 2 && samples.iter().all(|n| *n >= 2.0))
+                    .then_some(())
+                    .ok_or(format!("{values:?}, samples {samples:?}"))
+            }
+        },
+    )
     .await;
     let record = plan(&stack, &format!("{scope}/contested"));
     assert_eq!(record["segments"], 4, "the newer report wins: {record}");
