@@ -328,6 +328,50 @@ pub fn table(outcomes: &[FaultOutcome], start: f64) -> String {
     out
 }
 
+/// The outcomes by kind, as a Markdown table: how many of each, the median and the longest
+/// realignment among those that realigned, how many did not before the next fault, and the
+/// wrong writes; then the same over every fault.
+pub fn summary_table(outcomes: &[FaultOutcome]) -> String {
+    let mut kinds: Vec<&str> = outcomes.iter().map(|o| o.fault.kind.as_str()).collect();
+    kinds.sort();
+    kinds.dedup();
+    let row = |name: &str, of: Vec<&FaultOutcome>| {
+        let mut seconds: Vec<f64> = of.iter().filter_map(|o| o.realigned_after).collect();
+        seconds.sort_by(f64::total_cmp);
+        let figure = |v: Option<f64>| v.map_or("-".to_string(), |s| format!("{s:.0}"));
+        format!(
+            "| {name} | {} | {} | {} | {} | {} |\n",
+            of.len(),
+            figure(median(&seconds)),
+            figure(seconds.last().copied()),
+            of.len() - seconds.len(),
+            of.iter().map(|o| o.wrong_writes.len()).sum::<usize>(),
+        )
+    };
+    let mut out = String::from(
+        "| fault | injected | median realigned after (s) | longest (s) | not realigned before the next | wrong writes |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for kind in kinds {
+        out.push_str(&row(
+            kind,
+            outcomes.iter().filter(|o| o.fault.kind == kind).collect(),
+        ));
+    }
+    out.push_str(&row("**every fault**", outcomes.iter().collect()));
+    out
+}
+
+/// The median of sorted `values`: the middle one, or the mean of the middle two.
+fn median(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,5 +595,42 @@ mod tests {
             table.contains("| 10 | taskmanager |  | 31 | yes | 0 | none |"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_summary_gives_each_kind_its_median_and_counts_what_did_not_realign() {
+        let outcome = |kind: &str, realigned: Option<f64>, wrong: usize| FaultOutcome {
+            fault: fault(0.0, kind),
+            realigned_after: realigned,
+            disrupted: true,
+            segment_changes: 0,
+            wrong_writes: (0..wrong)
+                .map(|_| WrongWrite {
+                    write: ScaleWrite {
+                        at: 1.0,
+                        replicas: 9,
+                        instance: "a-1".into(),
+                    },
+                    why: "9 replicas, above max 8".into(),
+                })
+                .collect(),
+        };
+        let table = summary_table(&[
+            outcome("taskmanager", Some(30.0), 0),
+            outcome("leader-pod", Some(2.0), 0),
+            outcome("taskmanager", Some(10.0), 1),
+            outcome("leader-pod", None, 0),
+            outcome("taskmanager", Some(20.0), 0),
+        ]);
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(
+            rows,
+            [
+                "| leader-pod | 2 | 2 | 2 | 1 | 0 |",
+                "| taskmanager | 3 | 20 | 30 | 0 | 1 |",
+                "| **every fault** | 5 | 15 | 30 | 1 | 1 |",
+            ]
+        );
+        assert_eq!(median(&[]), None);
     }
 }

@@ -255,7 +255,14 @@ fn judge_faults(
         let path = out.join(name);
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
     };
-    write("faults.md", faults::table(&outcomes, start))?;
+    write(
+        "faults.md",
+        format!(
+            "{}\n{}",
+            faults::summary_table(&outcomes),
+            faults::table(&outcomes, start)
+        ),
+    )?;
     write(
         "faults.json",
         serde_json::to_string_pretty(&outcomes).expect("outcomes serialize") + "\n",
