@@ -19,8 +19,8 @@ pub struct Fault {
 /// Parses `faults.tsv`; a line that is not `SECONDS<TAB>KIND<TAB>DETAIL` is an error naming it.
 pub fn parse_faults(text: &str) -> Result<Vec<Fault>, String> {
     text.lines()
-        .filter(|line| !line.trim().is_empty())
         .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
             let mut fields = line.splitn(3, '\t');
             let at = fields.next().and_then(|s| s.parse::<f64>().ok());
@@ -551,6 +551,9 @@ mod tests {
         assert_eq!(faults[0].detail, "deleted pod a");
         let error = parse_faults("soon\tleader-pod\tx").unwrap_err();
         assert!(error.contains("faults line 1"), "{error}");
+        // Lines are counted in the file, blank ones too.
+        let error = parse_faults("1\tleader-pod\tx\n\nsoon\ttaskmanager\ty").unwrap_err();
+        assert!(error.contains("faults line 3"), "{error}");
     }
 
     #[test]
