@@ -118,7 +118,7 @@ async fn the_stack_renders_and_the_api_server_accepts_every_object() {
     let objects = render(&stack);
     for (kind, name) in [
         ("Deployment", "flink-taskmanager"),
-        ("Job", "flink-jobmanager"),
+        ("Deployment", "flink-jobmanager"),
         ("Deployment", "pravega"),
         ("Deployment", "prometheus"),
         ("Deployment", "grafana"),
@@ -134,6 +134,16 @@ async fn the_stack_renders_and_the_api_server_accepts_every_object() {
     }
 
     assert_accepted(&stack, &objects).await;
+
+    // A lost JobManager pod is replaced at once, however often (a batch Job backs off and
+    // gives up), and never by a second JobManager beside the first.
+    let jobmanager = find(&objects, "Deployment", "flink-jobmanager");
+    assert_eq!(jobmanager["spec"]["replicas"], 1);
+    assert_eq!(jobmanager["spec"]["strategy"]["type"], "Recreate");
+    assert!(
+        !objects.iter().any(|o| o["kind"] == "Job"),
+        "no batch Job in the stack"
+    );
 
     // The autoscaler runs as a hardened, probed, bounded container.
     let autoscaler = find(&objects, "Deployment", "segment-autoscaler");
@@ -193,7 +203,7 @@ async fn the_prewarmed_component_changes_only_the_scheduler_and_the_alignment() 
 
     // The JobManager: the adaptive scheduler in place of reactive mode, nothing else.
     let args = |objects: &[Value]| {
-        find(objects, "Job", "flink-jobmanager")["spec"]["template"]["spec"]["containers"][0]
+        find(objects, "Deployment", "flink-jobmanager")["spec"]["template"]["spec"]["containers"][0]
             ["args"]
             .clone()
     };
@@ -230,7 +240,7 @@ async fn the_prewarmed_component_changes_only_the_scheduler_and_the_alignment() 
             .to_string();
         let same = find(&base, &kind, &name);
         match (kind.as_str(), name.as_str()) {
-            ("Job", "flink-jobmanager") => {
+            ("Deployment", "flink-jobmanager") => {
                 object["spec"]["template"]["spec"]["containers"][0]["args"] = base_args.clone()
             }
             ("SegmentScaler", "busy-reader") => {
@@ -359,7 +369,7 @@ async fn the_secured_component_is_accepted_and_mounts_every_file_its_clients_rea
     // The generator and the job (its JobManager and TaskManagers) read Pravega with a CA and an
     // account from mounted Secrets; Flink's REST API asks for client certificates.
     let generator = pod_spec(&secured, "Deployment", "data-generator");
-    let jobmanager = pod_spec(&secured, "Job", "flink-jobmanager");
+    let jobmanager = pod_spec(&secured, "Deployment", "flink-jobmanager");
     let taskmanager = pod_spec(&secured, "Deployment", "flink-taskmanager");
     for (what, args, pods) in [
         (
