@@ -167,10 +167,16 @@ cluster_build_images() {
   }
 }
 
-# cluster_import_image TARBALL: a docker-archive into containerd's namespace for Kubernetes.
+# cluster_import_image TARBALL: a docker-archive into containerd's namespace for Kubernetes;
+# nothing when this node already imported that tarball since it was last written (an import
+# costs 20-50 s and every cluster test deploys; containerd's store goes with $CLUSTER_RUN).
 cluster_import_image() {
+  local marker
+  marker="$CLUSTER_RUN/containerd/imported/$(basename "$1")"
+  [[ -e $marker && $marker -nt $1 ]] && return 0
   run_logged "cluster-import-$(basename "$1" .tar)" ctr -a "$CLUSTER_CONTAINERD_SOCK" -n k8s.io images import "$1" ||
     die "cluster: importing $1 failed"
+  mkdir -p "${marker%/*}" && touch "$marker"
 }
 
 # cluster_in_node CMD...: CMD in the node's network namespace (and only that namespace).
