@@ -20,13 +20,14 @@ k() { "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" --request-timeout=30s 
 chaos_pid="" timeline_pid="" chaos_report=()
 # chaos_loop: until $out/chaos.stop exists, one fault every MIN-MAX seconds (seeded), every kind
 # in turn in an order reshuffled each round, each appended to faults.tsv; with --duration, none
-# in the last MAX seconds, so the last fault's cost is seen. It stops only between faults, so a
+# in the last MAX seconds, so the last fault's cost is seen; with --rounds, none after that many
+# rounds. It stops only between faults, so a
 # freeze it began is always undone.
 chaos_loop() {
   local kinds order=() keyed i=0 gap kind at detail pick min=${fault_every%-*} max=${fault_every#*-}
   if [[ -n $faults ]]; then IFS=, read -ra kinds <<<"$faults"; else mapfile -t kinds < <("$stack" fault --list); fi
   RANDOM=$seed
-  while :; do
+  while [[ -z $rounds ]] || ((i < rounds * ${#kinds[@]})); do
     if ((i % ${#kinds[@]} == 0)); then
       # The keys drawn here: a subshell would draw from a reseeded generator.
       keyed=""
@@ -57,7 +58,7 @@ chaos_start() {
   timeline_pid=$!
   chaos_loop &
   chaos_pid=$!
-  log "chaos: seed $seed, a fault every $fault_every s (${faults:-every kind}); faults.tsv and timeline.jsonl in $out"
+  log "chaos: seed $seed, a fault every $fault_every s (${faults:-every kind}${rounds:+, $rounds round(s)}); faults.tsv and timeline.jsonl in $out"
 }
 # chaos_stop: ends the loop between two faults, then the timeline; keeps the Events and the
 # binding's bounds for the report.
