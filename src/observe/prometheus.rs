@@ -10,14 +10,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use prometheus_http_query::response::{Data, PromqlResult};
-use serde::Deserialize;
 
 use super::evidence::{self, Reporter, Scrape, SeriesHistory, Window};
 use super::{SegmentReading, SegmentSource, SourceError};
 use crate::config::PrometheusConfig;
 use crate::domain::{SourceKind, StreamId};
 use crate::http::{self, ClientSecurity, NoAnswer};
+
+mod answer;
+use answer::{Answer, Labels, ResultData, VectorSeries};
 
 /// Reads the segment gauge from Prometheus' HTTP API.
 pub struct PrometheusSource {
@@ -30,23 +31,38 @@ pub struct PrometheusSource {
     timeout: std::time::Duration,
 }
 
-/// The envelope of a Prometheus API answer. The status is checked here, before the crate's
-/// result types read `data`, so that an HTTP error keeps its status (and its error reason).
-#[derive(Deserialize)]
-struct ApiAnswer {
-    status: String,
-    error: Option<String>,
-    data: Option<PromqlResult>,
+/// A Prometheus API answer as received: the HTTP status and the body, decoded where read
+/// (the series borrow their labels from it).
+struct Body {
+    status: reqwest::StatusCode,
+    bytes: bytes::Bytes,
 }
 
-/// The count of a stream whose gauge is reported now, when every instance reporting it says
-/// the same (never added up); `None` when they disagree (or none reports it): the look-back
-/// must order them.
-fn reported_now(values: &[f64]) -> Option<SegmentReading> {
-    let (first, rest) = values.split_first()?;
-    rest.iter()
-        .all(|v| v == first)
-        .then(|| SegmentReading::from_sample(*first))
+/// What the instances reporting a stream's gauge now say, folded series by series: one value,
+/// or values that differ (never added up).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ReportedNow {
+    Agreed(f64),
+    Differ,
+}
+
+impl ReportedNow {
+    /// With one more instance's value.
+    fn and(self, value: f64) -> ReportedNow {
+        match self {
+            ReportedNow::Agreed(agreed) if agreed == value => self,
+            _ => ReportedNow::Differ,
+        }
+    }
+
+    /// The stream's count when the instances agree; `None` when they differ: the look-back
+    /// must order them.
+    fn reading(self) -> Option<SegmentReading> {
+        match self {
+            ReportedNow::Agreed(value) => Some(SegmentReading::from_sample(value)),
+            ReportedNow::Differ => None,
+        }
+    }
 }
 
 /// Escapes `text` for a PromQL regex matcher inside a double-quoted string: regex
@@ -143,8 +159,8 @@ impl PrometheusSource {
     }
 
     /// One instant query evaluated at `at` (Unix seconds, to the millisecond: whole seconds
-    /// would miss samples scraped within the last one).
-    async fn query(&self, query: String, at: f64) -> Result<Data, SourceError> {
+    /// would miss samples scraped within the last one); the answer as received.
+    async fn query(&self, query: String, at: f64) -> Result<Body, SourceError> {
         let endpoint = || self.endpoint.clone();
         let transport = |e: &reqwest::Error| match NoAnswer::from(e) {
             NoAnswer::Timeout => SourceError::Timeout {
@@ -187,14 +203,21 @@ impl PrometheusSource {
             }
         };
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| transport(&e))?;
-        let answer: Result<ApiAnswer, _> = serde_json::from_slice(&body);
-        match answer {
-            Ok(ApiAnswer {
+        let bytes = response.bytes().await.map_err(|e| transport(&e))?;
+        Ok(Body { status, bytes })
+    }
+
+    /// The result of an answer to [`Self::query`], checked: an HTTP error keeps its status
+    /// (and its error reason), a refused query its reason.
+    fn result<'b>(&self, body: &'b Body) -> Result<ResultData<'b>, SourceError> {
+        let endpoint = || self.endpoint.clone();
+        let Body { status, bytes } = body;
+        match serde_json::from_slice::<Answer>(bytes) {
+            Ok(Answer {
                 status: ok,
                 data: Some(data),
                 ..
-            }) if status.is_success() && ok == "success" => Ok(data.into_inner().0),
+            }) if status.is_success() && ok.as_str() == "success" => Ok(data),
             Ok(answer) if !status.is_success() => Err(SourceError::Status {
                 endpoint: endpoint(),
                 status: status.as_u16(),
@@ -205,7 +228,7 @@ impl PrometheusSource {
                 message: answer.error.unwrap_or_else(|| "query failed".into()),
             }),
             // Go's HTTPS servers answer plain HTTP with this 400.
-            Err(_) if body.starts_with(b"Client sent an HTTP request to an HTTPS server") => {
+            Err(_) if bytes.starts_with(b"Client sent an HTTP request to an HTTPS server") => {
                 Err(SourceError::Tls {
                     endpoint: endpoint(),
                     message: "the server speaks HTTPS: use https:// with prometheus.tls".into(),
@@ -224,12 +247,21 @@ impl PrometheusSource {
         }
     }
 
+    /// The series of an instant-vector answer (`what` names the query in errors).
+    fn vector<'b>(&self, body: &'b Body, what: &str) -> Result<Vec<VectorSeries<'b>>, SourceError> {
+        match self.result(body)?.vector() {
+            Some(Ok(series)) => Ok(series),
+            Some(Err(e)) => Err(self.invalid(&format!("{what}: {e}"))),
+            None => Err(self.invalid(&format!("{what}'s result is not an instant vector"))),
+        }
+    }
+
     /// The (scope, stream) a series' labels name, if it names one.
-    fn stream_of(&self, labels: &HashMap<String, String>) -> Option<StreamId> {
-        Some(StreamId {
-            scope: labels.get(&self.scope_label)?.clone(),
-            stream: labels.get(&self.stream_label)?.clone(),
-        })
+    fn stream_of<'l>(&self, labels: &'l Labels) -> Option<(&'l str, &'l str)> {
+        Some((
+            labels.get(&self.scope_label)?,
+            labels.get(&self.stream_label)?,
+        ))
     }
 
     fn invalid(&self, message: &str) -> SourceError {
@@ -239,35 +271,54 @@ impl PrometheusSource {
         }
     }
 
-    /// Groups an instant-query answer by stream: every series' value, per stream.
-    fn group_by_stream(&self, data: Data) -> Result<HashMap<StreamId, Vec<f64>>, SourceError> {
-        let Data::Vector(samples) = data else {
-            return Err(self.invalid("the query's result is not an instant vector"));
-        };
-        let mut by_stream: HashMap<StreamId, Vec<f64>> = HashMap::new();
-        for sample in samples {
-            let (labels, value) = sample.into_inner();
-            if let Some(stream) = self.stream_of(&labels) {
-                by_stream.entry(stream).or_default().push(value.value());
-            }
+    /// Groups an instant vector by (scope, stream): what the instances reporting it say.
+    fn group_by_stream<'s>(
+        &self,
+        series: &'s [VectorSeries],
+    ) -> Result<HashMap<(&'s str, &'s str), ReportedNow>, SourceError> {
+        let mut by_stream: HashMap<(&str, &str), ReportedNow> = HashMap::new();
+        for one in series {
+            let Some(stream) = self.stream_of(&one.metric) else {
+                continue;
+            };
+            let value = one
+                .value
+                .value()
+                .ok_or_else(|| self.invalid("a sample's value is not a number"))?;
+            by_stream
+                .entry(stream)
+                .and_modify(|reported| *reported = reported.and(value))
+                .or_insert(ReportedNow::Agreed(value));
         }
         Ok(by_stream)
     }
 
     /// Groups a range-selector answer by stream: each reporter's samples, per stream.
-    fn histories(&self, data: Data) -> Result<HashMap<StreamId, Vec<SeriesHistory>>, SourceError> {
-        let Data::Matrix(series) = data else {
-            return Err(self.invalid("the look-back query's result is not a range vector"));
+    fn histories(&self, body: &Body) -> Result<HashMap<StreamId, Vec<SeriesHistory>>, SourceError> {
+        let series = match self.result(body)?.matrix() {
+            Some(Ok(series)) => series,
+            Some(Err(e)) => return Err(self.invalid(&format!("the look-back query: {e}"))),
+            None => return Err(self.invalid("the look-back query's result is not a range vector")),
         };
         let mut by_stream: HashMap<StreamId, Vec<SeriesHistory>> = HashMap::new();
         for one in series {
-            let (labels, samples) = one.into_inner();
-            if let Some(stream) = self.stream_of(&labels) {
-                by_stream.entry(stream).or_default().push(SeriesHistory {
-                    reporter: reporter(&labels),
-                    samples: samples.iter().map(|s| (s.timestamp(), s.value())).collect(),
-                });
-            }
+            let Some((scope, stream)) = self.stream_of(&one.metric) else {
+                continue;
+            };
+            let samples = one
+                .values
+                .iter()
+                .map(|s| Some((s.timestamp(), s.value()?)))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.invalid("a sample's value is not a number"))?;
+            let stream = StreamId {
+                scope: scope.to_owned(),
+                stream: stream.to_owned(),
+            };
+            by_stream.entry(stream).or_default().push(SeriesHistory {
+                reporter: reporter(&one.metric),
+                samples,
+            });
         }
         Ok(by_stream)
     }
@@ -290,19 +341,17 @@ impl PrometheusSource {
             "up{{instance=~\"{}\"}}",
             instances.into_iter().collect::<Vec<_>>().join("|")
         );
-        let Data::Vector(samples) = self.query(query, at).await? else {
-            return Err(self.invalid("the up query's result is not an instant vector"));
-        };
-        Ok(samples
-            .into_iter()
-            .map(|sample| {
-                let (labels, value) = sample.into_inner();
-                let state = if value.value() == 1.0 {
+        let body = self.query(query, at).await?;
+        Ok(self
+            .vector(&body, "the up query")?
+            .iter()
+            .map(|series| {
+                let state = if series.value.value() == Some(1.0) {
                     Scrape::Up
                 } else {
                     Scrape::Down
                 };
-                (reporter(&labels), state)
+                (reporter(&series.metric), state)
             })
             .collect())
     }
@@ -316,11 +365,14 @@ impl PrometheusSource {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let reported = self.group_by_stream(self.query(self.selector(streams), now).await?)?;
-        let mut readings = HashMap::new();
+        let body = self.query(self.selector(streams), now).await?;
+        let series = self.vector(&body, "the query")?;
+        let reported = self.group_by_stream(&series)?;
+        let mut readings = HashMap::with_capacity(streams.len());
         let mut undecided = BTreeSet::new();
         for stream in streams {
-            match reported.get(stream).and_then(|values| reported_now(values)) {
+            let key = (stream.scope.as_str(), stream.stream.as_str());
+            match reported.get(&key).and_then(|reported| reported.reading()) {
                 Some(reading) => {
                     readings.insert(stream.clone(), reading);
                 }
@@ -333,7 +385,7 @@ impl PrometheusSource {
             return Ok(readings);
         }
         let histories =
-            self.histories(self.query(self.lookback_selector(&undecided), now).await?)?;
+            self.histories(&self.query(self.lookback_selector(&undecided), now).await?)?;
         let reporters: BTreeSet<&Reporter> = undecided
             .iter()
             .filter_map(|s| histories.get(s))
@@ -355,10 +407,10 @@ impl PrometheusSource {
 }
 
 /// The scrape target a series came from.
-fn reporter(labels: &HashMap<String, String>) -> Reporter {
+fn reporter(labels: &Labels) -> Reporter {
     Reporter {
-        job: labels.get("job").cloned(),
-        instance: labels.get("instance").cloned(),
+        job: labels.get("job").map(str::to_owned),
+        instance: labels.get("instance").map(str::to_owned),
     }
 }
 
@@ -398,17 +450,25 @@ mod tests {
 
     #[test]
     fn instances_reporting_now_are_never_added_up() {
-        assert_eq!(reported_now(&[3.0, 3.0]), Some(SegmentReading::Segments(3)));
-        assert_eq!(reported_now(&[3.0, 4.0]), None, "the look-back orders them");
+        let agreed = ReportedNow::Agreed(3.0);
+        assert_eq!(agreed.reading(), Some(SegmentReading::Segments(3)));
+        assert_eq!(agreed.and(3.0).reading(), Some(SegmentReading::Segments(3)));
         assert_eq!(
-            reported_now(&[]),
-            None,
-            "the look-back finds the evicted count"
+            agreed.and(4.0),
+            ReportedNow::Differ,
+            "the look-back orders them"
         );
+        assert_eq!(agreed.and(4.0).and(3.0), ReportedNow::Differ);
+        assert_eq!(ReportedNow::Differ.reading(), None);
         assert!(matches!(
-            reported_now(&[f64::NAN]),
+            ReportedNow::Agreed(f64::NAN).reading(),
             Some(SegmentReading::Invalid(_))
         ));
+        assert_eq!(
+            ReportedNow::Agreed(f64::NAN).and(f64::NAN),
+            ReportedNow::Differ,
+            "NaN agrees with nothing"
+        );
     }
 
     #[test]
@@ -437,13 +497,11 @@ mod tests {
         }
     }
 
-    fn data(json: serde_json::Value) -> Data {
-        serde_json::from_value::<ApiAnswer>(json)
-            .unwrap()
-            .data
-            .unwrap()
-            .into_inner()
-            .0
+    fn body(json: serde_json::Value) -> Body {
+        Body {
+            status: reqwest::StatusCode::OK,
+            bytes: serde_json::to_vec(&json).unwrap().into(),
+        }
     }
 
     #[test]
@@ -473,19 +531,32 @@ mod tests {
 
     #[test]
     fn vector_answers_are_grouped_by_stream() {
-        let body = serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": [
+        let answer = serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": [
             {"metric": {"scope": "demo", "stream": "a", "instance": "c1"}, "value": [1.0, "2"]},
             {"metric": {"scope": "demo", "stream": "a", "instance": "c2"}, "value": [1.0, "2"]},
             {"metric": {"scope": "demo", "stream": "b"}, "value": [1.0, "NaN"]},
             {"metric": {"stream": "no-scope"}, "value": [1.0, "5"]}
         ]}});
         let source = prometheus("http://127.0.0.1:1");
-        let grouped = source.group_by_stream(data(body)).unwrap();
-        assert_eq!(grouped[&"demo/a".parse().unwrap()], vec![2.0, 2.0]);
-        assert!(grouped[&"demo/b".parse().unwrap()][0].is_nan());
+        let answer = body(answer);
+        let series = source.vector(&answer, "the query").unwrap();
+        let grouped = source.group_by_stream(&series).unwrap();
+        assert_eq!(grouped[&("demo", "a")], ReportedNow::Agreed(2.0));
+        assert!(matches!(grouped[&("demo", "b")], ReportedNow::Agreed(v) if v.is_nan()));
         assert_eq!(grouped.len(), 2, "series without the labels are ignored");
         let matrix = serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": []}});
-        let error = source.group_by_stream(data(matrix)).unwrap_err();
+        let error = source.vector(&body(matrix), "the query").unwrap_err();
+        assert_eq!(error.reason(), ErrorReason::InvalidAnswer, "{error}");
+        assert!(
+            error.to_string().contains("not an instant vector"),
+            "{error}"
+        );
+        let not_a_number = serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"scope": "demo", "stream": "a"}, "value": [1.0, "many"]}
+        ]}});
+        let not_a_number = body(not_a_number);
+        let series = source.vector(&not_a_number, "the query").unwrap();
+        let error = source.group_by_stream(&series).unwrap_err();
         assert_eq!(error.reason(), ErrorReason::InvalidAnswer, "{error}");
     }
 

@@ -2,6 +2,7 @@
 //! record a reconciliation's outcome into them.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::sync::{Mutex, MutexGuard};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -377,11 +378,16 @@ impl Metrics {
         replicas: Option<u32>,
         decision: &ScaleDecision,
     ) {
+        // One label set, its stream rewritten in place: a binding of 10 000 streams would
+        // otherwise allocate two strings per stream every tick (the family copies it only for a
+        // new series).
+        let mut labels = StreamLabels {
+            binding: binding.into(),
+            stream: String::new(),
+        };
         for o in observations {
-            let labels = StreamLabels {
-                binding: binding.into(),
-                stream: o.stream.to_string(),
-            };
+            labels.stream.clear();
+            let _ = write!(labels.stream, "{}", o.stream);
             match (o.reading.segments(), o.reading.evidence_age()) {
                 (Some(n), Some(age)) => {
                     self.stream_segments
@@ -514,7 +520,20 @@ mod tests {
             },
             source: SourceKind::Prometheus,
         };
-        m.record_decision("b", &[observed], decision.job_taskmanagers, &decision);
+        let second = Observation {
+            stream: "demo/b".parse().unwrap(),
+            reading: SegmentReading::LastReported {
+                segments: 5,
+                age: Duration::from_secs(2),
+            },
+            source: SourceKind::Prometheus,
+        };
+        m.record_decision(
+            "b",
+            &[observed, second],
+            decision.job_taskmanagers,
+            &decision,
+        );
         m.record_job(
             "b",
             Some(JobAlignment {
@@ -525,6 +544,7 @@ mod tests {
         let text = m.encode();
         for line in [
             "segment_autoscaler_current_replicas{binding=\"b\"} 1",
+            "segment_autoscaler_stream_segments{binding=\"b\",stream=\"demo/b\"} 5",
             "segment_autoscaler_desired_replicas{binding=\"b\"} 3",
             "segment_autoscaler_stream_segments{binding=\"b\",stream=\"demo/a\"} 3",
             "segment_autoscaler_stream_evidence_age_seconds{binding=\"b\",stream=\"demo/a\"} 250.5",
