@@ -21,8 +21,7 @@ chaos_pid="" timeline_pid="" chaos_report=()
 # chaos_loop: until $out/chaos.stop exists, one fault every MIN-MAX seconds (seeded), every kind
 # in turn in an order reshuffled each round, each appended to faults.tsv; with --duration, none
 # in the last MAX seconds, so the last fault's cost is seen; with --rounds, none after that many
-# rounds. It stops only between faults, so a
-# freeze it began is always undone.
+# rounds. It stops only between faults, so a freeze it began is always undone.
 chaos_loop() {
   local kinds order=() keyed i=0 gap kind at detail pick min=${fault_every%-*} max=${fault_every#*-}
   if [[ -n $faults ]]; then IFS=, read -ra kinds <<<"$faults"; else mapfile -t kinds < <("$stack" fault --list); fi
