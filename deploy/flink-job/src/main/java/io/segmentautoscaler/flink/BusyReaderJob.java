@@ -11,6 +11,8 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * The demo's Flink job: reads a Pravega stream with one reader per subtask (so useful
  * parallelism is the stream's segment count), burns a configurable amount of CPU per event, and
  * verifies the data generator's per-key sequence numbers (gaps and duplicates, in Flink state).
+ * Its source reports Flink's standard {@code pendingRecords} (see {@link PendingRecords}), so
+ * the backlog is seen as with Flink's own connectors.
  *
  * <p>Arguments: {@code --controller tcp://127.0.0.1:9090 --scope demo --stream load
  * [--reader-group busy-reader] [--burn-iterations 200] [--checkpoint-interval-ms 5000]

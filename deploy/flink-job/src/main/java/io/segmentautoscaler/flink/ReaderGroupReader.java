@@ -48,6 +48,8 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], S
     private volatile boolean running = true;
     private EventStreamClientFactory clientFactory;
     private Thread fetcher;
+    /** This reader's backlog (the standard {@code pendingRecords}); null before its split. */
+    private volatile PendingRecords pending;
     private Long checkpointToTrigger;
     /** The checkpoint whose marker was met last and whose barrier is not out yet. */
     private Long pausedFor;
@@ -61,6 +63,10 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], S
         this.context = context;
         this.eventsRead = context.metricGroup().counter("eventsRead");
         context.metricGroup().meter("eventsReadPerSecond", new MeterView(eventsRead, 5));
+        context.metricGroup().setPendingRecordsGauge(() -> {
+            PendingRecords backlog = pending;
+            return backlog == null ? null : backlog.value();
+        });
     }
 
     @Override
@@ -158,6 +164,7 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], S
                     split.id(), settings.readerGroup, new ByteArraySerializer(), ReaderConfig.builder().build());
             LOG.info("Reader {} of subtask {} reads {}/{} in reader group {}", split.id(),
                     context.getIndexOfSubtask(), settings.scope, settings.stream, settings.readerGroup);
+            pending = new PendingRecords(settings, split.id());
             fetcher = new Thread(() -> fetch(reader), "pravega-reader-" + split.id());
             fetcher.setDaemon(true);
             fetcher.start();
@@ -169,6 +176,9 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], S
             while (running) {
                 EventRead<byte[]> read = reader.readNextEvent(READ_TIMEOUT_MS);
                 Object item = read.isCheckpoint() ? flinkCheckpointId(read.getCheckpointName()) : read.getEvent();
+                if (item instanceof byte[]) {
+                    pending.read(((byte[]) item).length);
+                }
                 if (item != null && !enqueue(item)) {
                     return;
                 }
@@ -217,6 +227,9 @@ final class ReaderGroupReader implements ExternallyInducedSourceReader<byte[], S
         }
         if (clientFactory != null) {
             clientFactory.close();
+        }
+        if (pending != null) {
+            pending.close();
         }
     }
 }
