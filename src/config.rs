@@ -392,6 +392,10 @@ pub struct FlinkConfig {
     /// How the job is brought to the segments' parallelism.
     #[serde(default)]
     pub alignment: Alignment,
+    /// How long the job's backlog must grow, while it runs aligned, before the binding reports
+    /// it falling behind (README: Backlog).
+    #[serde(default = "defaults::backlog_window", deserialize_with = "duration")]
+    pub backlog_window: Duration,
     /// How to trust an `https://` REST API, and the client certificate to show when it asks
     /// for one (Flink's `security.ssl.rest.authentication-enabled`).
     pub tls: Option<TlsConfig>,
@@ -460,6 +464,11 @@ pub(crate) mod defaults {
     }
     pub fn rescale_tolerance() -> Duration {
         Duration::from_secs(15)
+    }
+    /// Two minutes: longer than a few reader-group checkpoints (the backlog estimate jumps
+    /// with each), shorter than the minutes Pravega takes to split a segment.
+    pub fn backlog_window() -> Duration {
+        Duration::from_secs(120)
     }
     pub fn source_timeout() -> Duration {
         Duration::from_secs(5)
@@ -985,6 +994,17 @@ impl FlinkConfig {
             self.security(),
         )?;
         config.within_deadline(field("flink.timeout"), self.timeout)?;
+        // Its first and last quarters must each hold a reconciliation's sample.
+        if self.backlog_window < config.interval * 8 {
+            return Err(ConfigError::invalid(
+                field("flink.backlog_window"),
+                format!(
+                    "{} is shorter than 8 intervals ({}): too few samples to tell growth from noise",
+                    humantime::format_duration(self.backlog_window),
+                    humantime::format_duration(config.interval * 8)
+                ),
+            ));
+        }
         if self.alignment.headroom() > MAX_REPLICAS {
             return Err(ConfigError::invalid(
                 field("flink.alignment.headroom"),

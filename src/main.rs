@@ -167,8 +167,8 @@ async fn plan_once(config: Config, output: Output) -> Result<(), Failure> {
 fn table(reports: &[BindingReport]) -> String {
     let cell = |v: Option<u32>| v.map_or("-".to_string(), |n| n.to_string());
     let mut rows = vec![[
-        "BINDING", "STREAMS", "SEGMENTS", "SOURCE", "EVIDENCE", "CURRENT", "DESIRED", "ACTION",
-        "REASON",
+        "BINDING", "STREAMS", "SEGMENTS", "SOURCE", "EVIDENCE", "CURRENT", "DESIRED", "BACKLOG",
+        "ACTION", "REASON",
     ]
     .map(String::from)
     .to_vec()];
@@ -185,11 +185,12 @@ fn table(reports: &[BindingReport]) -> String {
             evidence_age(r),
             cell(r.current_replicas),
             cell(r.desired_replicas),
+            backlog(r),
             r.action.as_str().into(),
             r.reason.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..9)
+    let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|row| row[i].len()).max().unwrap_or(0))
         .collect();
     rows.iter()
@@ -202,6 +203,21 @@ fn table(reports: &[BindingReport]) -> String {
             format!("{}\n", cells.join("  ").trim_end())
         })
         .collect()
+}
+
+/// The job's backlog in events, with the time to read it when it shrinks (`1200 (40s)`), or
+/// `-` when unknown.
+fn backlog(report: &BindingReport) -> String {
+    let Some(records) = report.backlog.as_ref().and_then(|b| b.records) else {
+        return "-".into();
+    };
+    match report.backlog.as_ref().and_then(|b| b.catch_up_seconds) {
+        Some(seconds) if records > 0 => format!(
+            "{records} ({})",
+            humantime::format_duration(std::time::Duration::from_secs(seconds.ceil() as u64))
+        ),
+        _ => records.to_string(),
+    }
 }
 
 /// The oldest evidence among a binding's streams: `now`, an age such as `4m 12s`, or `-`

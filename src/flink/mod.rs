@@ -184,6 +184,45 @@ impl JobStatus {
     }
 }
 
+/// What a job's source reports of its load: Flink's standard metrics of the source operator
+/// (`pendingRecords`, FLIP-33, and `numRecordsOutPerSecond`, summed over its subtasks) and of
+/// its vertex (`busyTimeMsPerSecond`, their mean). Each is None when no subtask reports it (a
+/// source without `pendingRecords`, or before its first estimate).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceLoad {
+    /// Events in the source's input not read yet.
+    pub pending_records: Option<u64>,
+    /// Events the source emits per second.
+    pub records_per_second: Option<f64>,
+    /// Share of the time its subtasks are busy, 0 to 1.
+    pub busy_ratio: Option<f64>,
+}
+
+/// One aggregated entry of `GET /jobs/:id/vertices/:vid/subtasks/metrics`.
+#[derive(Deserialize)]
+struct AggregatedMetric {
+    id: String,
+    #[serde(default)]
+    sum: Option<f64>,
+    #[serde(default)]
+    avg: Option<f64>,
+}
+
+/// The source operator's name in its metrics' ids (`Source__pravega-reader` of
+/// `Source__pravega-reader.pendingRecords`), found among the vertex's metric ids: the one that
+/// reports `pendingRecords`, else the first source operator.
+fn source_operator(ids: &[AggregatedMetric]) -> Option<&str> {
+    let named = |suffix: &str| {
+        ids.iter()
+            .find_map(|m| m.id.strip_suffix(suffix).filter(|op| !op.is_empty()))
+    };
+    named(".pendingRecords").or_else(|| {
+        ids.iter()
+            .filter(|m| m.id.starts_with("Source"))
+            .find_map(|m| m.id.strip_suffix(".numRecordsOutPerSecond"))
+    })
+}
+
 /// What the autoscaler needs of a JobManager's configuration, read once per job
 /// ([`FlinkClient::jobmanager_settings`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,6 +438,38 @@ impl FlinkClient {
         self.send(&url, self.http.put(&url).json(&requirements))
             .await
             .map(drop)
+    }
+
+    /// The load of the job's source vertex `source_vertex` ([`SourceLoad`]). Operator metrics
+    /// carry the operator's name, so the vertex's metric ids are listed first (two requests).
+    pub async fn source_load(
+        &self,
+        job_id: &str,
+        source_vertex: &str,
+    ) -> Result<SourceLoad, FlinkError> {
+        let path = format!("/jobs/{job_id}/vertices/{source_vertex}/subtasks/metrics");
+        let ids: Vec<AggregatedMetric> = self.get(&path).await?;
+        let Some(operator) = source_operator(&ids) else {
+            return Ok(SourceLoad {
+                pending_records: None,
+                records_per_second: None,
+                busy_ratio: None,
+            });
+        };
+        let (pending, rate) = (
+            format!("{operator}.pendingRecords"),
+            format!("{operator}.numRecordsOutPerSecond"),
+        );
+        let query = format!("{path}?get={pending},{rate},busyTimeMsPerSecond&agg=sum,avg");
+        let figures: Vec<AggregatedMetric> = self.get(&query).await?;
+        let find = |id: &str| figures.iter().find(|m| m.id == id);
+        let finite = |v: Option<f64>| v.filter(|v| v.is_finite() && *v >= 0.0);
+        Ok(SourceLoad {
+            pending_records: finite(find(&pending).and_then(|m| m.sum)).map(|v| v.round() as u64),
+            records_per_second: finite(find(&rate).and_then(|m| m.sum)),
+            busy_ratio: finite(find("busyTimeMsPerSecond").and_then(|m| m.avg))
+                .map(|ms| (ms / 1000.0).min(1.0)),
+        })
     }
 
     /// What the JobManager's configuration says for the job `job_id`: whether it runs in
@@ -648,6 +719,34 @@ mod tests {
 
     fn details(json: serde_json::Value) -> Result<JobDetails, serde_json::Error> {
         serde_json::from_value(json)
+    }
+
+    fn metric_ids(ids: &[&str]) -> Vec<AggregatedMetric> {
+        serde_json::from_value(json!(ids
+            .iter()
+            .map(|id| json!({"id": id}))
+            .collect::<Vec<_>>()))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_source_operator_is_the_one_reporting_pending_records() {
+        // Ids as Flink 2.3.0 lists them for the busy reader's chained source vertex.
+        let ids = metric_ids(&[
+            "busyTimeMsPerSecond",
+            "burn-cpu.numRecordsInPerSecond",
+            "Source__pravega-reader.numRecordsOutPerSecond",
+            "parse-sequence.numRecordsOut",
+            "Source__pravega-reader.pendingRecords",
+        ]);
+        assert_eq!(source_operator(&ids), Some("Source__pravega-reader"));
+        // Before its first estimate (or a source without it): the source operator by name.
+        let ids = metric_ids(&[
+            "burn-cpu.numRecordsOutPerSecond",
+            "Source__kafka.numRecordsOutPerSecond",
+        ]);
+        assert_eq!(source_operator(&ids), Some("Source__kafka"));
+        assert_eq!(source_operator(&metric_ids(&["busyTimeMsPerSecond"])), None);
     }
 
     #[test]

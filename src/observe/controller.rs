@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pravega_controller_client::controller::controller_service_client::ControllerServiceClient;
+use pravega_controller_client::controller::scaling_policy::ScalingPolicyType;
 use pravega_controller_client::controller::stream_info::AccessOperation;
 use pravega_controller_client::controller::StreamInfo;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -127,29 +128,52 @@ impl ControllerSource {
         })
     }
 
-    /// One stream's reading; `probe` holds the pass's one TLS handshake, made by the first
-    /// call that fails to connect and shared by the others.
-    async fn read_one(&self, stream: &StreamId, probe: &TlsProbe) -> SegmentReading {
-        let mut request = tonic::Request::new(StreamInfo {
-            scope: stream.scope.clone(),
-            stream: stream.stream.clone(),
-            access_operation: AccessOperation::None as i32,
-        });
+    /// `message` as a request, with the credentials when the cluster has auth on.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
         if let Some(value) = &self.authorization {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
         }
-        // Each call has a client of its own (cheap: they share the channel).
-        let mut client = self.client.clone();
-        let call = client.get_current_segments(request);
+        request
+    }
+
+    /// Awaits `call` within the timeout; a failure is a [`SourceError`] (`probe` holds the
+    /// pass's one TLS handshake, made by the first call that fails to connect).
+    async fn answer<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+        probe: &TlsProbe,
+    ) -> Result<T, SourceError> {
         match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => SegmentReading::Unavailable(SourceError::Timeout {
+            Err(_) => Err(SourceError::Timeout {
                 endpoint: self.endpoint.clone(),
                 after: self.timeout,
             }),
-            Ok(Err(status)) => SegmentReading::Unavailable(self.error(status, probe).await),
-            Ok(Ok(answer)) => count(answer.into_inner().segment_ranges.len()),
+            Ok(Err(status)) => Err(self.error(status, probe).await),
+            Ok(Ok(answer)) => Ok(answer.into_inner()),
+        }
+    }
+
+    /// The stream's info, asking for no delegation token (READ is enough).
+    fn stream_info(stream: &StreamId) -> StreamInfo {
+        StreamInfo {
+            scope: stream.scope.clone(),
+            stream: stream.stream.clone(),
+            access_operation: AccessOperation::None as i32,
+        }
+    }
+
+    /// One stream's reading; `probe` holds the pass's one TLS handshake, made by the first
+    /// call that fails to connect and shared by the others.
+    async fn read_one(&self, stream: &StreamId, probe: &TlsProbe) -> SegmentReading {
+        // Each call has a client of its own (cheap: they share the channel).
+        let mut client = self.client.clone();
+        let call = client.get_current_segments(self.request(Self::stream_info(stream)));
+        match self.answer(call, probe).await {
+            Err(e) => SegmentReading::Unavailable(e),
+            Ok(answer) => count(answer.segment_ranges.len()),
         }
     }
 
@@ -218,6 +242,82 @@ impl ControllerSource {
             },
             ControllerTrust::Anything => None,
         }
+    }
+}
+
+/// A stream's scaling policy, as its controller holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StreamScaling {
+    /// What the target is a rate of.
+    pub kind: ScalingKind,
+    /// Events/s or KB/s per segment (0 for a fixed count).
+    pub target_rate: u32,
+    /// How many segments a split makes.
+    pub scale_factor: u32,
+    /// The fewest segments.
+    pub min_segments: u32,
+}
+
+/// What a stream's segments are split and merged by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScalingKind {
+    /// A fixed number of segments.
+    Fixed,
+    /// Events per second per segment.
+    EventsPerSecond,
+    /// Kilobytes per second per segment.
+    KBytesPerSecond,
+}
+
+impl StreamScaling {
+    /// The target in events/s per segment, when the policy is by event rate.
+    pub fn events_per_second(&self) -> Option<f64> {
+        (self.kind == ScalingKind::EventsPerSecond).then_some(f64::from(self.target_rate))
+    }
+}
+
+/// Reads streams' scaling policies (the figures behind a job that falls behind).
+#[async_trait]
+pub trait StreamPolicies: Send + Sync {
+    /// The scaling policy of `stream`.
+    async fn scaling(&self, stream: &StreamId) -> Result<StreamScaling, SourceError>;
+}
+
+#[async_trait]
+impl StreamPolicies for ControllerSource {
+    async fn scaling(&self, stream: &StreamId) -> Result<StreamScaling, SourceError> {
+        let mut client = self.client.clone();
+        let call = client.get_stream_configuration(self.request(Self::stream_info(stream)));
+        let config = self.answer(call, &TlsProbe::new()).await?;
+        let rejected = |message: String| SourceError::Rejected {
+            endpoint: self.endpoint.clone(),
+            message,
+        };
+        let policy = config
+            .scaling_policy
+            .ok_or_else(|| rejected(format!("{stream}: no scaling policy in its configuration")))?;
+        let kind = match ScalingPolicyType::from_i32(policy.scale_type) {
+            Some(ScalingPolicyType::FixedNumSegments) => ScalingKind::Fixed,
+            Some(ScalingPolicyType::ByRateInEventsPerSec) => ScalingKind::EventsPerSecond,
+            Some(ScalingPolicyType::ByRateInKbytesPerSec) => ScalingKind::KBytesPerSecond,
+            None => {
+                return Err(rejected(format!(
+                    "{stream}: unknown scaling policy type {}",
+                    policy.scale_type
+                )))
+            }
+        };
+        let positive = |field: &str, value: i32| {
+            u32::try_from(value)
+                .map_err(|_| rejected(format!("{stream}: scaling policy {field} {value}")))
+        };
+        Ok(StreamScaling {
+            kind,
+            target_rate: positive("targetRate", policy.target_rate)?,
+            scale_factor: positive("scaleFactor", policy.scale_factor)?,
+            min_segments: positive("minNumSegments", policy.min_num_segments)?,
+        })
     }
 }
 

@@ -13,6 +13,7 @@
 //!   Flink URL or job name is a mistake to report, not an outage to scale through;
 //! - hold while the target is paused: its replicas are 0, which only someone else can set.
 
+pub mod backlog;
 pub mod prewarmed;
 
 use std::collections::VecDeque;

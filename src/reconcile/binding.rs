@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::outcome::{
     BindingReport, JobUnknown, NotApplied, Observed, Outcome, Planned, PrewarmedPlan,
@@ -12,9 +12,13 @@ use super::outcome::{
 use crate::actuate::{Replicas, ScaleTarget};
 use crate::config::Binding;
 use crate::domain::Alignment;
-use crate::flink::{FlinkClient, FlinkError, JobManagerSettings, JobSchedule, JobStatus};
+use crate::flink::{
+    FlinkClient, FlinkError, JobManagerSettings, JobSchedule, JobStatus, SourceLoad,
+};
 use crate::leader::Leadership;
+use crate::observe::controller::StreamPolicies;
 use crate::observe::SourceReadings;
+use crate::plan::backlog::{BacklogHistory, BacklogInput, BacklogView};
 use crate::plan::prewarmed::{
     job_size, job_taskmanagers, prewarmed_steps, PrewarmedPolicy, PrewarmedView, Requirement,
     RequirementUnknown, REACTIVE_JOBMANAGER,
@@ -43,6 +47,16 @@ pub struct LiveBinding {
     /// Whether the bound job has answered since the binding was declared: until it has, a
     /// failed call may be a wrong URL or job name, and the plan holds.
     job_confirmed: bool,
+    /// The job's backlog over the window.
+    backlog: BacklogHistory,
+    /// Where the streams' scaling policies are read (the controller), when configured.
+    policies: Option<Arc<dyn StreamPolicies>>,
+    /// The lowest event-rate target of the bound streams' policies, and when it was read
+    /// (read again after a backlog window).
+    policy_target: Option<(Instant, Option<f64>)>,
+    /// Whether the job was falling behind at the last reconciliation, to record the change
+    /// once.
+    falling_behind: bool,
 }
 
 impl LiveBinding {
@@ -64,7 +78,18 @@ impl LiveBinding {
             paused: false,
             jobmanager: None,
             job_confirmed: false,
+            backlog: BacklogHistory::default(),
+            policies: None,
+            policy_target: None,
+            falling_behind: false,
         }
+    }
+
+    /// Reads the bound streams' scaling policies from `policies` (the figures of a job
+    /// falling behind).
+    pub fn with_policies(mut self, policies: Arc<dyn StreamPolicies>) -> Self {
+        self.policies = Some(policies);
+        self
     }
 }
 
@@ -88,6 +113,7 @@ impl LiveBinding {
         if act && outcome.decision().paused() != self.paused {
             self.record_pause(outcome.decision().paused()).await;
         }
+        self.record_falling_behind(&outcome, act).await;
         self.record(&observed, &outcome, metrics);
         self.report(&observed, &outcome)
     }
@@ -117,13 +143,72 @@ impl LiveBinding {
             _ => None,
         };
         let requirement = self.requirement(job.as_ref(), settings.as_ref()).await;
+        let source_load = self.source_load(job.as_ref()).await;
+        if source_load.is_some() {
+            self.read_policy_target().await;
+        }
         Observed {
             observations,
             taskmanagers: taskmanagers.map_err(Arc::new),
             max_parallelism: self.max_parallelism(job.as_ref()),
             job,
             requirement,
+            source_load,
         }
+    }
+
+    /// The load of the job's source, while the job runs (None without Flink or between two
+    /// schedules).
+    async fn source_load(
+        &self,
+        job: Option<&Result<JobStatus, FlinkError>>,
+    ) -> Option<Result<SourceLoad, FlinkError>> {
+        let (Some(flink), Some(Ok(status))) = (&self.flink, job) else {
+            return None;
+        };
+        let JobSchedule::Running { source_vertex, .. } = &status.schedule else {
+            return None;
+        };
+        let load = flink.source_load(&status.job_id, source_vertex).await;
+        if let Err(e) = &load {
+            tracing::debug!(error = %e, reason = e.reason().as_str(), "flink source metrics unavailable");
+        }
+        Some(load)
+    }
+
+    /// Reads the streams' policy target when not read within the last backlog window.
+    async fn read_policy_target(&mut self) {
+        let Some(policies) = &self.policies else {
+            return;
+        };
+        let now = Instant::now();
+        if self
+            .policy_target
+            .is_some_and(|(read, _)| now.duration_since(read) < self.backlog_window())
+        {
+            return;
+        }
+        let reads =
+            futures::future::join_all(self.config.streams.iter().map(|s| policies.scaling(s)))
+                .await;
+        let mut targets = Vec::new();
+        for read in reads {
+            match read {
+                Ok(scaling) => targets.extend(scaling.events_per_second()),
+                Err(e) => tracing::debug!(error = %e, "stream scaling policy unavailable"),
+            }
+        }
+        let lowest = targets.into_iter().reduce(f64::min);
+        self.policy_target = Some((now, lowest));
+    }
+
+    fn backlog_window(&self) -> Duration {
+        self.config
+            .flink
+            .as_ref()
+            .map_or(crate::config::defaults::backlog_window(), |f| {
+                f.backlog_window
+            })
     }
 
     /// The plan's decision on what was observed, what is unknown of the job, and the prewarmed
@@ -186,11 +271,47 @@ impl LiveBinding {
             }
             _ => None,
         };
+        let backlog = self.judge_backlog(observed, &decision, now);
         Planned {
             decision,
             job_unknown,
             prewarmed,
+            backlog,
         }
+    }
+
+    /// The backlog's judgement, when the job's source load was read (its source runs).
+    fn judge_backlog(
+        &mut self,
+        observed: &Observed,
+        decision: &crate::plan::ScaleDecision,
+        now: Instant,
+    ) -> Option<BacklogView> {
+        let Some(load) = &observed.source_load else {
+            // Not running (a restart, a rescale): the next run's window starts afresh.
+            self.backlog = BacklogHistory::default();
+            return None;
+        };
+        let load = load.as_ref().ok();
+        let slots = self.policy.slots_per_taskmanager;
+        let alignment = observed
+            .job
+            .as_ref()
+            .and_then(|job| job_alignment(job, decision.desired_replicas, slots));
+        let parallelism = alignment.map(|a| a.parallelism);
+        // At the segment count itself: a job capped below it falls behind for another reason.
+        let aligned = alignment.is_some_and(|a| a.aligned) && parallelism == decision.segments;
+        let window = self.backlog_window();
+        Some(self.backlog.observe(
+            window,
+            &BacklogInput {
+                load,
+                parallelism,
+                aligned,
+                policy_target: self.policy_target.and_then(|(_, target)| target),
+                now,
+            },
+        ))
     }
 
     /// Makes the writes `planned` calls for: the TaskManagers in reactive mode, the job then
@@ -248,6 +369,41 @@ impl LiveBinding {
             let slots = self.policy.slots_per_taskmanager;
             metrics.record_job(name, job_alignment(job, decision.desired_replicas, slots));
         }
+        metrics.record_backlog(name, outcome.planned.backlog.as_ref());
+    }
+
+    /// Logs, and records on the target (an Event, when acting), a job that starts or stops
+    /// falling behind.
+    async fn record_falling_behind(&mut self, outcome: &Outcome, act: bool) {
+        let behind = outcome
+            .planned
+            .backlog
+            .as_ref()
+            .and_then(|b| b.falling_behind.as_ref());
+        if behind.is_some() == self.falling_behind {
+            return;
+        }
+        self.falling_behind = behind.is_some();
+        let (reason, note) = match behind {
+            Some(behind) => {
+                tracing::warn!(
+                    records = behind.grew_to,
+                    subtask_rate = behind.subtask_rate,
+                    policy_target = behind.policy_target,
+                    keep_up_target = behind.keep_up_target,
+                    "{behind}"
+                );
+                ("FallingBehind", behind.to_string())
+            }
+            None => {
+                let note = "no longer falling behind: the backlog stopped growing, or the job is not aligned at the segment count";
+                tracing::info!("{note}");
+                ("KeepingUp", note.to_string())
+            }
+        };
+        if act {
+            self.target.record(reason, &note).await;
+        }
     }
 
     /// The record `segment-autoscaler plan` prints.
@@ -283,7 +439,7 @@ impl LiveBinding {
             action: decision.action,
             paused: decision.paused(),
             reason: outcome.to_string(),
-            reason_kind: decision.reason.kind(),
+            reason_kind: outcome.reason_kind(),
             job_parallelism: alignment.map(|a| a.parallelism),
             job_aligned: alignment.map(|a| a.aligned),
             target_error: observed
@@ -296,6 +452,7 @@ impl LiveBinding {
                 _ => None,
             },
             scaled: outcome.scaled && outcome.not_applied.is_empty(),
+            backlog: outcome.planned.backlog.clone(),
         }
     }
 

@@ -9,10 +9,11 @@ use serde::Serialize;
 
 use crate::actuate::{ActuateError, Replicas};
 use crate::domain::StreamId;
-use crate::flink::{BetweenSchedules, FlinkError, JobStatus};
+use crate::flink::{BetweenSchedules, FlinkError, JobStatus, SourceLoad};
 use crate::observe::Observation;
+use crate::plan::backlog::BacklogView;
 use crate::plan::prewarmed::{PrewarmedSteps, Requirement};
-use crate::plan::{Action, ScaleDecision};
+use crate::plan::{Action, Reason, ScaleDecision};
 
 /// One binding's outcome: the record `segment-autoscaler plan` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +41,8 @@ pub struct BindingReport {
     pub paused: bool,
     /// Why.
     pub reason: String,
-    /// The kind of reason, a bounded word (`Aligned`, `SegmentsUnknown`, `ScaleUp`, ...).
+    /// The kind of reason, a bounded word (`Aligned`, `FallingBehind`, `SegmentsUnknown`,
+    /// `ScaleUp`, ...).
     pub reason_kind: &'static str,
     /// The parallelism the job runs at, null when unknown or unbound.
     pub job_parallelism: Option<u32>,
@@ -52,6 +54,8 @@ pub struct BindingReport {
     pub flink_error: Option<&'static str>,
     /// Whether a scale write was made in this reconciliation.
     pub scaled: bool,
+    /// The job's backlog, while its source runs and the binding reads Flink.
+    pub backlog: Option<BacklogView>,
 }
 
 /// One stream's count in a [`BindingReport`] and how old the evidence of it is.
@@ -78,6 +82,8 @@ pub(super) struct Observed {
     pub(super) requirement: Requirement,
     /// The job's max parallelism, as last reported.
     pub(super) max_parallelism: Option<u32>,
+    /// The load of the job's source, while it runs.
+    pub(super) source_load: Option<Result<SourceLoad, FlinkError>>,
 }
 
 impl Observed {
@@ -95,6 +101,8 @@ pub(super) struct Planned {
     pub(super) job_unknown: Option<JobUnknown>,
     /// The prewarmed mode's writes (shown in plan mode too).
     pub(super) prewarmed: Option<PrewarmedPlan>,
+    /// The job's backlog, while its source runs.
+    pub(super) backlog: Option<BacklogView>,
 }
 
 /// The prewarmed mode's writes for a job.
@@ -181,6 +189,21 @@ impl Outcome {
     pub(super) fn decision(&self) -> &ScaleDecision {
         &self.planned.decision
     }
+
+    /// The decision's kind of reason, `FallingBehind` for an aligned job that falls behind.
+    pub(super) fn reason_kind(&self) -> &'static str {
+        match (&self.planned.decision.reason, self.falling_behind()) {
+            (Reason::Aligned(_), true) => "FallingBehind",
+            (reason, _) => reason.kind(),
+        }
+    }
+
+    fn falling_behind(&self) -> bool {
+        self.planned
+            .backlog
+            .as_ref()
+            .is_some_and(|b| b.falling_behind.is_some())
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -188,6 +211,14 @@ impl fmt::Display for Outcome {
         write!(f, "{}", self.planned.decision.reason)?;
         if let Some(job) = &self.planned.job_unknown {
             write!(f, "; {job}")?;
+        }
+        if let Some(behind) = self
+            .planned
+            .backlog
+            .as_ref()
+            .and_then(|b| b.falling_behind.as_ref())
+        {
+            write!(f, "; {behind}")?;
         }
         if let Some(prewarmed) = &self.planned.prewarmed {
             if !prewarmed.steps.note.is_empty() {

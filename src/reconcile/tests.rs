@@ -501,6 +501,7 @@ fn with_flink_aligned(
         timeout: Duration::from_secs(2),
         rescale_tolerance: Duration::from_secs(15),
         alignment,
+        backlog_window: Duration::from_secs(120),
         tls: None,
         basic_auth: None,
         bearer_token_file: None,
@@ -1088,4 +1089,161 @@ async fn declared_bindings_join_and_leave_between_passes() {
     let text = telemetry.metrics.encode();
     assert!(!text.contains("binding=\"ns/scaler\""), "{text}");
     assert!(text.contains("binding=\"b\""));
+}
+
+/// A stand-in for Flink's REST API whose one job, at parallelism 1, reports a backlog of
+/// `pending` (taken at each read of the source's metrics) at 300 events/s, busy half the time.
+async fn flink_with_backlog(pending: Arc<Mutex<Vec<u64>>>) -> String {
+    use axum::extract::RawQuery;
+    use axum::routing::get;
+    let json = |body: serde_json::Value| move || async move { body.to_string() };
+    let metrics = move |RawQuery(query): RawQuery| {
+        let pending = pending.clone();
+        async move {
+            if !query.is_some_and(|q| q.contains("get=")) {
+                return serde_json::json!([
+                    {"id": "busyTimeMsPerSecond"},
+                    {"id": "Source__reader.numRecordsOutPerSecond"},
+                    {"id": "Source__reader.pendingRecords"}
+                ])
+                .to_string();
+            }
+            let mut pending = pending.lock().unwrap();
+            let now = if pending.len() > 1 {
+                pending.remove(0)
+            } else {
+                pending[0]
+            };
+            serde_json::json!([
+                {"id": "Source__reader.pendingRecords", "sum": now, "avg": now},
+                {"id": "Source__reader.numRecordsOutPerSecond", "sum": 300.0, "avg": 300.0},
+                {"id": "busyTimeMsPerSecond", "sum": 500.0, "avg": 500.0}
+            ])
+            .to_string()
+        }
+    };
+    let router = axum::Router::new()
+        .route(
+            "/jobs/overview",
+            get(json(serde_json::json!({"jobs": [{"jid": "j", "state": "RUNNING", "start-time": 1}]}))),
+        )
+        .route(
+            "/jobs/j",
+            get(json(serde_json::json!({"state": "RUNNING", "vertices": [
+                {"id": "v", "name": "Source: reader", "parallelism": 1, "maxParallelism": 8, "tasks": {"RUNNING": 1}}
+            ]}))),
+        )
+        .route("/jobs/j/vertices/v/subtasks/metrics", get(metrics));
+    serve(router).await
+}
+
+/// Scaling policies by event rate, `target` events/s per segment.
+struct FixedPolicies(u32);
+
+#[async_trait::async_trait]
+impl crate::observe::controller::StreamPolicies for FixedPolicies {
+    async fn scaling(
+        &self,
+        _: &StreamId,
+    ) -> Result<crate::observe::controller::StreamScaling, SourceError> {
+        Ok(crate::observe::controller::StreamScaling {
+            kind: crate::observe::controller::ScalingKind::EventsPerSecond,
+            target_rate: self.0,
+            scale_factor: 2,
+            min_segments: 1,
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_aligned_job_whose_backlog_grows_is_reported_falling_behind_then_keeping_up() {
+    // Grows by 100 per pass for 12 passes, then drains.
+    let growing = (0..12).map(|i| 1000 + 100 * i);
+    let draining = (0..12).map(|i| 2100 - 150 * i);
+    let pending = Arc::new(Mutex::new(growing.chain(draining).collect::<Vec<u64>>()));
+    let url = flink_with_backlog(pending).await;
+    let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
+    table
+        .lock()
+        .unwrap()
+        .insert("demo/load".parse().unwrap(), SegmentReading::Segments(1));
+    let mut config = autoscaler.bindings[0].config.clone();
+    config.flink = Some(crate::config::FlinkConfig {
+        backlog_window: Duration::from_millis(400),
+        ..with_flink_aligned(&url, Alignment::Reactive).0.bindings[0]
+            .config
+            .flink
+            .clone()
+            .unwrap()
+    });
+    let flink = FlinkClient::new(&url, Duration::from_secs(2));
+    let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink))
+        .with_policies(Arc::new(FixedPolicies(1000)));
+    let mut autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry.clone());
+
+    let mut reports = Vec::new();
+    for _ in 0..12 {
+        reports = autoscaler.reconcile(ACTING).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = &reports[0];
+    assert_eq!(report.reason_kind, "FallingBehind", "{report:?}");
+    assert_eq!(
+        report.action,
+        Action::Hold,
+        "the alignment rule is unchanged"
+    );
+    assert!(
+        report.reason.starts_with("hold: aligned")
+            && report
+                .reason
+                .contains("falling behind: the backlog grew from")
+            && report
+                .reason
+                .contains("one subtask processes 600 events/s (busy time)")
+            && report
+                .reason
+                .contains("the stream's policy splits a segment at 1000 events/s")
+            && report
+                .reason
+                .contains("a target of 480 events/s per segment"),
+        "{}",
+        report.reason
+    );
+    let text = telemetry.metrics.encode();
+    assert!(
+        text.contains("segment_autoscaler_falling_behind{binding=\"b\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("segment_autoscaler_backlog_records{binding=\"b\"} 2100"),
+        "{text}"
+    );
+    assert!(
+        text.contains("segment_autoscaler_subtask_processing_rate{binding=\"b\"} 600.0"),
+        "{text}"
+    );
+
+    for _ in 0..12 {
+        reports = autoscaler.reconcile(ACTING).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reports[0].reason_kind, "Aligned", "{:?}", reports[0]);
+    let text = telemetry.metrics.encode();
+    assert!(
+        text.contains("segment_autoscaler_falling_behind{binding=\"b\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("segment_autoscaler_catch_up_seconds{binding=\"b\"}"),
+        "{text}"
+    );
+    let events: Vec<String> = target
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(r, _)| r.clone())
+        .collect();
+    assert_eq!(events, ["FallingBehind", "KeepingUp"], "once each");
 }

@@ -195,6 +195,11 @@ fn flink(spec: &SegmentScalerSpec, config: &Config) -> Result<Option<FlinkConfig
             defaults::rescale_tolerance(),
         )?,
         alignment,
+        backlog_window: duration(
+            "flink.backlogWindow",
+            f.backlog_window.as_deref(),
+            defaults::backlog_window(),
+        )?,
         tls: security.tls.filter(|_| https),
         basic_auth: security.basic_auth,
         bearer_token_file: security.bearer_token_file,
@@ -304,6 +309,7 @@ mod tests {
             rest_url: "http://jm:8081".into(),
             timeout: Some("2s".into()),
             rescale_tolerance: None,
+            backlog_window: None,
             alignment: Some(AlignmentSpec {
                 mode: AlignmentModeSpec::Prewarmed,
                 headroom: None,
@@ -339,6 +345,7 @@ segment_scalers: {flink: {tls: {ca_file: /ca.pem}, basic_auth: {username: a, pas
                 rest_url: url.into(),
                 timeout: None,
                 rescale_tolerance: None,
+                backlog_window: None,
                 alignment: None,
             });
             let binding = binding(&scaler("jobs", "reader", 1, spec), &config).unwrap();
@@ -389,6 +396,7 @@ segment_scalers: {flink: {tls: {cert_file: /c.pem}}}
                         rest_url: "http://jm:8081".into(),
                         timeout: Some("1h".into()),
                         rescale_tolerance: None,
+                        backlog_window: None,
                         alignment: None,
                     })
                 }),

@@ -117,6 +117,11 @@ pub struct FlinkJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub rescale_tolerance: Option<String>,
+    /// How long the job's backlog must grow, while it runs aligned, before it is reported
+    /// falling behind (default `2m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub backlog_window: Option<String>,
     /// How the job is brought to the segments' parallelism (default `reactive`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alignment: Option<AlignmentSpec>,
@@ -180,7 +185,7 @@ pub struct SegmentScalerStatus {
     /// When the autoscaler last wrote the target's replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_time: Option<Time>,
-    /// `Ready`, `Aligned`, `Paused` and `Holding`.
+    /// `Ready`, `Aligned`, `Paused`, `Holding` and `FallingBehind`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -1,5 +1,5 @@
 //! A SegmentScaler's status from what one reconciliation found: its figures and the
-//! `Ready`, `Aligned`, `Paused` and `Holding` conditions. Pure: the caller writes the result
+//! `Ready`, `Aligned`, `Paused`, `Holding` and `FallingBehind` conditions. Pure: the caller writes the result
 //! only when it differs from what the resource shows.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -150,12 +150,28 @@ fn conditions(report: &BindingReport) -> Vec<Condition> {
     // Holding on purpose (aligned) is not holding: the condition says the autoscaler cannot
     // or will not yet act on what the segments call for.
     let holding = match report.reason_kind {
-        "Aligned" | "ScaleUp" | "ScaleDown" => {
+        "Aligned" | "FallingBehind" | "ScaleUp" | "ScaleDown" => {
             condition("Holding", false, report.reason_kind, &report.reason)
         }
         kind => condition("Holding", true, kind, &report.reason),
     };
-    vec![ready, aligned, paused, holding]
+    let backlog = report.backlog.as_ref();
+    let falling_behind = match (backlog.and_then(|b| b.records), backlog.and_then(|b| b.falling_behind.as_ref())) {
+        (_, Some(behind)) => condition("FallingBehind", true, "BacklogGrowing", &behind.to_string()),
+        (Some(records), None) => condition(
+            "FallingBehind",
+            false,
+            "KeepingUp",
+            &format!("backlog {records} events: not growing over the window while the job runs aligned"),
+        ),
+        (None, None) => condition(
+            "FallingBehind",
+            false,
+            "BacklogUnknown",
+            "the job's backlog is unknown: no Flink job is bound, it does not run, or its source reports no pendingRecords",
+        ),
+    };
+    vec![ready, aligned, paused, holding, falling_behind]
 }
 
 fn cell(value: Option<u32>) -> String {
@@ -219,6 +235,7 @@ mod tests {
             target_error: None,
             flink_error: None,
             scaled: false,
+            backlog: None,
         }
     }
 

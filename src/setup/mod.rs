@@ -11,6 +11,7 @@ use crate::config::{Binding, Config, KubernetesConfig, PravegaConfig, TargetConf
 use crate::credentials::InvalidToken;
 use crate::flink::FlinkClient;
 use crate::leader::{LeaderElector, LeaseTimings};
+use crate::observe::controller::StreamPolicies;
 use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
 use crate::reconcile::{Autoscaler, LiveBinding};
 use crate::segment_scaler::watch::{BindingBuilder, SegmentScalers, WATCH_SECONDS};
@@ -182,13 +183,20 @@ pub fn autoscaler(
     identity: &str,
     telemetry: Arc<Telemetry>,
 ) -> Result<Autoscaler, SetupError> {
+    // One controller client for every binding's policy reads (apart from the source's: a
+    // slow policy read never delays a count).
+    let policies: Option<Arc<dyn StreamPolicies>> = match &config.pravega {
+        Some(p) => Some(Arc::new(controller_source(p)?)),
+        None => None,
+    };
     let bindings = config
         .bindings
         .iter()
         .enumerate()
         .map(|(i, b)| {
             let calls = kube.map(|k| &k.calls);
-            live_binding(config, calls, identity, b, &format!("bindings[{i}]"))
+            let section = format!("bindings[{i}]");
+            live_binding(config, calls, identity, b, &section, policies.clone())
         })
         .collect::<Result<Vec<_>, SetupError>>()?;
     let autoscaler = Autoscaler::new(sources(config)?, bindings, telemetry);
@@ -208,6 +216,7 @@ pub fn autoscaler(
             binding,
             // Their files and variables are named in this section.
             "segment_scalers",
+            policies.clone(),
         )
         .map_err(|e| e.to_string())
     });
@@ -221,13 +230,15 @@ pub fn autoscaler(
     Ok(autoscaler.with_declared(Box::new(scalers)))
 }
 
-/// One binding's live parts: its target and Flink client; `section` names it in errors.
+/// One binding's live parts: its target, Flink client and where its streams' policies are
+/// read; `section` names it in errors.
 fn live_binding(
     config: &Config,
     kube: Option<&kube::Client>,
     identity: &str,
     b: &Binding,
     section: &str,
+    policies: Option<Arc<dyn StreamPolicies>>,
 ) -> Result<LiveBinding, SetupError> {
     let target: Box<dyn ScaleTarget> = match &b.target {
         TargetConfig::Command(command) => Box::new(CommandTarget::new(
@@ -257,7 +268,11 @@ fn live_binding(
             ))
         })
         .transpose()?;
-    Ok(LiveBinding::new(b.clone(), target, flink))
+    let binding = LiveBinding::new(b.clone(), target, flink);
+    Ok(match policies {
+        Some(policies) => binding.with_policies(policies),
+        None => binding,
+    })
 }
 
 /// The leader elector, when leader election is configured.

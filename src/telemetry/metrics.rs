@@ -16,6 +16,7 @@ use std::sync::atomic::AtomicU64;
 use crate::domain::Alignment;
 use crate::domain::{ErrorReason, SourceKind, StreamId};
 use crate::observe::Observation;
+use crate::plan::backlog::BacklogView;
 use crate::plan::{Action, ScaleDecision};
 use crate::verify::JobAlignment;
 
@@ -107,6 +108,16 @@ pub struct Metrics {
     /// The longest Flink's adaptive scheduler may wait before it uses a TaskManager change,
     /// from the JobManager's timers (absent until read).
     pub flink_rescale_delay: Family<BindingLabels, Gauge<f64, AtomicU64>>,
+    /// Events written to the bound streams and not read yet (the job source's
+    /// `pendingRecords`; absent while unknown).
+    pub backlog_records: Family<BindingLabels, Gauge>,
+    /// Seconds until the backlog is read at the pace it shrinks (absent while it does not).
+    pub catch_up_seconds: Family<BindingLabels, Gauge<f64, AtomicU64>>,
+    /// Events one source subtask processes per second of busy time (absent while unknown).
+    pub subtask_processing_rate: Family<BindingLabels, Gauge<f64, AtomicU64>>,
+    /// 1 while the job, aligned at the segment count, falls behind (absent while the backlog
+    /// is unknown).
+    pub falling_behind: Family<BindingLabels, Gauge>,
     /// 1 when this replica may act (leader, or no leader election), else 0.
     pub leader: Gauge,
     registry: Registry,
@@ -134,6 +145,10 @@ impl Default for Metrics {
             job_aligned: Family::default(),
             paused: Family::default(),
             flink_rescale_delay: Family::default(),
+            backlog_records: Family::default(),
+            catch_up_seconds: Family::default(),
+            subtask_processing_rate: Family::default(),
+            falling_behind: Family::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
             sample: Mutex::new(()),
@@ -236,6 +251,27 @@ impl Metrics {
             Unit::Seconds,
             m.flink_rescale_delay.clone(),
         );
+        registry.register(
+            "backlog_records",
+            "Events written to the bound streams and not read yet (the job source's pendingRecords)",
+            m.backlog_records.clone(),
+        );
+        registry.register_with_unit(
+            "catch_up",
+            "Time until the backlog is read at the pace it shrinks",
+            Unit::Seconds,
+            m.catch_up_seconds.clone(),
+        );
+        registry.register(
+            "subtask_processing_rate",
+            "Events one source subtask processes per second of busy time",
+            m.subtask_processing_rate.clone(),
+        );
+        registry.register(
+            "falling_behind",
+            "1 while the job, aligned at the segment count, falls behind its streams",
+            m.falling_behind.clone(),
+        );
         registry.register("leader", "1 if this replica may act", m.leader.clone());
     }
 }
@@ -327,10 +363,18 @@ impl Metrics {
             &self.job_parallelism,
             &self.job_aligned,
             &self.paused,
+            &self.backlog_records,
+            &self.falling_behind,
         ] {
             family.remove(&labels);
         }
-        self.flink_rescale_delay.remove(&labels);
+        for family in [
+            &self.flink_rescale_delay,
+            &self.catch_up_seconds,
+            &self.subtask_processing_rate,
+        ] {
+            family.remove(&labels);
+        }
         for action in [Action::ScaleUp, Action::ScaleDown, Action::Hold] {
             self.decisions.remove(&DecisionLabels {
                 binding: binding.into(),
@@ -464,6 +508,28 @@ impl Metrics {
             .inc();
     }
 
+    /// Records a binding's backlog (`None`, or a figure unknown: its series disappears).
+    pub fn record_backlog(&self, binding: &str, backlog: Option<&BacklogView>) {
+        let labels = binding_labels(binding);
+        let records = backlog.and_then(|b| b.records);
+        set_or_remove(&self.backlog_records, &labels, records.map(|r| r as i64));
+        set_or_remove(
+            &self.falling_behind,
+            &labels,
+            records.and(backlog.map(|b| i64::from(b.falling_behind.is_some()))),
+        );
+        set_or_remove(
+            &self.catch_up_seconds,
+            &labels,
+            backlog.and_then(|b| b.catch_up_seconds),
+        );
+        set_or_remove(
+            &self.subtask_processing_rate,
+            &labels,
+            backlog.and_then(|b| b.subtask_rate),
+        );
+    }
+
     /// Records what Flink says of a binding's job: its parallelism (`None` when it could not
     /// be read: the series disappears) and whether it is aligned.
     pub fn record_job(&self, binding: &str, job: Option<JobAlignment>) {
@@ -482,6 +548,24 @@ impl Metrics {
                 self.job_parallelism.remove(&labels);
                 self.job_aligned.remove(&labels);
             }
+        }
+    }
+}
+
+/// Sets the series `labels` of `family` to `value`, or removes it when `None` (unknown).
+fn set_or_remove<N, A>(
+    family: &Family<BindingLabels, Gauge<N, A>>,
+    labels: &BindingLabels,
+    value: Option<N>,
+) where
+    A: prometheus_client::metrics::gauge::Atomic<N> + Default,
+{
+    match value {
+        Some(v) => {
+            family.get_or_create(labels).set(v);
+        }
+        None => {
+            family.remove(labels);
         }
     }
 }

@@ -1,0 +1,398 @@
+//! Backlog: whether a job that runs at its segment count still falls behind its stream.
+//!
+//! Segments bound how many readers are useful, and the plan keeps the job at that bound. But
+//! Pravega splits a segment by the rate it is written (the stream's scaling policy), not by what
+//! one reader subtask of this job can process: a job slower per event than the policy assumes is
+//! aligned and still falls behind. This judges it from the job's own figures (Flink's standard
+//! source metrics, [`SourceLoad`]), pure like the rest of the plan:
+//! - the backlog is the source's `pendingRecords`, summed over its subtasks;
+//! - it *falls behind* when, the whole window long, the job ran aligned at the segment count and
+//!   its backlog grew: its lowest value in the window's last quarter is above its highest in the
+//!   first quarter (the estimate jumps with each reader-group checkpoint, so a fitted slope
+//!   alone would call noise growth);
+//! - one subtask's true processing rate is what it reads per second of busy time (DS2), and a
+//!   policy target of [`KEEP_UP_SHARE`] of it would keep the job caught up.
+//!
+//! None of it changes the alignment rule: parallelism still equals segments.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::flink::SourceLoad;
+
+/// Share of one subtask's true processing rate a segment may be written at and the job still
+/// catch up: Pravega lets a segment run above its target for minutes before it splits (5x for
+/// 2 minutes, 2x for 5), so the rest is the room to drain what piled up meanwhile.
+pub const KEEP_UP_SHARE: f64 = 0.8;
+
+/// Below this share of busy time, a rate per second of busy time is mostly noise.
+const MIN_BUSY_RATIO: f64 = 0.05;
+
+/// What the backlog judgement knows now.
+#[derive(Debug, Clone, Copy)]
+pub struct BacklogInput<'a> {
+    /// What the job's source reports; None when it could not be read (or the job is between
+    /// two schedules).
+    pub load: Option<&'a SourceLoad>,
+    /// The parallelism the job's source runs at, when it runs.
+    pub parallelism: Option<u32>,
+    /// Whether the job runs at the parallelism the segments call for.
+    pub aligned: bool,
+    /// The stream's scaling policy target, events/s per segment, when known.
+    pub policy_target: Option<f64>,
+    /// Now.
+    pub now: Instant,
+}
+
+/// A binding's backlog samples over the window.
+#[derive(Debug, Default)]
+pub struct BacklogHistory {
+    /// (when, pending records), oldest first, taken while the job ran aligned.
+    samples: VecDeque<(Instant, u64)>,
+    /// Since when the job has been falling behind, while it is.
+    behind_since: Option<Instant>,
+}
+
+/// The judgement of one reconciliation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacklogView {
+    /// Events written to the bound streams and not read yet (the source's `pendingRecords`);
+    /// None when unknown.
+    pub records: Option<u64>,
+    /// Seconds until the backlog is read at the pace it shrank over the window; 0 with no
+    /// backlog; None while it does not shrink (or is unknown).
+    pub catch_up_seconds: Option<f64>,
+    /// Events one source subtask reads per second of busy time (DS2's true processing rate);
+    /// None when unknown or the job is nearly idle.
+    pub subtask_rate: Option<f64>,
+    /// Set while the job, aligned, falls behind.
+    pub falling_behind: Option<FallingBehind>,
+}
+
+/// An aligned job whose backlog grew over the whole window, with the figures that explain it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FallingBehind {
+    /// The window.
+    #[serde(serialize_with = "seconds")]
+    pub window: Duration,
+    /// How long it has been falling behind (the window included).
+    #[serde(serialize_with = "seconds")]
+    pub for_: Duration,
+    /// The backlog at the start and the end of the window.
+    pub grew_from: u64,
+    /// See `grew_from`.
+    pub grew_to: u64,
+    /// The segments (= the job's parallelism).
+    pub segments: u32,
+    /// One subtask's true processing rate, events/s.
+    pub subtask_rate: Option<f64>,
+    /// The stream's scaling policy target, events/s per segment.
+    pub policy_target: Option<f64>,
+    /// The target that would keep the job caught up: [`KEEP_UP_SHARE`] of `subtask_rate`.
+    pub keep_up_target: Option<f64>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl fmt::Display for FallingBehind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "falling behind: the backlog grew from {} to {} events over {} while the job ran aligned at {} segments",
+            self.grew_from,
+            self.grew_to,
+            humantime::format_duration(self.window),
+            self.segments
+        )?;
+        if let Some(rate) = self.subtask_rate {
+            write!(f, "; one subtask processes {rate:.0} events/s (busy time)")?;
+        }
+        if let Some(target) = self.policy_target {
+            write!(
+                f,
+                ", the stream's policy splits a segment at {target:.0} events/s"
+            )?;
+        }
+        if let Some(target) = self.keep_up_target {
+            write!(
+                f,
+                "; a target of {target:.0} events/s per segment would keep it caught up"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl BacklogHistory {
+    /// Takes this reconciliation's figures and judges them over `window`.
+    pub fn observe(&mut self, window: Duration, input: &BacklogInput<'_>) -> BacklogView {
+        let records = input.load.and_then(|l| l.pending_records);
+        let subtask_rate = input.load.zip(input.parallelism).and_then(|(load, p)| {
+            let busy = load.busy_ratio.filter(|b| *b >= MIN_BUSY_RATIO)?;
+            let rate = load.records_per_second?;
+            (p > 0).then(|| rate / f64::from(p) / busy)
+        });
+        // A rescale restarts the readers (and the estimate): only an aligned run counts.
+        match (records, input.aligned) {
+            (Some(pending), true) => self.samples.push_back((input.now, pending)),
+            (_, false) => self.samples.clear(),
+            (None, true) => {}
+        }
+        let start = input.now.checked_sub(window);
+        // Keep one sample at or before the window's start: it shows the window is covered.
+        while self.samples.len() > 1 && start.is_some_and(|s| self.samples[1].0 <= s) {
+            self.samples.pop_front();
+        }
+        let grew = self.grew(window, input.now);
+        self.behind_since = match grew {
+            Some(_) => Some(self.behind_since.unwrap_or(input.now - window)),
+            None => None,
+        };
+        let falling_behind = grew.map(|(grew_from, grew_to)| {
+            let keep_up_target = subtask_rate.map(|r| (r * KEEP_UP_SHARE).floor());
+            FallingBehind {
+                window,
+                for_: self.behind_since.map_or(window, |since| input.now - since),
+                grew_from,
+                grew_to,
+                segments: input.parallelism.unwrap_or(0),
+                subtask_rate,
+                policy_target: input.policy_target,
+                keep_up_target,
+            }
+        });
+        BacklogView {
+            records,
+            catch_up_seconds: records.and_then(|r| self.catch_up_seconds(r)),
+            subtask_rate,
+            falling_behind,
+        }
+    }
+
+    /// The backlog at the window's start and now, when it grew over the whole window.
+    fn grew(&self, window: Duration, now: Instant) -> Option<(u64, u64)> {
+        let &(first_at, first_records) = self.samples.front()?;
+        let &(_, newest_records) = self.samples.back()?;
+        if window.is_zero() || now.duration_since(first_at) < window {
+            return None;
+        }
+        let quarter = window / 4;
+        let highest_early = self
+            .samples
+            .iter()
+            .take_while(|(t, _)| t.duration_since(first_at) <= quarter)
+            .map(|(_, r)| *r)
+            .max()?;
+        let lowest_late = self
+            .samples
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) <= quarter)
+            .map(|(_, r)| *r)
+            .min()?;
+        (lowest_late > highest_early).then_some((first_records, newest_records))
+    }
+
+    /// Seconds to read `records` at the pace the backlog shrank over the samples (a least-
+    /// squares slope); None while it does not shrink.
+    fn catch_up_seconds(&self, records: u64) -> Option<f64> {
+        if records == 0 {
+            return Some(0.0);
+        }
+        if self.samples.len() < 3 {
+            return None;
+        }
+        let (t0, _) = self.samples[0];
+        let n = self.samples.len() as f64;
+        let points = self
+            .samples
+            .iter()
+            .map(|(t, r)| (t.duration_since(t0).as_secs_f64(), *r as f64));
+        let (sx, sy, sxx, sxy) = points.fold((0.0, 0.0, 0.0, 0.0), |(sx, sy, sxx, sxy), (x, y)| {
+            (sx + x, sy + y, sxx + x * x, sxy + x * y)
+        });
+        let spread = n * sxx - sx * sx;
+        if spread <= 0.0 {
+            return None;
+        }
+        let slope = (n * sxy - sx * sy) / spread;
+        (slope < 0.0).then(|| records as f64 / -slope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(120);
+
+    fn load(pending: Option<u64>, rate: f64, busy: f64) -> SourceLoad {
+        SourceLoad {
+            pending_records: pending,
+            records_per_second: Some(rate),
+            busy_ratio: Some(busy),
+        }
+    }
+
+    /// Feeds one sample every 10 s from `t0` (backlog, aligned); returns the last view.
+    fn run(
+        history: &mut BacklogHistory,
+        t0: Instant,
+        samples: impl IntoIterator<Item = (u64, bool)>,
+    ) -> BacklogView {
+        let mut view = None;
+        for (i, (pending, aligned)) in samples.into_iter().enumerate() {
+            let load = load(Some(pending), 400.0, 0.5);
+            view = Some(history.observe(
+                WINDOW,
+                &BacklogInput {
+                    load: Some(&load),
+                    parallelism: Some(2),
+                    aligned,
+                    policy_target: Some(1000.0),
+                    now: t0 + Duration::from_secs(10 * i as u64),
+                },
+            ));
+        }
+        view.unwrap()
+    }
+
+    #[test]
+    fn a_backlog_that_grows_for_the_whole_window_is_falling_behind_with_its_figures() {
+        let mut history = BacklogHistory::default();
+        let view = run(
+            &mut history,
+            Instant::now(),
+            (0..=12).map(|i| (1000 + 500 * i, true)),
+        );
+        let behind = view.falling_behind.expect("falling behind");
+        assert_eq!((behind.grew_from, behind.grew_to), (1000, 7000));
+        assert_eq!(behind.segments, 2);
+        // 400 events/s over 2 subtasks busy half the time: 400 events/s of busy time each.
+        assert_eq!(behind.subtask_rate, Some(400.0));
+        assert_eq!(behind.keep_up_target, Some(320.0));
+        assert_eq!(behind.policy_target, Some(1000.0));
+        assert_eq!(behind.for_, WINDOW);
+        assert_eq!(view.records, Some(7000));
+        assert_eq!(view.catch_up_seconds, None);
+        let text = behind.to_string();
+        assert!(
+            text.contains("grew from 1000 to 7000 events over 2m"),
+            "{text}"
+        );
+        assert!(text.contains("320 events/s per segment"), "{text}");
+    }
+
+    #[test]
+    fn not_before_the_window_is_covered() {
+        let mut history = BacklogHistory::default();
+        let view = run(
+            &mut history,
+            Instant::now(),
+            (0..12).map(|i| (1000 + 500 * i, true)),
+        );
+        assert_eq!(view.falling_behind, None);
+    }
+
+    #[test]
+    fn checkpoint_jitter_is_not_growth() {
+        // A caught-up job: the estimate jumps between 0 and 5 s of input with each checkpoint.
+        let mut history = BacklogHistory::default();
+        let view = run(
+            &mut history,
+            Instant::now(),
+            (0..=24).map(|i| (if i % 2 == 0 { 0 } else { 2000 }, true)),
+        );
+        assert_eq!(view.falling_behind, None);
+    }
+
+    #[test]
+    fn a_rescale_restarts_the_window() {
+        let mut history = BacklogHistory::default();
+        let t0 = Instant::now();
+        // Grows for 2 minutes, with a rescale (not aligned) 50 s in.
+        let view = run(&mut history, t0, (0..=12).map(|i| (1000 + 500 * i, i != 5)));
+        assert_eq!(view.falling_behind, None);
+    }
+
+    #[test]
+    fn falling_behind_lasts_while_it_grows_and_ends_when_it_shrinks() {
+        let mut history = BacklogHistory::default();
+        let t0 = Instant::now();
+        let view = run(&mut history, t0, (0..=18).map(|i| (1000 + 500 * i, true)));
+        assert_eq!(
+            view.falling_behind.map(|b| b.for_),
+            Some(WINDOW + Duration::from_secs(60))
+        );
+        // Then it drains: 500 events fewer every 10 s.
+        let last = 1000 + 500 * 18;
+        let view = run(
+            &mut history,
+            t0 + Duration::from_secs(190),
+            (0..=12).map(|i| (last - 500 * i, true)),
+        );
+        assert_eq!(view.falling_behind, None);
+        // 50 events/s less: 4000 left take 80 s.
+        assert_eq!(view.records, Some(4000));
+        let eta = view.catch_up_seconds.expect("draining");
+        assert!((eta - 80.0).abs() < 1.0, "{eta}");
+    }
+
+    #[test]
+    fn unknown_backlog_is_absent_not_zero() {
+        let mut history = BacklogHistory::default();
+        let load = load(None, 400.0, 0.5);
+        let view = history.observe(
+            WINDOW,
+            &BacklogInput {
+                load: Some(&load),
+                parallelism: Some(2),
+                aligned: true,
+                policy_target: None,
+                now: Instant::now(),
+            },
+        );
+        assert_eq!(view.records, None);
+        assert_eq!(view.catch_up_seconds, None);
+        let view = history.observe(
+            WINDOW,
+            &BacklogInput {
+                load: None,
+                parallelism: None,
+                aligned: false,
+                policy_target: None,
+                now: Instant::now(),
+            },
+        );
+        assert_eq!(view.records, None);
+        assert_eq!(view.subtask_rate, None);
+    }
+
+    #[test]
+    fn no_backlog_is_caught_up_now() {
+        let mut history = BacklogHistory::default();
+        let view = run(&mut history, Instant::now(), [(0, true)]);
+        assert_eq!(view.catch_up_seconds, Some(0.0));
+    }
+
+    #[test]
+    fn a_nearly_idle_job_has_no_rate_per_busy_second() {
+        let mut history = BacklogHistory::default();
+        let load = load(Some(0), 1.0, 0.01);
+        let view = history.observe(
+            WINDOW,
+            &BacklogInput {
+                load: Some(&load),
+                parallelism: Some(2),
+                aligned: true,
+                policy_target: None,
+                now: Instant::now(),
+            },
+        );
+        assert_eq!(view.subtask_rate, None);
+    }
+}

@@ -1,0 +1,129 @@
+//! Backlog on the real stack: the busy reader made slower per event than the stream's scaling
+//! policy assumes (the policy splits a segment at 1000 events/s, one subtask processes far
+//! fewer), under a steady load that never splits the stream. The job runs aligned at its one
+//! segment and falls behind; the autoscaler reports it with the figures that explain it, and
+//! the source's `pendingRecords` it reads accounts for the events written and not read.
+
+use test_support as support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::config::AutoscalerConfig;
+use support::pravega::{controller, try_segment_count};
+use support::{eventually, unique_name, AutoscalerProcess, Component, Stack};
+
+/// The load, events/s: under the policy's target (no split), over what one subtask processes.
+const WRITTEN_PER_SECOND: &str = "400";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
+    let stack = Stack::require(&[Component::Pravega, Component::Flink]).await;
+    let scope = unique_name("backlog");
+    let generator = Command::new(support::workspace_binary("data-generator"))
+        .args(["--controller", &stack.pravega_controller, "--scope", &scope])
+        .args(["--stream", "load", "--scaling", "events"])
+        .args(["--target-rate-per-segment", "1000", "--min-segments", "1"])
+        .args(["--shape", "constant", "--base", WRITTEN_PER_SECOND])
+        .args(["--duration", "15m"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start data-generator");
+    let pravega = controller(&stack.pravega_controller);
+    let stream = pravega_client_shared::ScopedStream {
+        scope: pravega_client_shared::Scope::from(scope.clone()),
+        stream: pravega_client_shared::Stream::from("load".to_string()),
+    };
+    eventually("the generator's stream", Duration::from_secs(60), || {
+        try_segment_count(&pravega, &stream)
+    })
+    .await;
+    let job_args = format!(
+        "--controller {} --scope {scope} --stream load --reader-group busy-{scope} --burn-iterations 40000",
+        stack.pravega_controller
+    );
+    stack
+        .restart_flink_with_job("io.segmentautoscaler.flink.BusyReaderJob", &job_args)
+        .await;
+
+    let config = AutoscalerConfig::local_taskmanagers(&stack, &scope)
+        .flink(&stack.flink_rest_url, "backlog_window: 30s");
+    let autoscaler = AutoscalerProcess::start("backlog", &config.yaml());
+    autoscaler.wait_aligned(1.0).await;
+    autoscaler
+        .wait_metric(
+            "segment_autoscaler_falling_behind{",
+            1.0,
+            "the job reported falling behind",
+            Duration::from_secs(300),
+        )
+        .await;
+    let log = autoscaler.log_text();
+    assert!(
+        log.contains("falling behind: the backlog grew from")
+            && log.contains("while the job ran aligned at 1 segments")
+            && log.contains("the stream's policy splits a segment at 1000 events/s")
+            && log.contains("events/s per segment would keep it caught up"),
+        "{log}"
+    );
+    let rate = autoscaler
+        .metric("segment_autoscaler_subtask_processing_rate{")
+        .await
+        .expect("the subtask's processing rate");
+    assert!(rate > 0.0 && rate < 1000.0, "{rate} events/s per subtask");
+    assert!(
+        autoscaler
+            .metric("segment_autoscaler_backlog_records{")
+            .await
+            .unwrap_or(0.0)
+            > 0.0
+    );
+    // Aligned all along: falling behind changes nothing of the one-to-one rule.
+    assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "1");
+
+    // pendingRecords against written minus read, once the writes stopped (the job's figures
+    // come from one snapshot of Flink's metrics; the estimate counts from the last reader-group
+    // checkpoint, up to one checkpoint interval of reads behind).
+    support::send_signal(generator.id(), "TERM");
+    let output = tokio::task::spawn_blocking(move || generator.wait_with_output())
+        .await
+        .unwrap()
+        .expect("the generator's output");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the generator's JSON summary");
+    let written = summary["events"].as_u64().expect("events written") as f64;
+    eventually(
+        "pendingRecords = written - read",
+        Duration::from_secs(60),
+        || async {
+            let rest = &stack.flink_rest_url;
+            let source = support::flink::vertex_metric_sums(
+                rest,
+                "Source",
+                &["Source__pravega-reader.pendingRecords"],
+            )
+            .await?;
+            let verified = support::flink::vertex_metric_sums(
+                rest,
+                "verify-sequence",
+                &["verify-sequence.eventsRead", "verify-sequence.duplicates"],
+            )
+            .await?;
+            let pending = source["Source__pravega-reader.pendingRecords"];
+            let read =
+                verified["verify-sequence.eventsRead"] - verified["verify-sequence.duplicates"];
+            let unread = written - read;
+            let tolerance = (unread * 0.1).max(2000.0);
+            let figures =
+                format!("pendingRecords {pending}, written {written} - read {read} = {unread}");
+            println!("{figures}");
+            if unread > 10_000.0 && (pending - unread).abs() <= tolerance {
+                Ok(())
+            } else {
+                Err(figures)
+            }
+        },
+    )
+    .await;
+}
