@@ -155,16 +155,22 @@ fn conditions(report: &BindingReport) -> Vec<Condition> {
         }
         kind => condition("Holding", true, kind, &report.reason),
     };
-    let backlog = report.backlog.as_ref();
-    let falling_behind = match (backlog.and_then(|b| b.records), backlog.and_then(|b| b.falling_behind.as_ref())) {
-        (_, Some(behind)) => condition("FallingBehind", true, "BacklogGrowing", &behind.to_string()),
-        (Some(records), None) => condition(
+    // Messages without the figures, which change every pass: a status is written only when it
+    // changes (the figures are in the FallingBehind Event, the metrics and `plan`).
+    let falling_behind = match report.backlog.as_ref() {
+        Some(b) if b.falling_behind.is_some() => condition(
+            "FallingBehind",
+            true,
+            "BacklogGrowing",
+            "the job runs aligned at the segment count and its backlog grew over the whole backlog window: one subtask is slower than the stream's scaling policy assumes (the FallingBehind Event has the figures; README: Backlog)",
+        ),
+        Some(b) if b.records.is_some() => condition(
             "FallingBehind",
             false,
             "KeepingUp",
-            &format!("backlog {records} events: not growing over the window while the job runs aligned"),
+            "the job's backlog did not grow over the backlog window while it ran aligned",
         ),
-        (None, None) => condition(
+        _ => condition(
             "FallingBehind",
             false,
             "BacklogUnknown",
@@ -262,12 +268,49 @@ mod tests {
             ("Aligned", "True"),
             ("Paused", "False"),
             ("Holding", "False"),
+            ("FallingBehind", "False"),
         ] {
             let c = get(&status, type_);
             assert_eq!(c.status, value, "{type_}");
             assert_eq!(c.observed_generation, Some(2));
             assert_eq!(c.last_transition_time, at(1000));
         }
+        assert_eq!(get(&status, "FallingBehind").reason, "BacklogUnknown");
+    }
+
+    #[test]
+    fn an_aligned_job_falling_behind_is_aligned_not_holding_and_its_message_is_stable() {
+        use crate::plan::backlog::{BacklogView, FallingBehind};
+        let behind = |grew_to| {
+            let mut report = report();
+            report.reason_kind = "FallingBehind";
+            report.backlog = Some(BacklogView {
+                records: Some(grew_to),
+                catch_up_seconds: None,
+                subtask_rate: Some(120.0),
+                falling_behind: Some(FallingBehind {
+                    window: std::time::Duration::from_secs(120),
+                    for_: std::time::Duration::from_secs(120),
+                    grew_from: 100,
+                    grew_to,
+                    segments: 3,
+                    subtask_rate: Some(120.0),
+                    policy_target: Some(1000.0),
+                    keep_up_target: Some(96.0),
+                }),
+            });
+            status(None, Some(2), Found::Reconciled(&report), &at(1000))
+        };
+        let status = behind(5000);
+        assert_eq!(get(&status, "Aligned").status, "True");
+        assert_eq!(get(&status, "Holding").status, "False");
+        let condition = get(&status, "FallingBehind");
+        assert_eq!(
+            (condition.status.as_str(), condition.reason.as_str()),
+            ("True", "BacklogGrowing")
+        );
+        // The backlog moves every pass; the status, written only when it changes, does not.
+        assert_eq!(behind(6000).conditions, status.conditions);
     }
 
     #[test]
