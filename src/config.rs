@@ -196,6 +196,22 @@ pub struct PravegaConfig {
     /// Pravega's basic auth (its password file's accounts); reading segments needs READ on the
     /// scope and its streams.
     pub credentials: Option<BasicAuthConfig>,
+    /// Opt-in: lower a bound stream's scaling-policy target while its job falls behind, and
+    /// raise it back while the job idles (README: Backlog). Off by default.
+    pub tune_scaling_policy: Option<TuneScalingPolicy>,
+}
+
+/// The bounds of the opt-in tuning of streams' scaling-policy targets (events/s per segment).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneScalingPolicy {
+    /// Whether the autoscaler changes streams' targets at all.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The lowest target it sets.
+    pub min_target: u32,
+    /// The highest target it sets.
+    pub max_target: u32,
 }
 
 /// Kubernetes client settings.
@@ -726,6 +742,33 @@ impl PravegaConfig {
         }?;
         if let Some(credentials) = &self.credentials {
             credentials.validate(&|name| format!("pravega.credentials.{name}"))?;
+        }
+        if let Some(tune) = &self.tune_scaling_policy {
+            if tune.min_target == 0 {
+                return Err(ConfigError::invalid(
+                    "pravega.tune_scaling_policy.min_target",
+                    "0: a target of 0 events/s would split without end",
+                ));
+            }
+            if tune.min_target > tune.max_target {
+                return Err(ConfigError::invalid(
+                    "pravega.tune_scaling_policy.min_target",
+                    format!(
+                        "{} is above max_target ({})",
+                        tune.min_target, tune.max_target
+                    ),
+                ));
+            }
+            if tune.max_target > i32::MAX as u32 {
+                return Err(ConfigError::invalid(
+                    "pravega.tune_scaling_policy.max_target",
+                    format!(
+                        "{} is above {} (the controller's limit)",
+                        tune.max_target,
+                        i32::MAX
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use pravega_controller_client::controller::controller_service_client::ControllerServiceClient;
 use pravega_controller_client::controller::scaling_policy::ScalingPolicyType;
 use pravega_controller_client::controller::stream_info::AccessOperation;
-use pravega_controller_client::controller::StreamInfo;
+use pravega_controller_client::controller::{
+    update_stream_status, RetentionPolicy, ScalingPolicy, StreamInfo, Tags, UpdateStreamStatus,
+};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
@@ -25,6 +27,8 @@ use crate::tls::{self, Handshake};
 /// Asks the Pravega controller for each stream's active segments.
 pub struct ControllerSource {
     client: ControllerServiceClient<Channel>,
+    /// The client's channel, for the calls made with [`FullStreamConfig`].
+    channel: Channel,
     /// `Basic ...`, sent with every call when the cluster has auth on.
     authorization: Option<MetadataValue<Ascii>>,
     endpoint: String,
@@ -118,8 +122,10 @@ impl ControllerSource {
                 MetadataValue::from_str(text).map_err(|e| ControllerSetupError(e.to_string()))
             })
             .transpose()?;
+        let channel = endpoint.connect_lazy().map_err(setup_error)?;
         Ok(ControllerSource {
-            client: ControllerServiceClient::new(endpoint.connect_lazy().map_err(setup_error)?),
+            client: ControllerServiceClient::new(channel.clone()),
+            channel,
             authorization,
             endpoint: format!("controller {}", config.controller),
             address: (host, port),
@@ -277,32 +283,90 @@ impl StreamScaling {
     }
 }
 
-/// Reads streams' scaling policies (the figures behind a job that falls behind).
+/// Reads streams' scaling policies (the figures behind a job that falls behind) and, opt-in,
+/// changes their target.
 #[async_trait]
 pub trait StreamPolicies: Send + Sync {
     /// The scaling policy of `stream`.
     async fn scaling(&self, stream: &StreamId) -> Result<StreamScaling, SourceError>;
+
+    /// Sets the target of `stream`'s scaling policy to `target_rate`, every other setting of
+    /// the stream as it is; returns the policy as it was.
+    async fn set_target_rate(
+        &self,
+        stream: &StreamId,
+        target_rate: u32,
+    ) -> Result<StreamScaling, SourceError>;
 }
 
-#[async_trait]
-impl StreamPolicies for ControllerSource {
-    async fn scaling(&self, stream: &StreamId) -> Result<StreamScaling, SourceError> {
-        let mut client = self.client.clone();
-        let call = client.get_stream_configuration(self.request(Self::stream_info(stream)));
-        let config = self.answer(call, &TlsProbe::new()).await?;
-        let rejected = |message: String| SourceError::Rejected {
+/// A stream's configuration as Pravega 0.13's controller sends it. The generated client's
+/// `StreamConfig` (crate 0.3.7) lacks fields 5 and 6: an update made with it would reset the
+/// stream's timestamp aggregation timeout and rollover size, so reads and updates of the
+/// policy go through this message, which carries them over.
+#[derive(Clone, PartialEq, prost::Message)]
+struct FullStreamConfig {
+    #[prost(message, optional, tag = "1")]
+    stream_info: Option<StreamInfo>,
+    #[prost(message, optional, tag = "2")]
+    scaling_policy: Option<ScalingPolicy>,
+    #[prost(message, optional, tag = "3")]
+    retention_policy: Option<RetentionPolicy>,
+    #[prost(message, optional, tag = "4")]
+    tags: Option<Tags>,
+    #[prost(int64, tag = "5")]
+    timestamp_aggregation_timeout: i64,
+    #[prost(int64, tag = "6")]
+    rollover_size_bytes: i64,
+}
+
+impl ControllerSource {
+    /// One unary call of the controller service's `path` with messages of our own.
+    async fn unary<Req, Resp>(&self, path: &'static str, message: Req) -> Result<Resp, SourceError>
+    where
+        Req: prost::Message + 'static,
+        Resp: prost::Message + Default + 'static,
+    {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+        let request = self.request(message);
+        let call = async move {
+            grpc.ready()
+                .await
+                .map_err(|e| Status::unavailable(format!("service not ready: {e}")))?;
+            grpc.unary(request, path, tonic::codec::ProstCodec::default())
+                .await
+        };
+        self.answer(call, &TlsProbe::new()).await
+    }
+
+    /// `stream`'s whole configuration.
+    async fn stream_config(&self, stream: &StreamId) -> Result<FullStreamConfig, SourceError> {
+        self.unary(GET_STREAM_CONFIGURATION, Self::stream_info(stream))
+            .await
+    }
+
+    fn rejected(&self, message: String) -> SourceError {
+        SourceError::Rejected {
             endpoint: self.endpoint.clone(),
             message,
-        };
-        let policy = config
-            .scaling_policy
-            .ok_or_else(|| rejected(format!("{stream}: no scaling policy in its configuration")))?;
+        }
+    }
+
+    /// The policy of `config`, for `stream`.
+    fn scaling_of(
+        &self,
+        stream: &StreamId,
+        config: &FullStreamConfig,
+    ) -> Result<StreamScaling, SourceError> {
+        let policy = config.scaling_policy.as_ref().ok_or_else(|| {
+            self.rejected(format!("{stream}: no scaling policy in its configuration"))
+        })?;
         let kind = match ScalingPolicyType::from_i32(policy.scale_type) {
             Some(ScalingPolicyType::FixedNumSegments) => ScalingKind::Fixed,
             Some(ScalingPolicyType::ByRateInEventsPerSec) => ScalingKind::EventsPerSecond,
             Some(ScalingPolicyType::ByRateInKbytesPerSec) => ScalingKind::KBytesPerSecond,
             None => {
-                return Err(rejected(format!(
+                return Err(self.rejected(format!(
                     "{stream}: unknown scaling policy type {}",
                     policy.scale_type
                 )))
@@ -310,7 +374,7 @@ impl StreamPolicies for ControllerSource {
         };
         let positive = |field: &str, value: i32| {
             u32::try_from(value)
-                .map_err(|_| rejected(format!("{stream}: scaling policy {field} {value}")))
+                .map_err(|_| self.rejected(format!("{stream}: scaling policy {field} {value}")))
         };
         Ok(StreamScaling {
             kind,
@@ -318,6 +382,50 @@ impl StreamPolicies for ControllerSource {
             scale_factor: positive("scaleFactor", policy.scale_factor)?,
             min_segments: positive("minNumSegments", policy.min_num_segments)?,
         })
+    }
+}
+
+/// The controller service's gRPC methods called with [`FullStreamConfig`].
+const GET_STREAM_CONFIGURATION: &str =
+    "/io.pravega.controller.stream.api.grpc.v1.ControllerService/getStreamConfiguration";
+const UPDATE_STREAM: &str =
+    "/io.pravega.controller.stream.api.grpc.v1.ControllerService/updateStream";
+
+#[async_trait]
+impl StreamPolicies for ControllerSource {
+    async fn scaling(&self, stream: &StreamId) -> Result<StreamScaling, SourceError> {
+        let config = self.stream_config(stream).await?;
+        self.scaling_of(stream, &config)
+    }
+
+    async fn set_target_rate(
+        &self,
+        stream: &StreamId,
+        target_rate: u32,
+    ) -> Result<StreamScaling, SourceError> {
+        let mut config = self.stream_config(stream).await?;
+        let before = self.scaling_of(stream, &config)?;
+        if before.kind != ScalingKind::EventsPerSecond {
+            return Err(self.rejected(format!(
+                "{stream}: its policy is {:?}, not by event rate: its target is left as it is",
+                before.kind
+            )));
+        }
+        let rate = i32::try_from(target_rate)
+            .map_err(|_| self.rejected(format!("{stream}: target rate {target_rate}")))?;
+        if let Some(policy) = config.scaling_policy.as_mut() {
+            policy.target_rate = rate;
+        }
+        // The update names the stream it changes, whatever the answer said.
+        config.stream_info = Some(Self::stream_info(stream));
+        let status: UpdateStreamStatus = self.unary(UPDATE_STREAM, config).await?;
+        match update_stream_status::Status::from_i32(status.status) {
+            Some(update_stream_status::Status::Success) => Ok(before),
+            other => Err(self.rejected(format!(
+                "{stream}: updateStream answered {:?}",
+                other.map_or_else(|| status.status.to_string(), |s| format!("{s:?}"))
+            ))),
+        }
     }
 }
 
@@ -358,6 +466,7 @@ mod tests {
             timeout,
             tls: None,
             credentials: None,
+            tune_scaling_policy: None,
         };
         let security = ControllerSecurity {
             trust: ControllerTrust::Plain,

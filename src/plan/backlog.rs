@@ -13,6 +13,10 @@
 //! - one subtask's true processing rate is what it reads per second of busy time (DS2), and a
 //!   policy target of [`KEEP_UP_SHARE`] of it would keep the job caught up.
 //!
+//! - opt-in ([`tuned_target`]), a stream's policy target is lowered to that rate while the job
+//!   falls behind, so Pravega splits more segments and the job follows them, and raised back
+//!   while it idles; within bounds, at most once per window.
+//!
 //! None of it changes the alignment rule: parallelism still equals segments.
 
 use std::collections::VecDeque;
@@ -30,6 +34,9 @@ pub const KEEP_UP_SHARE: f64 = 0.8;
 
 /// Below this share of busy time, a rate per second of busy time is mostly noise.
 const MIN_BUSY_RATIO: f64 = 0.05;
+
+/// Below this share of busy time the job idles: its streams' targets may rise again.
+pub const IDLE_BUSY_RATIO: f64 = 0.25;
 
 /// What the backlog judgement knows now.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +75,8 @@ pub struct BacklogView {
     /// Events one source subtask reads per second of busy time (DS2's true processing rate);
     /// None when unknown or the job is nearly idle.
     pub subtask_rate: Option<f64>,
+    /// The lowest event-rate target of the bound streams' scaling policies, when known.
+    pub policy_target: Option<f64>,
     /// Set while the job, aligned, falls behind.
     pub falling_behind: Option<FallingBehind>,
 }
@@ -170,6 +179,7 @@ impl BacklogHistory {
             records,
             catch_up_seconds: records.and_then(|r| self.catch_up_seconds(r)),
             subtask_rate,
+            policy_target: input.policy_target,
             falling_behind,
         }
     }
@@ -222,6 +232,52 @@ impl BacklogHistory {
         let slope = (n * sxy - sx * sy) / spread;
         (slope < 0.0).then(|| records as f64 / -slope)
     }
+}
+
+/// The bounds of the opt-in tuning, events/s per segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetBounds {
+    /// The lowest target set.
+    pub min: u32,
+    /// The highest target set.
+    pub max: u32,
+}
+
+/// The target a stream's policy should have instead of `current`, or None to leave it: while
+/// the job falls behind, the target that keeps it caught up (lower only); while it idles (busy
+/// under [`IDLE_BUSY_RATIO`] of the time, not falling behind), twice `current` (higher only);
+/// within `bounds`, and never within `window` of the last change (`since_change`).
+pub fn tuned_target(
+    current: u32,
+    view: &BacklogView,
+    busy_ratio: Option<f64>,
+    bounds: TargetBounds,
+    since_change: Option<Duration>,
+    window: Duration,
+) -> Option<u32> {
+    if since_change.is_some_and(|since| since < window) {
+        return None;
+    }
+    let within = |target: u32| target.clamp(bounds.min, bounds.max);
+    match &view.falling_behind {
+        Some(behind) => {
+            let keep_up = behind.keep_up_target?;
+            let to = within(keep_up.clamp(0.0, f64::from(u32::MAX)) as u32);
+            (to < current).then_some(to)
+        }
+        None => {
+            let to = within(current.saturating_mul(2));
+            (idles(view, busy_ratio) && to > current).then_some(to)
+        }
+    }
+}
+
+/// Whether the job idles: its backlog known, not falling behind, busy under
+/// [`IDLE_BUSY_RATIO`] of the time.
+pub fn idles(view: &BacklogView, busy_ratio: Option<f64>) -> bool {
+    view.falling_behind.is_none()
+        && view.records.is_some()
+        && busy_ratio.is_some_and(|b| b < IDLE_BUSY_RATIO)
 }
 
 #[cfg(test)]
@@ -394,5 +450,76 @@ mod tests {
             },
         );
         assert_eq!(view.subtask_rate, None);
+    }
+
+    fn behind(keep_up: Option<f64>) -> BacklogView {
+        BacklogView {
+            records: Some(9000),
+            catch_up_seconds: None,
+            subtask_rate: keep_up.map(|k| k / KEEP_UP_SHARE),
+            policy_target: Some(1000.0),
+            falling_behind: Some(FallingBehind {
+                window: WINDOW,
+                for_: WINDOW,
+                grew_from: 1000,
+                grew_to: 9000,
+                segments: 1,
+                subtask_rate: keep_up.map(|k| k / KEEP_UP_SHARE),
+                policy_target: Some(1000.0),
+                keep_up_target: keep_up,
+            }),
+        }
+    }
+
+    fn keeping_up() -> BacklogView {
+        BacklogView {
+            records: Some(100),
+            catch_up_seconds: Some(0.0),
+            subtask_rate: Some(500.0),
+            policy_target: Some(100.0),
+            falling_behind: None,
+        }
+    }
+
+    const BOUNDS: TargetBounds = TargetBounds { min: 50, max: 1000 };
+
+    #[test]
+    fn falling_behind_lowers_the_target_to_what_keeps_the_job_caught_up_within_bounds() {
+        let tune = |current, keep_up| {
+            tuned_target(current, &behind(keep_up), Some(1.0), BOUNDS, None, WINDOW)
+        };
+        assert_eq!(tune(1000, Some(101.0)), Some(101));
+        assert_eq!(tune(1000, Some(20.0)), Some(50), "not below min_target");
+        // Already at or below what keeps it caught up (Pravega has yet to split): no change,
+        // and never a raise while it falls behind.
+        assert_eq!(tune(100, Some(101.0)), None);
+        assert_eq!(tune(40, Some(20.0)), None);
+        assert_eq!(tune(1000, None), None, "no rate, no figure to go to");
+    }
+
+    #[test]
+    fn an_idle_job_raises_the_target_twofold_up_to_the_bound() {
+        let tune = |current, busy| tuned_target(current, &keeping_up(), busy, BOUNDS, None, WINDOW);
+        assert_eq!(tune(100, Some(0.1)), Some(200));
+        assert_eq!(tune(600, Some(0.1)), Some(1000), "not above max_target");
+        assert_eq!(tune(1000, Some(0.1)), None);
+        assert_eq!(tune(100, Some(0.5)), None, "busy: not idle");
+        assert_eq!(tune(100, None), None, "unknown: not idle");
+        // Above max_target by the user's hand: an idle job never lowers it.
+        assert_eq!(tune(2000, Some(0.1)), None);
+    }
+
+    #[test]
+    fn at_most_one_change_per_window() {
+        let view = behind(Some(101.0));
+        let since = |s| Some(Duration::from_secs(s));
+        assert_eq!(
+            tuned_target(1000, &view, None, BOUNDS, since(119), WINDOW),
+            None
+        );
+        assert_eq!(
+            tuned_target(1000, &view, None, BOUNDS, since(120), WINDOW),
+            Some(101)
+        );
     }
 }

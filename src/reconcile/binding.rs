@@ -18,7 +18,9 @@ use crate::flink::{
 use crate::leader::Leadership;
 use crate::observe::controller::StreamPolicies;
 use crate::observe::SourceReadings;
-use crate::plan::backlog::{BacklogHistory, BacklogInput, BacklogView};
+use crate::plan::backlog::{
+    idles, tuned_target, BacklogHistory, BacklogInput, BacklogView, TargetBounds,
+};
 use crate::plan::prewarmed::{
     job_size, job_taskmanagers, prewarmed_steps, PrewarmedPolicy, PrewarmedView, Requirement,
     RequirementUnknown, REACTIVE_JOBMANAGER,
@@ -57,6 +59,10 @@ pub struct LiveBinding {
     /// Whether the job was falling behind at the last reconciliation, to record the change
     /// once.
     falling_behind: bool,
+    /// The bounds within which the streams' policy targets are tuned, when opted in.
+    tuning: Option<TargetBounds>,
+    /// When the streams' targets were last tuned (or tried).
+    last_tuned: Option<Instant>,
 }
 
 impl LiveBinding {
@@ -82,13 +88,20 @@ impl LiveBinding {
             policies: None,
             policy_target: None,
             falling_behind: false,
+            tuning: None,
+            last_tuned: None,
         }
     }
 
     /// Reads the bound streams' scaling policies from `policies` (the figures of a job
-    /// falling behind).
-    pub fn with_policies(mut self, policies: Arc<dyn StreamPolicies>) -> Self {
+    /// falling behind) and, with `tuning`, changes their targets within those bounds.
+    pub fn with_policies(
+        mut self,
+        policies: Arc<dyn StreamPolicies>,
+        tuning: Option<TargetBounds>,
+    ) -> Self {
         self.policies = Some(policies);
+        self.tuning = tuning;
         self
     }
 }
@@ -114,6 +127,9 @@ impl LiveBinding {
             self.record_pause(outcome.decision().paused()).await;
         }
         self.record_falling_behind(&outcome, act).await;
+        if act {
+            self.tune_policies(&observed, &outcome, now).await;
+        }
         self.record(&observed, &outcome, metrics);
         self.report(&observed, &outcome)
     }
@@ -595,6 +611,70 @@ impl LiveBinding {
         };
         tracing::info!(target_ref = %self.target.describe(), paused, "{note}");
         self.target.record(reason, note).await;
+    }
+
+    /// Opt-in: sets each bound stream's policy target to what [`tuned_target`] says, at most
+    /// once per backlog window; every change an Event with the old and new value.
+    async fn tune_policies(&mut self, observed: &Observed, outcome: &Outcome, now: Instant) {
+        let (Some(policies), Some(bounds)) = (&self.policies, self.tuning) else {
+            return;
+        };
+        let Some(view) = &outcome.planned.backlog else {
+            return;
+        };
+        let busy = match &observed.source_load {
+            Some(Ok(load)) => load.busy_ratio,
+            _ => None,
+        };
+        let window = self.backlog_window();
+        let since = self.last_tuned.map(|at| now.duration_since(at));
+        // Read the policies only when a change may follow.
+        if since.is_some_and(|since| since < window)
+            || (view.falling_behind.is_none() && !idles(view, busy))
+        {
+            return;
+        }
+        let why = match &view.falling_behind {
+            Some(behind) => behind.to_string(),
+            None => format!(
+                "the job idles (busy {:.0} % of the time)",
+                busy.unwrap_or(0.0) * 100.0
+            ),
+        };
+        let mut tried = false;
+        for stream in &self.config.streams {
+            let current = match policies.scaling(stream).await {
+                Ok(scaling) => scaling.events_per_second(),
+                Err(e) => {
+                    tracing::debug!(%stream, error = %e, "stream scaling policy unavailable");
+                    None
+                }
+            };
+            let Some(to) =
+                current.and_then(|c| tuned_target(c as u32, view, busy, bounds, since, window))
+            else {
+                continue;
+            };
+            tried = true;
+            match policies.set_target_rate(stream, to).await {
+                Ok(before) => {
+                    let note = format!(
+                        "{stream}: scaling policy target {} -> {to} events/s per segment: {why}",
+                        before.target_rate
+                    );
+                    tracing::info!(%stream, from = before.target_rate, to, "{note}");
+                    self.target.record("ScalingPolicyTuned", &note).await;
+                }
+                Err(e) => {
+                    tracing::warn!(%stream, to, error = %e, reason = e.reason().as_str(), "changing the stream's scaling policy target failed; tried again after the backlog window");
+                }
+            }
+        }
+        if tried {
+            self.last_tuned = Some(now);
+            // Read again at the next pass.
+            self.policy_target = None;
+        }
     }
 
     /// The JobManager's settings for the job `status` names (None without Flink), read at the

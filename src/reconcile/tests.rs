@@ -5,6 +5,7 @@ use crate::domain::{Alignment, StreamId};
 use crate::domain::{SourceChoice, SourceKind};
 use crate::flink::{FlinkClient, FlinkError, JobSchedule, JobStatus};
 use crate::observe::{SegmentReading, SegmentSource, SourceError, Undetermined};
+use crate::plan::backlog::TargetBounds;
 use crate::plan::prewarmed::REACTIVE_JOBMANAGER;
 use crate::plan::Action;
 use std::collections::BTreeSet;
@@ -1137,21 +1138,32 @@ async fn flink_with_backlog(pending: Arc<Mutex<Vec<u64>>>) -> String {
     serve(router).await
 }
 
-/// Scaling policies by event rate, `target` events/s per segment.
-struct FixedPolicies(u32);
+/// Scaling policies by event rate, the shared target in events/s per segment.
+#[derive(Clone)]
+struct FakePolicies(Arc<Mutex<u32>>);
 
 #[async_trait::async_trait]
-impl crate::observe::controller::StreamPolicies for FixedPolicies {
+impl crate::observe::controller::StreamPolicies for FakePolicies {
     async fn scaling(
         &self,
         _: &StreamId,
     ) -> Result<crate::observe::controller::StreamScaling, SourceError> {
         Ok(crate::observe::controller::StreamScaling {
             kind: crate::observe::controller::ScalingKind::EventsPerSecond,
-            target_rate: self.0,
+            target_rate: *self.0.lock().unwrap(),
             scale_factor: 2,
             min_segments: 1,
         })
+    }
+
+    async fn set_target_rate(
+        &self,
+        stream: &StreamId,
+        target_rate: u32,
+    ) -> Result<crate::observe::controller::StreamScaling, SourceError> {
+        let before = self.scaling(stream).await;
+        *self.0.lock().unwrap() = target_rate;
+        before
     }
 }
 
@@ -1178,7 +1190,7 @@ async fn an_aligned_job_whose_backlog_grows_is_reported_falling_behind_then_keep
     });
     let flink = FlinkClient::new(&url, Duration::from_secs(2));
     let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink))
-        .with_policies(Arc::new(FixedPolicies(1000)));
+        .with_policies(Arc::new(FakePolicies(Arc::new(Mutex::new(1000)))), None);
     let mut autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry.clone());
 
     let mut reports = Vec::new();
@@ -1246,4 +1258,66 @@ async fn an_aligned_job_whose_backlog_grows_is_reported_falling_behind_then_keep
         .map(|(r, _)| r.clone())
         .collect();
     assert_eq!(events, ["FallingBehind", "KeepingUp"], "once each");
+}
+
+#[tokio::test]
+async fn opted_in_a_job_falling_behind_lowers_its_streams_policy_target_once_within_bounds() {
+    let growing: Vec<u64> = (0..40).map(|i| 1000 + 100 * i).collect();
+    let url = flink_with_backlog(Arc::new(Mutex::new(growing))).await;
+    let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
+    table
+        .lock()
+        .unwrap()
+        .insert("demo/load".parse().unwrap(), SegmentReading::Segments(1));
+    let mut config = autoscaler.bindings[0].config.clone();
+    config.flink = Some(crate::config::FlinkConfig {
+        backlog_window: Duration::from_millis(400),
+        ..with_flink_aligned(&url, Alignment::Reactive).0.bindings[0]
+            .config
+            .flink
+            .clone()
+            .unwrap()
+    });
+    let policy_target = Arc::new(Mutex::new(1000));
+    let bounds = TargetBounds {
+        min: 100,
+        max: 1000,
+    };
+    let binding = LiveBinding::new(
+        config,
+        Box::new(target.clone()),
+        Some(FlinkClient::new(&url, Duration::from_secs(2))),
+    )
+    .with_policies(Arc::new(FakePolicies(policy_target.clone())), Some(bounds));
+    let mut autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry);
+
+    // Observing only (not the leader): falling behind, and the stream left as it is.
+    let mut reports = Vec::new();
+    for _ in 0..12 {
+        reports = autoscaler.reconcile(None).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reports[0].reason_kind, "FallingBehind", "{:?}", reports[0]);
+    assert_eq!(*policy_target.lock().unwrap(), 1000);
+
+    for _ in 0..8 {
+        autoscaler.reconcile(ACTING).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 600 events/s per subtask (300 read at half busy), 80 % of it.
+    assert_eq!(*policy_target.lock().unwrap(), 480);
+    let events = target.events.lock().unwrap().clone();
+    let tuned: Vec<&String> = events
+        .iter()
+        .filter(|(reason, _)| reason == "ScalingPolicyTuned")
+        .map(|(_, note)| note)
+        .collect();
+    assert_eq!(tuned.len(), 1, "once: {events:?}");
+    assert!(
+        tuned[0].starts_with(
+            "demo/load: scaling policy target 1000 -> 480 events/s per segment: falling behind"
+        ),
+        "{}",
+        tuned[0]
+    );
 }

@@ -288,6 +288,7 @@ mod tests {
                 records: Some(grew_to),
                 catch_up_seconds: None,
                 subtask_rate: Some(120.0),
+                policy_target: Some(1000.0),
                 falling_behind: Some(FallingBehind {
                     window: std::time::Duration::from_secs(120),
                     for_: std::time::Duration::from_secs(120),

@@ -13,6 +13,7 @@ use crate::flink::FlinkClient;
 use crate::leader::{LeaderElector, LeaseTimings};
 use crate::observe::controller::StreamPolicies;
 use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
+use crate::plan::backlog::TargetBounds;
 use crate::reconcile::{Autoscaler, LiveBinding};
 use crate::segment_scaler::watch::{BindingBuilder, SegmentScalers, WATCH_SECONDS};
 use crate::telemetry::Telemetry;
@@ -269,8 +270,17 @@ fn live_binding(
         })
         .transpose()?;
     let binding = LiveBinding::new(b.clone(), target, flink);
+    let tuning = config
+        .pravega
+        .as_ref()
+        .and_then(|p| p.tune_scaling_policy)
+        .filter(|t| t.enabled)
+        .map(|t| TargetBounds {
+            min: t.min_target,
+            max: t.max_target,
+        });
     Ok(match policies {
-        Some(policies) => binding.with_policies(policies),
+        Some(policies) => binding.with_policies(policies, tuning),
         None => binding,
     })
 }

@@ -118,6 +118,9 @@ pub struct Metrics {
     /// 1 while the job, aligned at the segment count, falls behind (absent while the backlog
     /// is unknown).
     pub falling_behind: Family<BindingLabels, Gauge>,
+    /// The lowest event-rate target of the bound streams' scaling policies (absent while
+    /// unknown, or without a controller to read it from).
+    pub policy_target: Family<BindingLabels, Gauge<f64, AtomicU64>>,
     /// 1 when this replica may act (leader, or no leader election), else 0.
     pub leader: Gauge,
     registry: Registry,
@@ -149,6 +152,7 @@ impl Default for Metrics {
             catch_up_seconds: Family::default(),
             subtask_processing_rate: Family::default(),
             falling_behind: Family::default(),
+            policy_target: Family::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
             sample: Mutex::new(()),
@@ -272,6 +276,11 @@ impl Metrics {
             "1 while the job, aligned at the segment count, falls behind its streams",
             m.falling_behind.clone(),
         );
+        registry.register(
+            "policy_target",
+            "The lowest event-rate target (events/s per segment) of the bound streams' scaling policies",
+            m.policy_target.clone(),
+        );
         registry.register("leader", "1 if this replica may act", m.leader.clone());
     }
 }
@@ -372,6 +381,7 @@ impl Metrics {
             &self.flink_rescale_delay,
             &self.catch_up_seconds,
             &self.subtask_processing_rate,
+            &self.policy_target,
         ] {
             family.remove(&labels);
         }
@@ -527,6 +537,11 @@ impl Metrics {
             &self.subtask_processing_rate,
             &labels,
             backlog.and_then(|b| b.subtask_rate),
+        );
+        set_or_remove(
+            &self.policy_target,
+            &labels,
+            backlog.and_then(|b| b.policy_target),
         );
     }
 
