@@ -1,8 +1,14 @@
 //! Backlog on the real stack: the busy reader made slower per event than the stream's scaling
 //! policy assumes (the policy splits a segment at 1000 events/s, one subtask processes far
-//! fewer), under a steady load that never splits the stream. The job runs aligned at its one
-//! segment and falls behind; the autoscaler reports it with the figures that explain it, and
-//! the source's `pendingRecords` it reads accounts for the events written and not read.
+//! fewer), under a steady load that does not split the stream. The job runs aligned at its one
+//! segment and falls behind; the autoscaler reports it with the figures that explain it and
+//! leaves the stream alone; opted in (`pravega.tune_scaling_policy`), it lowers the stream's
+//! target to what one subtask keeps up with. The source's `pendingRecords` it reads accounts
+//! for the events written and not read.
+//!
+//! Pravega's split that follows a lowered target is not waited for here: a segment store splits
+//! on a 2-minute rate above 5x the target, or on 5- and 10-minute rates only once the segment is
+//! that old, so it comes minutes later; `deploy/local/demo --slow-job` shows it, and the drain.
 
 use test_support as support;
 
@@ -81,6 +87,54 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
     );
     // Aligned all along: falling behind changes nothing of the one-to-one rule.
     assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "1");
+    assert_eq!(
+        target_rate(&stack, &scope).await,
+        1000,
+        "not opted in: the stream is left alone"
+    );
+    drop(autoscaler);
+
+    // Opted in: the target goes down to what one subtask keeps up with, within the bounds, and
+    // the log says from what to what.
+    let tuning = AutoscalerProcess::start(
+        "backlog-tuning",
+        &config
+            .pravega_fields(
+                "tune_scaling_policy: {enabled: true, min_target: 10, max_target: 1000}",
+            )
+            .yaml(),
+    );
+    let changed = format!("{scope}/load: scaling policy target 1000 -> ");
+    let tuned: u64 = eventually(
+        "the stream's target lowered",
+        Duration::from_secs(240),
+        || async {
+            let log = tuning.log_text();
+            let (_, rest) = log.split_once(&changed).ok_or("no change logged")?;
+            let (to, why) = rest
+                .split_once(" events/s per segment: ")
+                .ok_or("no figures")?;
+            let to: u64 = to.parse().map_err(|e| format!("{to}: {e}"))?;
+            let because = format!("a target of {to} events/s per segment would keep it caught up");
+            if !why.starts_with("falling behind") || !why.contains(&because) {
+                return Err(format!("why: {why}"));
+            }
+            Ok(to)
+        },
+    )
+    .await;
+    assert!((10..1000).contains(&tuned), "{tuned}: within the bounds");
+    assert_eq!(target_rate(&stack, &scope).await, tuned, "the controller's");
+    tuning
+        .wait_metric(
+            "segment_autoscaler_policy_target{",
+            tuned as f64,
+            "the policy target read again after the change",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "1");
+    drop(tuning);
 
     // pendingRecords against written minus read, once the writes stopped (the job's figures
     // come from one snapshot of Flink's metrics; the estimate counts from the last reader-group
@@ -126,4 +180,20 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
         },
     )
     .await;
+}
+
+/// The target rate of `scope/load`'s scaling policy, from the controller's REST API.
+async fn target_rate(stack: &Stack, scope: &str) -> u64 {
+    let stream: serde_json::Value = reqwest::get(format!(
+        "{}/v1/scopes/{scope}/streams/load",
+        stack.pravega_rest_url
+    ))
+    .await
+    .expect("read the stream")
+    .json()
+    .await
+    .expect("the stream's JSON");
+    stream["scalingPolicy"]["targetRate"]
+        .as_u64()
+        .expect("an event-rate target")
 }

@@ -64,6 +64,16 @@ impl AutoscalerConfig {
         self.section(format!("pravega: {{controller: \"{controller}\"}}"))
     }
 
+    /// More fields of the `pravega` section (e.g. `tune_scaling_policy: {...}`).
+    pub fn pravega_fields(mut self, more: &str) -> Self {
+        for section in &mut self.sections {
+            if let Some(rest) = section.strip_prefix("pravega: {") {
+                *section = format!("pravega: {{{more}, {rest}");
+            }
+        }
+        self
+    }
+
     /// Prometheus as a source.
     pub fn prometheus(self, url: &str) -> Self {
         self.section(format!("prometheus: {{url: \"{url}\"}}"))

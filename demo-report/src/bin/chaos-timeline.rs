@@ -73,6 +73,7 @@ async fn sample(cli: Cli) -> Result<(), String> {
         timeout: bound,
         tls: None,
         credentials: None,
+        tune_scaling_policy: None,
     };
     let source = setup::controller_source(&pravega)
         .map_err(|e| format!("--controller {}: {e}", cli.controller))?;

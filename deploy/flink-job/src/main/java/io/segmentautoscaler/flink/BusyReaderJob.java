@@ -9,13 +9,15 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 
 /**
  * The demo's Flink job: reads a Pravega stream with one reader per subtask (so useful
- * parallelism is the stream's segment count), burns a configurable amount of CPU per event, and
+ * parallelism is the stream's segment count), burns a configurable amount of CPU and waits a
+ * configurable time per event, and
  * verifies the data generator's per-key sequence numbers (gaps and duplicates, in Flink state).
  * Its source reports Flink's standard {@code pendingRecords} (see {@link PendingRecords}), so
  * the backlog is seen as with Flink's own connectors.
  *
  * <p>Arguments: {@code --controller tcp://127.0.0.1:9090 --scope demo --stream load
- * [--reader-group busy-reader] [--burn-iterations 200] [--checkpoint-interval-ms 5000]
+ * [--reader-group busy-reader] [--burn-iterations 200] [--wait-micros 0]
+ * [--checkpoint-interval-ms 5000]
  * [--checkpoint-timeout-ms 60000] [--reader-checkpoint-timeout-ms 30000] [--max-parallelism 128]
  * [--tls-ca-file ca.pem (with a tls:// controller)] [--username U --password-file FILE]}.
  */
@@ -34,6 +36,7 @@ public final class BusyReaderJob {
                 params.get("username", null),
                 params.get("password-file", null));
         int burnIterations = params.getInt("burn-iterations", 200);
+        long waitMicros = params.getLong("wait-micros", 0L);
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         // Every rescale restarts the job from the latest checkpoint, reader positions included.
@@ -45,7 +48,7 @@ public final class BusyReaderJob {
 
         env.fromSource(new ReaderGroupSource(settings), WatermarkStrategy.noWatermarks(), "pravega-reader",
                         PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO)
-                .map(new BurnCpu(burnIterations))
+                .map(new BurnCpu(burnIterations, waitMicros))
                 .name("burn-cpu")
                 .map(SequencedEvent::parse)
                 .name("parse-sequence")
