@@ -12,14 +12,15 @@ use support::repo_root;
 /// Ports of the demo's own stack: every default shifted by this.
 const PORT_OFFSET: u16 = 100;
 
-/// Status lines as (TaskManagers, parallelism, aligned) tuples.
+/// Status lines (time, load, segments, TaskManagers, parallelism, aligned, backlog) as
+/// (TaskManagers, parallelism, aligned) tuples.
 fn status_rows(stdout: &str) -> Vec<(String, String, String)> {
     stdout
         .lines()
         .filter(|line| line.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .filter_map(|line| {
             let cells: Vec<&str> = line.split_whitespace().collect();
-            (cells.len() == 7).then(|| {
+            (cells.len() == 8).then(|| {
                 (
                     cells[4].to_string(),
                     cells[5].to_string(),

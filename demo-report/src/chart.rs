@@ -1,4 +1,5 @@
-//! `report.png`: load above; segments, TaskManagers and job parallelism below.
+//! `report.png`: load above; segments, TaskManagers and job parallelism below; and, when the
+//! job reported a backlog, the backlog under them.
 
 use std::path::Path;
 
@@ -14,8 +15,9 @@ struct Line<'a> {
     stepped: bool,
 }
 
-/// Two panels over time: load (target vs achieved) above; segments, TaskManagers and job
-/// parallelism (steps) below.
+/// Two panels over time: load (target vs achieved, and the stream's policy target when the
+/// autoscaler read one) above; segments, TaskManagers and job parallelism (steps) below; a third
+/// with the backlog and when the job fell behind, when a backlog was known.
 /// `events` (e.g. "30 000 written, 0 lost, 0 duplicated") goes into the load panel's caption;
 /// each of the run's marks (a chaos run's faults) is a labelled vertical line in the lower one.
 pub(crate) fn render(
@@ -25,9 +27,12 @@ pub(crate) fn render(
     events: Option<&str>,
 ) -> Result<(), String> {
     use plotters::prelude::*;
-    let root = BitMapBackend::new(path, (1400, 900)).into_drawing_area();
+    let with_backlog = s.backlog.iter().any(Option::is_some);
+    let height = if with_backlog { 1300 } else { 900 };
+    let root = BitMapBackend::new(path, (1400, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let (top, bottom) = root.split_vertically(450);
+    let (top, rest) = root.split_vertically(450);
+    let (bottom, lowest) = rest.split_vertically(450);
     let line = |name, values, color, width, stepped| Line {
         name,
         values,
@@ -46,6 +51,13 @@ pub(crate) fn render(
     let load = [
         line("target", &s.target_rate, BLUE, 2, false),
         line("achieved", &s.achieved_rate, GREEN, 2, false),
+        line(
+            "policy target per segment",
+            &s.policy_target,
+            RGBColor(150, 0, 150),
+            2,
+            true,
+        ),
     ];
     let rate_max = (max_of(&load) * 1.1).max(1.0);
     let load_caption = match events {
@@ -93,6 +105,28 @@ pub(crate) fn render(
         &counts,
         &s.marks,
     )?;
+    if with_backlog {
+        let backlog_max = (s.backlog.iter().flatten().copied().fold(0.0, f64::max) * 1.1).max(1.0);
+        // Falling behind drawn as a band along the top: 0 or 95 % of the panel.
+        let behind: Vec<Option<f64>> = s
+            .falling_behind
+            .iter()
+            .map(|v| v.map(|v| if v > 0.0 { backlog_max * 0.95 } else { 0.0 }))
+            .collect();
+        let lines = [
+            line("backlog (events)", &s.backlog, RED, 2, false),
+            line("falling behind", &behind, RGBColor(120, 120, 120), 1, true),
+        ];
+        draw_panel(
+            &lowest,
+            "Backlog: events written and not read (pendingRecords)",
+            "events",
+            backlog_max,
+            &s.seconds,
+            &lines,
+            &[],
+        )?;
+    }
     root.present().map_err(|e| e.to_string())
 }
 

@@ -63,6 +63,12 @@ pub fn write_report(
             .then(|| series.alignment_modes.join("+")),
         warm_taskmanager_seconds: (!warm.is_empty())
             .then(|| warm.iter().sum::<f64>() * step.as_secs_f64()),
+        backlog: summary::summarize_backlog(
+            &series.backlog,
+            &series.falling_behind,
+            &series.policy_target,
+            step,
+        ),
         ..summarize(&series.segments, &series.parallelism, step, slots)
     };
     let summary_path = out.join("summary.json");
@@ -154,6 +160,13 @@ mod tests {
                 .map(|i| Some(if i < 34 { 1.0 } else { 2.0 }))
                 .collect(),
             warm_taskmanagers: (0..n).map(|i| (i >= 10).then_some(1.0)).collect(),
+            backlog: (0..n)
+                .map(|i| (i >= 5).then(|| f64::from(i * 100)))
+                .collect(),
+            falling_behind: (0..n).map(|i| Some(f64::from(u8::from(i >= 20)))).collect(),
+            policy_target: (0..n)
+                .map(|i| Some(if i < 25 { 1000.0 } else { 150.0 }))
+                .collect(),
             alignment_modes: vec!["prewarmed".into()],
             marks: vec![(12.0, "taskmanager".into())],
         };
@@ -182,6 +195,8 @@ mod tests {
             "unknown without the verifier: {json}"
         );
         assert_eq!(json["platform"], "kubernetes");
+        assert_eq!(json["backlog"]["peak_records"], 5900.0);
+        assert_eq!(json["backlog"]["policy_target_last"], 150.0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

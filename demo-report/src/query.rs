@@ -7,14 +7,11 @@ use segment_autoscaler::domain::StreamId;
 use crate::summary::{DashboardCheck, VerifiedEvents};
 use crate::ReportError;
 
-/// The job parallelism the acting autoscaler saw: a standby replica (leader gauge 0) is left out,
-/// since it may be a step behind; a replica without leader election counts.
-const ACTING_PARALLELISM: &str =
-    "max(segment_autoscaler_job_parallelism unless on (instance) (segment_autoscaler_leader == 0))";
-
-/// The warm TaskManagers the acting autoscaler kept (see [`ACTING_PARALLELISM`]).
-const ACTING_WARM_TASKMANAGERS: &str =
-    "max(segment_autoscaler_warm_taskmanagers unless on (instance) (segment_autoscaler_leader == 0))";
+/// The acting autoscaler's `metric`: a standby replica (leader gauge 0) is left out, since it
+/// may be a step behind; a replica without leader election counts.
+fn acting(metric: &str) -> String {
+    format!("max({metric} unless on (instance) (segment_autoscaler_leader == 0))")
+}
 
 /// The series a report plots, each sampled on the same grid.
 pub struct RunSeries {
@@ -33,6 +30,13 @@ pub struct RunSeries {
     /// TaskManagers the autoscaler kept beyond the job's (its prewarmed mode; unknown in
     /// reactive mode).
     pub warm_taskmanagers: Vec<Option<f64>>,
+    /// Events written and not read yet, as the acting autoscaler read them from the job's
+    /// `pendingRecords` (unknown where the job reports none).
+    pub backlog: Vec<Option<f64>>,
+    /// 1 while the acting autoscaler judged the job, aligned, falling behind; 0 when not.
+    pub falling_behind: Vec<Option<f64>>,
+    /// The stream's scaling-policy target the autoscaler read, events/s per segment.
+    pub policy_target: Vec<Option<f64>>,
     /// The autoscaler's alignment modes during the run (`reactive`, `prewarmed`), sorted.
     pub alignment_modes: Vec<String>,
     /// Moments marked on the chart (seconds since the start, a label): a chaos run's faults.
@@ -177,8 +181,21 @@ impl ReportQuery {
         let taskmanagers = self
             .range(&http, "max(flink_jobmanager_numRegisteredTaskManagers)")
             .await?;
-        let parallelism = self.range(&http, ACTING_PARALLELISM).await?;
-        let warm_taskmanagers = self.range(&http, ACTING_WARM_TASKMANAGERS).await?;
+        let parallelism = self
+            .range(&http, &acting("segment_autoscaler_job_parallelism"))
+            .await?;
+        let warm_taskmanagers = self
+            .range(&http, &acting("segment_autoscaler_warm_taskmanagers"))
+            .await?;
+        let backlog = self
+            .range(&http, &acting("segment_autoscaler_backlog_records"))
+            .await?;
+        let falling_behind = self
+            .range(&http, &acting("segment_autoscaler_falling_behind"))
+            .await?;
+        let policy_target = self
+            .range(&http, &acting("segment_autoscaler_policy_target"))
+            .await?;
         let alignment_modes = self.alignment_modes(&http).await?;
         let step = self.step.as_secs_f64();
         let seconds = (0..segments.len()).map(|i| i as f64 * step).collect();
@@ -190,6 +207,9 @@ impl ReportQuery {
             taskmanagers,
             parallelism,
             warm_taskmanagers,
+            backlog,
+            falling_behind,
+            policy_target,
             alignment_modes,
             marks: Vec::new(),
         })

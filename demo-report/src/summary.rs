@@ -46,6 +46,9 @@ pub struct AlignmentSummary {
     /// TaskManagers kept warm beyond the job's, summed over the run: the prewarmed mode's cost
     /// (null when none were reported, as in reactive mode).
     pub warm_taskmanager_seconds: Option<f64>,
+    /// The job's backlog over the run, when it reported one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<BacklogSummary>,
     /// Dashboard queries evaluated over the run (with `--dashboards`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dashboard_queries: Option<DashboardCheck>,
@@ -74,6 +77,55 @@ pub struct EventCounts {
     /// More than written is not caught up either: the figures were read mid-rescale (a
     /// stopping TaskManager's subtasks still scraped beside the restored ones).
     pub events_caught_up: Option<bool>,
+}
+
+/// The backlog figures of a run (README: Backlog).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacklogSummary {
+    /// The highest backlog, events.
+    pub peak_records: f64,
+    /// Seconds from the start to that peak.
+    pub peak_at_seconds: f64,
+    /// The last backlog known.
+    pub last_records: f64,
+    /// Seconds the job was judged falling behind.
+    pub falling_behind_seconds: f64,
+    /// The stream's policy target first and last read, events/s per segment (null when none
+    /// was read): they differ when the autoscaler tuned it.
+    pub policy_target_first: Option<f64>,
+    /// See `policy_target_first`.
+    pub policy_target_last: Option<f64>,
+}
+
+/// The backlog figures of sampled series (one sample per `step`), None when no backlog was
+/// known during the run.
+pub fn summarize_backlog(
+    backlog: &[Option<f64>],
+    falling_behind: &[Option<f64>],
+    policy_target: &[Option<f64>],
+    step: Duration,
+) -> Option<BacklogSummary> {
+    let step = step.as_secs_f64();
+    let (peak_at, peak) = backlog
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (i, v)))
+        .fold(None, |best: Option<(usize, f64)>, (i, v)| match best {
+            Some((_, b)) if b >= v => best,
+            _ => Some((i, v)),
+        })?;
+    let behind = falling_behind
+        .iter()
+        .filter(|v| v.is_some_and(|v| v > 0.0))
+        .count();
+    Some(BacklogSummary {
+        peak_records: peak,
+        peak_at_seconds: peak_at as f64 * step,
+        last_records: backlog.iter().rev().find_map(|v| *v)?,
+        falling_behind_seconds: behind as f64 * step,
+        policy_target_first: policy_target.iter().find_map(|v| *v),
+        policy_target_last: policy_target.iter().rev().find_map(|v| *v),
+    })
 }
 
 /// The verifier's figures, summed over its subtasks.
@@ -206,6 +258,7 @@ pub fn summarize(
         observed_seconds: known.len() as f64 * step_secs,
         alignment_mode: None,
         warm_taskmanager_seconds: None,
+        backlog: None,
         dashboard_queries: None,
         events: EventCounts::default(),
     }
@@ -257,6 +310,34 @@ mod tests {
         assert_eq!(EventCounts::default().describe(), None);
         assert_eq!(json["events_written"], 100);
         assert_eq!(json["events_duplicated"], 3);
+    }
+
+    #[test]
+    fn the_backlog_summary_has_its_peak_the_time_behind_and_the_targets() {
+        let step = Duration::from_secs(2);
+        assert_eq!(
+            summarize_backlog(&series(&[-1, -1]), &[], &[], step),
+            None,
+            "no backlog known: no summary"
+        );
+        let summary = summarize_backlog(
+            &series(&[-1, 100, 400, 900, 700, 200, -1]),
+            &series(&[-1, 0, 1, 1, 1, 0, 0]),
+            &series(&[1000, 1000, 1000, 150, 150, 150, 150]),
+            step,
+        )
+        .unwrap();
+        assert_eq!(
+            summary,
+            BacklogSummary {
+                peak_records: 900.0,
+                peak_at_seconds: 6.0,
+                last_records: 200.0,
+                falling_behind_seconds: 6.0,
+                policy_target_first: Some(1000.0),
+                policy_target_last: Some(150.0),
+            }
+        );
     }
 
     fn series(values: &[i64]) -> Vec<Option<f64>> {
