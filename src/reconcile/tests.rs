@@ -1138,6 +1138,33 @@ async fn flink_with_backlog(pending: Arc<Mutex<Vec<u64>>>) -> String {
     serve(router).await
 }
 
+/// An autoscaler whose stream has one segment, its target, telemetry, and its binding's
+/// configuration with the Flink at `url` and a backlog window of 400 ms.
+fn one_segment_with_backlog_window(
+    url: &str,
+) -> (
+    Autoscaler,
+    FakeTarget,
+    Arc<Telemetry>,
+    crate::config::Binding,
+) {
+    let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
+    table
+        .lock()
+        .unwrap()
+        .insert("demo/load".parse().unwrap(), SegmentReading::Segments(1));
+    let mut config = autoscaler.bindings[0].config.clone();
+    config.flink = Some(crate::config::FlinkConfig {
+        backlog_window: Duration::from_millis(400),
+        ..with_flink_aligned(url, Alignment::Reactive).0.bindings[0]
+            .config
+            .flink
+            .clone()
+            .unwrap()
+    });
+    (autoscaler, target, telemetry, config)
+}
+
 /// Scaling policies by event rate, the shared target in events/s per segment.
 #[derive(Clone)]
 struct FakePolicies(Arc<Mutex<u32>>);
@@ -1174,20 +1201,7 @@ async fn an_aligned_job_whose_backlog_grows_is_reported_falling_behind_then_keep
     let draining = (0..12).map(|i| 2100 - 150 * i);
     let pending = Arc::new(Mutex::new(growing.chain(draining).collect::<Vec<u64>>()));
     let url = flink_with_backlog(pending).await;
-    let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
-    table
-        .lock()
-        .unwrap()
-        .insert("demo/load".parse().unwrap(), SegmentReading::Segments(1));
-    let mut config = autoscaler.bindings[0].config.clone();
-    config.flink = Some(crate::config::FlinkConfig {
-        backlog_window: Duration::from_millis(400),
-        ..with_flink_aligned(&url, Alignment::Reactive).0.bindings[0]
-            .config
-            .flink
-            .clone()
-            .unwrap()
-    });
+    let (autoscaler, target, telemetry, config) = one_segment_with_backlog_window(&url);
     let flink = FlinkClient::new(&url, Duration::from_secs(2));
     let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink))
         .with_policies(Arc::new(FakePolicies(Arc::new(Mutex::new(1000)))), None);
@@ -1264,20 +1278,7 @@ async fn an_aligned_job_whose_backlog_grows_is_reported_falling_behind_then_keep
 async fn opted_in_a_job_falling_behind_lowers_its_streams_policy_target_once_within_bounds() {
     let growing: Vec<u64> = (0..40).map(|i| 1000 + 100 * i).collect();
     let url = flink_with_backlog(Arc::new(Mutex::new(growing))).await;
-    let (autoscaler, table, target, telemetry) = setup(SourceChoice::Prometheus);
-    table
-        .lock()
-        .unwrap()
-        .insert("demo/load".parse().unwrap(), SegmentReading::Segments(1));
-    let mut config = autoscaler.bindings[0].config.clone();
-    config.flink = Some(crate::config::FlinkConfig {
-        backlog_window: Duration::from_millis(400),
-        ..with_flink_aligned(&url, Alignment::Reactive).0.bindings[0]
-            .config
-            .flink
-            .clone()
-            .unwrap()
-    });
+    let (autoscaler, target, telemetry, config) = one_segment_with_backlog_window(&url);
     let policy_target = Arc::new(Mutex::new(1000));
     let bounds = TargetBounds {
         min: 100,
