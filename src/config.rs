@@ -201,17 +201,26 @@ pub struct PravegaConfig {
     pub tune_scaling_policy: Option<TuneScalingPolicy>,
 }
 
-/// The bounds of the opt-in tuning of streams' scaling-policy targets (events/s per segment).
+/// The bounds of the opt-in tuning of streams' event-rate scaling policies.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TuneScalingPolicy {
-    /// Whether the autoscaler changes streams' targets at all.
+    /// Whether the autoscaler changes streams' policies at all.
     #[serde(default)]
     pub enabled: bool,
-    /// The lowest target it sets.
+    /// The lowest target it sets, events/s per segment.
     pub min_target: u32,
-    /// The highest target it sets.
+    /// The highest target it sets, events/s per segment.
     pub max_target: u32,
+    /// The fewest segments it brings an idle job's stream back to (the stream's own minimum).
+    #[serde(default = "one")]
+    pub min_segments: u32,
+    /// The most segments it asks for; default: the binding's `max_replicas`.
+    pub max_segments: Option<u32>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Kubernetes client settings.
@@ -757,6 +766,18 @@ impl PravegaConfig {
                         "{} is above max_target ({})",
                         tune.min_target, tune.max_target
                     ),
+                ));
+            }
+            if tune.min_segments == 0 {
+                return Err(ConfigError::invalid(
+                    "pravega.tune_scaling_policy.min_segments",
+                    "0: a stream has at least one segment",
+                ));
+            }
+            if tune.max_segments.is_some_and(|max| max < tune.min_segments) {
+                return Err(ConfigError::invalid(
+                    "pravega.tune_scaling_policy.max_segments",
+                    format!("below min_segments ({})", tune.min_segments),
                 ));
             }
             if tune.max_target > i32::MAX as u32 {

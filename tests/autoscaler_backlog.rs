@@ -3,12 +3,13 @@
 //! fewer), under a steady load that does not split the stream. The job runs aligned at its one
 //! segment and falls behind; the autoscaler reports it with the figures that explain it and
 //! leaves the stream alone; opted in (`pravega.tune_scaling_policy`), it lowers the stream's
-//! target to what one subtask keeps up with. The source's `pendingRecords` it reads accounts
-//! for the events written and not read.
+//! target to what one subtask keeps up with and raises its minimum to the segments that would
+//! keep the job caught up: the controller splits the stream at once and the job follows. The
+//! source's `pendingRecords` it reads accounts for the events written and not read.
 //!
-//! Pravega's split that follows a lowered target is not waited for here: a segment store splits
-//! on a 2-minute rate above 5x the target, or on 5- and 10-minute rates only once the segment is
-//! that old, so it comes minutes later; `deploy/local/demo --slow-job` shows it, and the drain.
+//! The drain is not waited for here: this job's cost is CPU, and the machine's two cores bound
+//! it whatever the segments; `deploy/local/demo --slow-job --tune` (a job that waits per event)
+//! shows it.
 
 use test_support as support;
 
@@ -88,43 +89,51 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
     // Aligned all along: falling behind changes nothing of the one-to-one rule.
     assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "1");
     assert_eq!(
-        target_rate(&stack, &scope).await,
-        1000,
+        policy(&stack, &scope).await,
+        (1000, 1),
         "not opted in: the stream is left alone"
     );
     drop(autoscaler);
 
-    // Opted in: the target goes down to what one subtask keeps up with, within the bounds, and
-    // the log says from what to what.
+    // Opted in: the target goes down to what one subtask keeps up with and the minimum up to
+    // the segments that would keep the job caught up, within the bounds; the log says from what
+    // to what; the controller splits the stream at once and the job follows.
     let tuning = AutoscalerProcess::start(
         "backlog-tuning",
         &config
             .pravega_fields(
-                "tune_scaling_policy: {enabled: true, min_target: 10, max_target: 1000}",
+                "tune_scaling_policy: {enabled: true, min_target: 10, max_target: 1000, max_segments: 3}",
             )
             .yaml(),
     );
     let changed = format!("{scope}/load: scaling policy target 1000 -> ");
-    let tuned: u64 = eventually(
-        "the stream's target lowered",
+    let (tuned, segments): (u64, u64) = eventually(
+        "the stream's policy tuned",
         Duration::from_secs(240),
         || async {
             let log = tuning.log_text();
             let (_, rest) = log.split_once(&changed).ok_or("no change logged")?;
-            let (to, why) = rest
-                .split_once(" events/s per segment: ")
-                .ok_or("no figures")?;
+            let (to, rest) = rest
+                .split_once(" events/s per segment, min segments 1 -> ")
+                .ok_or("no min segments")?;
+            let (segments, why) = rest.split_once(": ").ok_or("no figures")?;
             let to: u64 = to.parse().map_err(|e| format!("{to}: {e}"))?;
+            let segments: u64 = segments.parse().map_err(|e| format!("{segments}: {e}"))?;
             let because = format!("a target of {to} events/s per segment would keep it caught up");
             if !why.starts_with("falling behind") || !why.contains(&because) {
                 return Err(format!("why: {why}"));
             }
-            Ok(to)
+            Ok((to, segments))
         },
     )
     .await;
     assert!((10..1000).contains(&tuned), "{tuned}: within the bounds");
-    assert_eq!(target_rate(&stack, &scope).await, tuned, "the controller's");
+    assert!((2..=3).contains(&segments), "{segments}: within the bounds");
+    assert_eq!(
+        policy(&stack, &scope).await,
+        (tuned, segments),
+        "the controller's"
+    );
     tuning
         .wait_metric(
             "segment_autoscaler_policy_target{",
@@ -133,7 +142,23 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
             Duration::from_secs(30),
         )
         .await;
-    assert_eq!(stack.stack_command(&["taskmanagers"]).trim(), "1");
+    eventually(
+        "the stream split to its new minimum",
+        Duration::from_secs(60),
+        || async {
+            match try_segment_count(&pravega, &stream).await? {
+                n if n as u64 == segments => Ok(()),
+                n => Err(format!("{n} segments")),
+            }
+        },
+    )
+    .await;
+    tuning.wait_aligned(segments as f64).await;
+    assert_eq!(
+        stack.stack_command(&["taskmanagers"]).trim(),
+        segments.to_string(),
+        "the job follows the segments, one to one"
+    );
     drop(tuning);
 
     // pendingRecords against written minus read, once the writes stopped (the job's figures
@@ -182,8 +207,9 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
     .await;
 }
 
-/// The target rate of `scope/load`'s scaling policy, from the controller's REST API.
-async fn target_rate(stack: &Stack, scope: &str) -> u64 {
+/// The target rate and the fewest segments of `scope/load`'s scaling policy, from the
+/// controller's REST API.
+async fn policy(stack: &Stack, scope: &str) -> (u64, u64) {
     let stream: serde_json::Value = reqwest::get(format!(
         "{}/v1/scopes/{scope}/streams/load",
         stack.pravega_rest_url
@@ -193,7 +219,9 @@ async fn target_rate(stack: &Stack, scope: &str) -> u64 {
     .json()
     .await
     .expect("the stream's JSON");
-    stream["scalingPolicy"]["targetRate"]
-        .as_u64()
-        .expect("an event-rate target")
+    let policy = &stream["scalingPolicy"];
+    (
+        policy["targetRate"].as_u64().expect("an event-rate target"),
+        policy["minSegments"].as_u64().expect("a minimum"),
+    )
 }

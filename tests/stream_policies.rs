@@ -1,7 +1,8 @@
 //! Streams' scaling policies on the real controller: what `pravega.tune_scaling_policy` reads and
-//! changes (README: Backlog). The target moves and every other setting of the stream stays as
-//! it was, including the two the generated gRPC client does not know; a policy that is not by
-//! event rate is refused and left alone.
+//! changes (README: Backlog). The target and the fewest segments move (the stream splits to the
+//! new minimum at once) and every other setting of the stream stays as it was, including the two
+//! the generated gRPC client does not know; a policy that is not by event rate is refused and
+//! left alone.
 
 use test_support as support;
 
@@ -77,18 +78,41 @@ async fn the_target_moves_and_everything_else_stays() {
     assert_eq!((read.target_rate, read.scale_factor), (1000, 3));
 
     let old = source
-        .set_target_rate(&stream, 150)
+        .set_event_rate_policy(&stream, 150, 3)
         .await
-        .expect("set the target");
-    assert_eq!(old.target_rate, 1000, "the policy as it was");
-    assert_eq!(source.scaling(&stream).await.unwrap().target_rate, 150);
+        .expect("set the policy");
+    assert_eq!(
+        (old.target_rate, old.min_segments),
+        (1000, 1),
+        "the policy as it was"
+    );
+    let now = source.scaling(&stream).await.unwrap();
+    assert_eq!((now.target_rate, now.min_segments), (150, 3));
     let mut expected = before.clone();
     expected["scalingPolicy"]["targetRate"] = json!(150);
+    expected["scalingPolicy"]["minSegments"] = json!(3);
     assert_eq!(
         shown(&stack, &scope, "load").await,
         expected,
-        "only the target changed"
+        "only the target and the minimum changed"
     );
+    // A higher minimum splits the stream at once.
+    let pravega = support::pravega::controller(&stack.pravega_controller);
+    let scoped = pravega_client_shared::ScopedStream {
+        scope: pravega_client_shared::Scope::from(scope.clone()),
+        stream: pravega_client_shared::Stream::from("load".to_string()),
+    };
+    support::eventually(
+        "the stream split to its new minimum",
+        std::time::Duration::from_secs(30),
+        || async {
+            match support::pravega::try_segment_count(&pravega, &scoped).await? {
+                3 => Ok(()),
+                n => Err(format!("{n} segments")),
+            }
+        },
+    )
+    .await;
 
     // By data rate or fixed: refused, unchanged.
     for (name, policy) in [
@@ -103,7 +127,7 @@ async fn the_target_moves_and_everything_else_stays() {
     ] {
         let before = create(&stack, &scope, name, policy).await;
         let stream: StreamId = format!("{scope}/{name}").parse().unwrap();
-        let refused = source.set_target_rate(&stream, 150).await;
+        let refused = source.set_event_rate_policy(&stream, 150, 1).await;
         let error = refused.expect_err("only a policy by event rate is tuned");
         assert!(error.to_string().contains("not by event rate"), "{error}");
         assert_eq!(shown(&stack, &scope, name).await, before);
@@ -112,7 +136,7 @@ async fn the_target_moves_and_everything_else_stays() {
     // A stream that does not exist: a clear error naming it.
     let missing: StreamId = format!("{scope}/missing").parse().unwrap();
     let error = source
-        .set_target_rate(&missing, 150)
+        .set_event_rate_policy(&missing, 150, 1)
         .await
         .expect_err("no such stream");
     assert!(error.to_string().contains("missing"), "{error}");

@@ -290,12 +290,14 @@ pub trait StreamPolicies: Send + Sync {
     /// The scaling policy of `stream`.
     async fn scaling(&self, stream: &StreamId) -> Result<StreamScaling, SourceError>;
 
-    /// Sets the target of `stream`'s scaling policy to `target_rate`, every other setting of
-    /// the stream as it is; returns the policy as it was.
-    async fn set_target_rate(
+    /// Sets the target and the fewest segments of `stream`'s event-rate scaling policy, every
+    /// other setting of the stream as it is; returns the policy as it was. A higher minimum
+    /// makes the controller split the stream to it at once.
+    async fn set_event_rate_policy(
         &self,
         stream: &StreamId,
         target_rate: u32,
+        min_segments: u32,
     ) -> Result<StreamScaling, SourceError>;
 }
 
@@ -398,10 +400,11 @@ impl StreamPolicies for ControllerSource {
         self.scaling_of(stream, &config)
     }
 
-    async fn set_target_rate(
+    async fn set_event_rate_policy(
         &self,
         stream: &StreamId,
         target_rate: u32,
+        min_segments: u32,
     ) -> Result<StreamScaling, SourceError> {
         let mut config = self.stream_config(stream).await?;
         let before = self.scaling_of(stream, &config)?;
@@ -413,8 +416,11 @@ impl StreamPolicies for ControllerSource {
         }
         let rate = i32::try_from(target_rate)
             .map_err(|_| self.rejected(format!("{stream}: target rate {target_rate}")))?;
+        let segments = i32::try_from(min_segments)
+            .map_err(|_| self.rejected(format!("{stream}: min segments {min_segments}")))?;
         if let Some(policy) = config.scaling_policy.as_mut() {
             policy.target_rate = rate;
+            policy.min_num_segments = segments;
         }
         // The update names the stream it changes, whatever the answer said.
         config.stream_info = Some(Self::stream_info(stream));

@@ -102,6 +102,12 @@ pub struct FallingBehind {
     pub policy_target: Option<f64>,
     /// The target that would keep the job caught up: [`KEEP_UP_SHARE`] of `subtask_rate`.
     pub keep_up_target: Option<f64>,
+    /// The rate the streams are written at, events/s: what the job reads plus what the
+    /// backlog grows by (a least-squares slope over the window).
+    pub write_rate: Option<f64>,
+    /// The segments (one subtask each) that would keep the job caught up at that rate, each at
+    /// `keep_up_target`.
+    pub segments_needed: Option<u32>,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -133,6 +139,12 @@ impl fmt::Display for FallingBehind {
                 "; a target of {target:.0} events/s per segment would keep it caught up"
             )?;
         }
+        if let (Some(rate), Some(needed)) = (self.write_rate, self.segments_needed) {
+            write!(
+                f,
+                "; written at {rate:.0} events/s, it needs {needed} segments at that target"
+            )?;
+        }
         Ok(())
     }
 }
@@ -162,8 +174,20 @@ impl BacklogHistory {
             Some(_) => Some(self.behind_since.unwrap_or(input.now - window)),
             None => None,
         };
+        let growth = self.slope().filter(|g| *g > 0.0);
         let falling_behind = grew.map(|(grew_from, grew_to)| {
             let keep_up_target = subtask_rate.map(|r| (r * KEEP_UP_SHARE).floor());
+            let write_rate = input
+                .load
+                .and_then(|l| l.records_per_second)
+                .zip(growth)
+                .map(|(read, growth)| read + growth);
+            let segments_needed =
+                write_rate
+                    .zip(keep_up_target.filter(|t| *t >= 1.0))
+                    .map(|(rate, target)| {
+                        (rate / target).ceil().clamp(1.0, f64::from(u32::MAX)) as u32
+                    });
             FallingBehind {
                 window,
                 for_: self.behind_since.map_or(window, |since| input.now - since),
@@ -173,6 +197,8 @@ impl BacklogHistory {
                 subtask_rate,
                 policy_target: input.policy_target,
                 keep_up_target,
+                write_rate,
+                segments_needed,
             }
         });
         BacklogView {
@@ -207,12 +233,19 @@ impl BacklogHistory {
         (lowest_late > highest_early).then_some((first_records, newest_records))
     }
 
-    /// Seconds to read `records` at the pace the backlog shrank over the samples (a least-
-    /// squares slope); None while it does not shrink.
+    /// Seconds to read `records` at the pace the backlog shrank over the samples; None while it
+    /// does not shrink.
     fn catch_up_seconds(&self, records: u64) -> Option<f64> {
         if records == 0 {
             return Some(0.0);
         }
+        let slope = self.slope()?;
+        (slope < 0.0).then(|| records as f64 / -slope)
+    }
+
+    /// How fast the backlog changed over the samples, events/s (a least-squares slope); None
+    /// with fewer than 3 samples.
+    fn slope(&self) -> Option<f64> {
         if self.samples.len() < 3 {
             return None;
         }
@@ -229,47 +262,76 @@ impl BacklogHistory {
         if spread <= 0.0 {
             return None;
         }
-        let slope = (n * sxy - sx * sy) / spread;
-        (slope < 0.0).then(|| records as f64 / -slope)
+        Some((n * sxy - sx * sy) / spread)
     }
 }
 
-/// The bounds of the opt-in tuning, events/s per segment.
+/// The bounds of the opt-in tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TargetBounds {
-    /// The lowest target set.
-    pub min: u32,
-    /// The highest target set.
-    pub max: u32,
+pub struct TuningBounds {
+    /// The lowest target set, events/s per segment.
+    pub min_target: u32,
+    /// The highest target set, events/s per segment.
+    pub max_target: u32,
+    /// The fewest segments an idle job's stream is brought back to (the stream's own minimum).
+    pub min_segments: u32,
+    /// The most segments asked for (no more than the job can use).
+    pub max_segments: u32,
 }
 
-/// The target a stream's policy should have instead of `current`, or None to leave it: while
-/// the job falls behind, the target that keeps it caught up (lower only); while it idles (busy
-/// under [`IDLE_BUSY_RATIO`] of the time, not falling behind), twice `current` (higher only);
-/// within `bounds`, and never within `window` of the last change (`since_change`).
-pub fn tuned_target(
-    current: u32,
+/// A stream's event-rate policy, as far as the tuning changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunedPolicy {
+    /// Events/s per segment above which Pravega splits a segment.
+    pub target: u32,
+    /// The fewest segments: Pravega splits up to it at once and never merges below it.
+    pub min_segments: u32,
+}
+
+/// What a stream's policy should be instead of `current`, or None to leave it.
+///
+/// While the job falls behind: the target lowered to the one that keeps it caught up and the
+/// minimum raised to the segments that would (so the stream splits now rather than when
+/// Pravega's slow rates cross the target, and is not merged back below what the job needs);
+/// never a raise of the target nor a cut of the minimum. While it idles (busy under
+/// [`IDLE_BUSY_RATIO`] of the time, not falling behind): the target doubled and the minimum
+/// halved. Within `bounds`, and never within `window` of the last change (`since_change`).
+pub fn tuned_policy(
+    current: TunedPolicy,
     view: &BacklogView,
     busy_ratio: Option<f64>,
-    bounds: TargetBounds,
+    bounds: TuningBounds,
     since_change: Option<Duration>,
     window: Duration,
-) -> Option<u32> {
+) -> Option<TunedPolicy> {
     if since_change.is_some_and(|since| since < window) {
         return None;
     }
-    let within = |target: u32| target.clamp(bounds.min, bounds.max);
-    match &view.falling_behind {
+    let target_within = |target: u32| target.clamp(bounds.min_target, bounds.max_target);
+    let segments_within = |n: u32| n.clamp(bounds.min_segments.max(1), bounds.max_segments.max(1));
+    let tuned = match &view.falling_behind {
         Some(behind) => {
             let keep_up = behind.keep_up_target?;
-            let to = within(keep_up.clamp(0.0, f64::from(u32::MAX)) as u32);
-            (to < current).then_some(to)
+            let target = target_within(keep_up.clamp(0.0, f64::from(u32::MAX)) as u32);
+            let needed = behind
+                .segments_needed
+                .map_or(current.min_segments, segments_within);
+            TunedPolicy {
+                target: target.min(current.target),
+                min_segments: needed.max(current.min_segments),
+            }
         }
-        None => {
-            let to = within(current.saturating_mul(2));
-            (idles(view, busy_ratio) && to > current).then_some(to)
+        None if idles(view, busy_ratio) => {
+            let target = target_within(current.target.saturating_mul(2));
+            let min_segments = segments_within(current.min_segments.div_ceil(2));
+            TunedPolicy {
+                target: target.max(current.target),
+                min_segments: min_segments.min(current.min_segments),
+            }
         }
-    }
+        None => return None,
+    };
+    (tuned != current).then_some(tuned)
 }
 
 /// Whether the job idles: its backlog known, not falling behind, busy under
@@ -452,7 +514,7 @@ mod tests {
         assert_eq!(view.subtask_rate, None);
     }
 
-    fn behind(keep_up: Option<f64>) -> BacklogView {
+    fn behind(keep_up: Option<f64>, needed: Option<u32>) -> BacklogView {
         BacklogView {
             records: Some(9000),
             catch_up_seconds: None,
@@ -467,6 +529,8 @@ mod tests {
                 subtask_rate: keep_up.map(|k| k / KEEP_UP_SHARE),
                 policy_target: Some(1000.0),
                 keep_up_target: keep_up,
+                write_rate: needed.zip(keep_up).map(|(n, k)| f64::from(n) * k),
+                segments_needed: needed,
             }),
         }
     }
@@ -481,45 +545,141 @@ mod tests {
         }
     }
 
-    const BOUNDS: TargetBounds = TargetBounds { min: 50, max: 1000 };
+    const BOUNDS: TuningBounds = TuningBounds {
+        min_target: 50,
+        max_target: 1000,
+        min_segments: 1,
+        max_segments: 4,
+    };
 
-    #[test]
-    fn falling_behind_lowers_the_target_to_what_keeps_the_job_caught_up_within_bounds() {
-        let tune = |current, keep_up| {
-            tuned_target(current, &behind(keep_up), Some(1.0), BOUNDS, None, WINDOW)
-        };
-        assert_eq!(tune(1000, Some(101.0)), Some(101));
-        assert_eq!(tune(1000, Some(20.0)), Some(50), "not below min_target");
-        // Already at or below what keeps it caught up (Pravega has yet to split): no change,
-        // and never a raise while it falls behind.
-        assert_eq!(tune(100, Some(101.0)), None);
-        assert_eq!(tune(40, Some(20.0)), None);
-        assert_eq!(tune(1000, None), None, "no rate, no figure to go to");
+    fn policy(target: u32, min_segments: u32) -> TunedPolicy {
+        TunedPolicy {
+            target,
+            min_segments,
+        }
     }
 
     #[test]
-    fn an_idle_job_raises_the_target_twofold_up_to_the_bound() {
-        let tune = |current, busy| tuned_target(current, &keeping_up(), busy, BOUNDS, None, WINDOW);
-        assert_eq!(tune(100, Some(0.1)), Some(200));
-        assert_eq!(tune(600, Some(0.1)), Some(1000), "not above max_target");
-        assert_eq!(tune(1000, Some(0.1)), None);
-        assert_eq!(tune(100, Some(0.5)), None, "busy: not idle");
-        assert_eq!(tune(100, None), None, "unknown: not idle");
-        // Above max_target by the user's hand: an idle job never lowers it.
-        assert_eq!(tune(2000, Some(0.1)), None);
+    fn falling_behind_lowers_the_target_and_raises_the_minimum_to_what_keeps_it_caught_up() {
+        let tune = |current, keep_up, needed| {
+            tuned_policy(
+                current,
+                &behind(keep_up, needed),
+                Some(1.0),
+                BOUNDS,
+                None,
+                WINDOW,
+            )
+        };
+        assert_eq!(
+            tune(policy(1000, 1), Some(101.0), Some(3)),
+            Some(policy(101, 3))
+        );
+        assert_eq!(
+            tune(policy(1000, 1), Some(20.0), Some(9)),
+            Some(policy(50, 4)),
+            "not below min_target, not above max_segments"
+        );
+        assert_eq!(
+            tune(policy(1000, 1), Some(101.0), None),
+            Some(policy(101, 1)),
+            "no write rate: the target alone"
+        );
+        // Already there (the split is under way): no change; never a raise of the target
+        // nor a cut of the minimum while it falls behind.
+        assert_eq!(tune(policy(100, 3), Some(101.0), Some(3)), None);
+        assert_eq!(tune(policy(40, 4), Some(20.0), Some(2)), None);
+        assert_eq!(
+            tune(policy(100, 1), Some(101.0), Some(2)),
+            Some(policy(100, 2))
+        );
+        assert_eq!(
+            tune(policy(1000, 1), None, Some(3)),
+            None,
+            "no rate, no figure"
+        );
+    }
+
+    #[test]
+    fn an_idle_job_doubles_the_target_and_halves_the_minimum_within_bounds() {
+        let tune = |current, busy| tuned_policy(current, &keeping_up(), busy, BOUNDS, None, WINDOW);
+        assert_eq!(tune(policy(100, 4), Some(0.1)), Some(policy(200, 2)));
+        assert_eq!(
+            tune(policy(600, 1), Some(0.1)),
+            Some(policy(1000, 1)),
+            "not above max_target"
+        );
+        assert_eq!(tune(policy(1000, 3), Some(0.1)), Some(policy(1000, 2)));
+        assert_eq!(tune(policy(1000, 1), Some(0.1)), None, "at the bounds");
+        assert_eq!(tune(policy(100, 4), Some(0.5)), None, "busy: not idle");
+        assert_eq!(tune(policy(100, 4), None), None, "unknown: not idle");
+        // Beyond the bounds by the user's hand: an idle job neither lowers the target nor
+        // raises the minimum.
+        assert_eq!(tune(policy(2000, 1), Some(0.1)), None);
+        let floor = TuningBounds {
+            min_segments: 3,
+            ..BOUNDS
+        };
+        assert_eq!(
+            tuned_policy(
+                policy(1000, 2),
+                &keeping_up(),
+                Some(0.1),
+                floor,
+                None,
+                WINDOW
+            ),
+            None,
+            "a minimum under the floor is not raised by an idle job"
+        );
     }
 
     #[test]
     fn at_most_one_change_per_window() {
-        let view = behind(Some(101.0));
+        let view = behind(Some(101.0), Some(2));
         let since = |s| Some(Duration::from_secs(s));
-        assert_eq!(
-            tuned_target(1000, &view, None, BOUNDS, since(119), WINDOW),
-            None
-        );
-        assert_eq!(
-            tuned_target(1000, &view, None, BOUNDS, since(120), WINDOW),
-            Some(101)
+        let tune = |since| tuned_policy(policy(1000, 1), &view, None, BOUNDS, since, WINDOW);
+        assert_eq!(tune(since(119)), None);
+        assert_eq!(tune(since(120)), Some(policy(101, 2)));
+    }
+
+    #[test]
+    fn falling_behind_names_the_write_rate_and_the_segments_it_needs() {
+        let mut history = BacklogHistory::default();
+        let t0 = Instant::now();
+        let load = SourceLoad {
+            pending_records: None,
+            records_per_second: Some(240.0),
+            busy_ratio: Some(1.0),
+        };
+        let mut view = None;
+        // Grows by 160 events/s, read at 240: written at 400.
+        for i in 0..=12u64 {
+            let load = SourceLoad {
+                pending_records: Some(1000 + 1600 * i),
+                ..load.clone()
+            };
+            view = Some(history.observe(
+                WINDOW,
+                &BacklogInput {
+                    load: Some(&load),
+                    parallelism: Some(1),
+                    aligned: true,
+                    policy_target: Some(1000.0),
+                    now: t0 + Duration::from_secs(10 * i),
+                },
+            ));
+        }
+        let behind = view.unwrap().falling_behind.expect("falling behind");
+        assert_eq!(behind.keep_up_target, Some(192.0));
+        let rate = behind.write_rate.expect("write rate");
+        assert!((rate - 400.0).abs() < 1e-6, "{rate}");
+        assert_eq!(behind.segments_needed, Some(3));
+        assert!(
+            behind
+                .to_string()
+                .ends_with("; written at 400 events/s, it needs 3 segments at that target"),
+            "{behind}"
         );
     }
 }

@@ -16,10 +16,10 @@ use crate::flink::{
     FlinkClient, FlinkError, JobManagerSettings, JobSchedule, JobStatus, SourceLoad,
 };
 use crate::leader::Leadership;
-use crate::observe::controller::StreamPolicies;
+use crate::observe::controller::{ScalingKind, StreamPolicies};
 use crate::observe::SourceReadings;
 use crate::plan::backlog::{
-    idles, tuned_target, BacklogHistory, BacklogInput, BacklogView, TargetBounds,
+    idles, tuned_policy, BacklogHistory, BacklogInput, BacklogView, TunedPolicy, TuningBounds,
 };
 use crate::plan::prewarmed::{
     job_size, job_taskmanagers, prewarmed_steps, PrewarmedPolicy, PrewarmedView, Requirement,
@@ -60,7 +60,7 @@ pub struct LiveBinding {
     /// once.
     falling_behind: bool,
     /// The bounds within which the streams' policy targets are tuned, when opted in.
-    tuning: Option<TargetBounds>,
+    tuning: Option<TuningBounds>,
     /// When the streams' targets were last tuned (or tried).
     last_tuned: Option<Instant>,
 }
@@ -98,7 +98,7 @@ impl LiveBinding {
     pub fn with_policies(
         mut self,
         policies: Arc<dyn StreamPolicies>,
-        tuning: Option<TargetBounds>,
+        tuning: Option<TuningBounds>,
     ) -> Self {
         self.policies = Some(policies);
         self.tuning = tuning;
@@ -613,8 +613,9 @@ impl LiveBinding {
         self.target.record(reason, note).await;
     }
 
-    /// Opt-in: sets each bound stream's policy target to what [`tuned_target`] says, at most
-    /// once per backlog window; every change an Event with the old and new value.
+    /// Opt-in: sets each bound stream's event-rate policy (target, fewest segments) to what
+    /// [`tuned_policy`] says, at most once per backlog window; every change an Event with the
+    /// old and new values.
     async fn tune_policies(&mut self, observed: &Observed, outcome: &Outcome, now: Instant) {
         let (Some(policies), Some(bounds)) = (&self.policies, self.tuning) else {
             return;
@@ -641,32 +642,49 @@ impl LiveBinding {
                 busy.unwrap_or(0.0) * 100.0
             ),
         };
+        // The segments the job needs, shared evenly among its streams (their own rates are
+        // not known here).
+        let mut view = view.clone();
+        let streams = self.config.streams.len().max(1) as u32;
+        if let Some(behind) = view.falling_behind.as_mut() {
+            behind.segments_needed = behind.segments_needed.map(|n| n.div_ceil(streams));
+        }
         let mut tried = false;
         for stream in &self.config.streams {
             let current = match policies.scaling(stream).await {
-                Ok(scaling) => scaling.events_per_second(),
+                Ok(scaling) if scaling.kind == ScalingKind::EventsPerSecond => Some(TunedPolicy {
+                    target: scaling.target_rate,
+                    min_segments: scaling.min_segments,
+                }),
+                Ok(scaling) => {
+                    tracing::debug!(%stream, kind = ?scaling.kind, "not a policy by event rate: left alone");
+                    None
+                }
                 Err(e) => {
                     tracing::debug!(%stream, error = %e, "stream scaling policy unavailable");
                     None
                 }
             };
-            let Some(to) =
-                current.and_then(|c| tuned_target(c as u32, view, busy, bounds, since, window))
+            let Some(to) = current
+                .and_then(|current| tuned_policy(current, &view, busy, bounds, since, window))
             else {
                 continue;
             };
             tried = true;
-            match policies.set_target_rate(stream, to).await {
+            match policies
+                .set_event_rate_policy(stream, to.target, to.min_segments)
+                .await
+            {
                 Ok(before) => {
                     let note = format!(
-                        "{stream}: scaling policy target {} -> {to} events/s per segment: {why}",
-                        before.target_rate
+                        "{stream}: scaling policy target {} -> {} events/s per segment, min segments {} -> {}: {why}",
+                        before.target_rate, to.target, before.min_segments, to.min_segments
                     );
-                    tracing::info!(%stream, from = before.target_rate, to, "{note}");
+                    tracing::info!(%stream, from = before.target_rate, to = to.target, min_segments_from = before.min_segments, min_segments_to = to.min_segments, "{note}");
                     self.target.record("ScalingPolicyTuned", &note).await;
                 }
                 Err(e) => {
-                    tracing::warn!(%stream, to, error = %e, reason = e.reason().as_str(), "changing the stream's scaling policy target failed; tried again after the backlog window");
+                    tracing::warn!(%stream, to = to.target, min_segments = to.min_segments, error = %e, reason = e.reason().as_str(), "changing the stream's scaling policy failed; tried again after the backlog window");
                 }
             }
         }

@@ -5,7 +5,7 @@ use crate::domain::{Alignment, StreamId};
 use crate::domain::{SourceChoice, SourceKind};
 use crate::flink::{FlinkClient, FlinkError, JobSchedule, JobStatus};
 use crate::observe::{SegmentReading, SegmentSource, SourceError, Undetermined};
-use crate::plan::backlog::TargetBounds;
+use crate::plan::backlog::TuningBounds;
 use crate::plan::prewarmed::REACTIVE_JOBMANAGER;
 use crate::plan::Action;
 use std::collections::BTreeSet;
@@ -1165,9 +1165,9 @@ fn one_segment_with_backlog_window(
     (autoscaler, target, telemetry, config)
 }
 
-/// Scaling policies by event rate, the shared target in events/s per segment.
+/// Scaling policies by event rate, the shared (target in events/s per segment, fewest segments).
 #[derive(Clone)]
-struct FakePolicies(Arc<Mutex<u32>>);
+struct FakePolicies(Arc<Mutex<(u32, u32)>>);
 
 #[async_trait::async_trait]
 impl crate::observe::controller::StreamPolicies for FakePolicies {
@@ -1175,21 +1175,23 @@ impl crate::observe::controller::StreamPolicies for FakePolicies {
         &self,
         _: &StreamId,
     ) -> Result<crate::observe::controller::StreamScaling, SourceError> {
+        let (target_rate, min_segments) = *self.0.lock().unwrap();
         Ok(crate::observe::controller::StreamScaling {
             kind: crate::observe::controller::ScalingKind::EventsPerSecond,
-            target_rate: *self.0.lock().unwrap(),
+            target_rate,
             scale_factor: 2,
-            min_segments: 1,
+            min_segments,
         })
     }
 
-    async fn set_target_rate(
+    async fn set_event_rate_policy(
         &self,
         stream: &StreamId,
         target_rate: u32,
+        min_segments: u32,
     ) -> Result<crate::observe::controller::StreamScaling, SourceError> {
         let before = self.scaling(stream).await;
-        *self.0.lock().unwrap() = target_rate;
+        *self.0.lock().unwrap() = (target_rate, min_segments);
         before
     }
 }
@@ -1203,8 +1205,10 @@ async fn an_aligned_job_whose_backlog_grows_is_reported_falling_behind_then_keep
     let url = flink_with_backlog(pending).await;
     let (autoscaler, target, telemetry, config) = one_segment_with_backlog_window(&url);
     let flink = FlinkClient::new(&url, Duration::from_secs(2));
-    let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink))
-        .with_policies(Arc::new(FakePolicies(Arc::new(Mutex::new(1000)))), None);
+    let binding = LiveBinding::new(config, Box::new(target.clone()), Some(flink)).with_policies(
+        Arc::new(FakePolicies(Arc::new(Mutex::new((1000, 1))))),
+        None,
+    );
     let mut autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry.clone());
 
     let mut reports = Vec::new();
@@ -1279,17 +1283,19 @@ async fn opted_in_a_job_falling_behind_lowers_its_streams_policy_target_once_wit
     let growing: Vec<u64> = (0..40).map(|i| 1000 + 100 * i).collect();
     let url = flink_with_backlog(Arc::new(Mutex::new(growing))).await;
     let (autoscaler, target, telemetry, config) = one_segment_with_backlog_window(&url);
-    let policy_target = Arc::new(Mutex::new(1000));
-    let bounds = TargetBounds {
-        min: 100,
-        max: 1000,
+    let policy = Arc::new(Mutex::new((1000, 1)));
+    let bounds = TuningBounds {
+        min_target: 100,
+        max_target: 1000,
+        min_segments: 1,
+        max_segments: 8,
     };
     let binding = LiveBinding::new(
         config,
         Box::new(target.clone()),
         Some(FlinkClient::new(&url, Duration::from_secs(2))),
     )
-    .with_policies(Arc::new(FakePolicies(policy_target.clone())), Some(bounds));
+    .with_policies(Arc::new(FakePolicies(policy.clone())), Some(bounds));
     let mut autoscaler = Autoscaler::new(autoscaler.sources, vec![binding], telemetry);
 
     // Observing only (not the leader): falling behind, and the stream left as it is.
@@ -1299,14 +1305,17 @@ async fn opted_in_a_job_falling_behind_lowers_its_streams_policy_target_once_wit
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(reports[0].reason_kind, "FallingBehind", "{:?}", reports[0]);
-    assert_eq!(*policy_target.lock().unwrap(), 1000);
+    assert_eq!(*policy.lock().unwrap(), (1000, 1));
 
     for _ in 0..8 {
         autoscaler.reconcile(ACTING).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // 600 events/s per subtask (300 read at half busy), 80 % of it.
-    assert_eq!(*policy_target.lock().unwrap(), 480);
+    // 600 events/s per subtask (300 read at half busy), 80 % of it; written at 300 events/s
+    // plus the backlog's growth (100 per 50 ms pass, about 2000/s): 5 segments at 480.
+    let (target_rate, min_segments) = *policy.lock().unwrap();
+    assert_eq!(target_rate, 480);
+    assert!((4..=7).contains(&min_segments), "{min_segments}");
     let events = target.events.lock().unwrap().clone();
     let tuned: Vec<&String> = events
         .iter()
@@ -1315,9 +1324,9 @@ async fn opted_in_a_job_falling_behind_lowers_its_streams_policy_target_once_wit
         .collect();
     assert_eq!(tuned.len(), 1, "once: {events:?}");
     assert!(
-        tuned[0].starts_with(
-            "demo/load: scaling policy target 1000 -> 480 events/s per segment: falling behind"
-        ),
+        tuned[0].starts_with(&format!(
+            "demo/load: scaling policy target 1000 -> 480 events/s per segment, min segments 1 -> {min_segments}: falling behind"
+        )),
         "{}",
         tuned[0]
     );

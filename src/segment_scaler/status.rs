@@ -298,6 +298,8 @@ mod tests {
                     subtask_rate: Some(120.0),
                     policy_target: Some(1000.0),
                     keep_up_target: Some(96.0),
+                    write_rate: Some(500.0),
+                    segments_needed: Some(6),
                 }),
             });
             status(None, Some(2), Found::Reconciled(&report), &at(1000))

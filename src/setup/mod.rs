@@ -13,7 +13,7 @@ use crate::flink::FlinkClient;
 use crate::leader::{LeaderElector, LeaseTimings};
 use crate::observe::controller::StreamPolicies;
 use crate::observe::{ControllerSource, PrometheusSource, SegmentSource, Sources};
-use crate::plan::backlog::TargetBounds;
+use crate::plan::backlog::TuningBounds;
 use crate::reconcile::{Autoscaler, LiveBinding};
 use crate::segment_scaler::watch::{BindingBuilder, SegmentScalers, WATCH_SECONDS};
 use crate::telemetry::Telemetry;
@@ -275,9 +275,11 @@ fn live_binding(
         .as_ref()
         .and_then(|p| p.tune_scaling_policy)
         .filter(|t| t.enabled)
-        .map(|t| TargetBounds {
-            min: t.min_target,
-            max: t.max_target,
+        .map(|t| TuningBounds {
+            min_target: t.min_target,
+            max_target: t.max_target,
+            min_segments: t.min_segments,
+            max_segments: t.max_segments.unwrap_or(b.max_replicas).max(t.min_segments),
         });
     Ok(match policies {
         Some(policies) => binding.with_policies(policies, tuning),
