@@ -35,6 +35,10 @@ pub const KEEP_UP_SHARE: f64 = 0.8;
 /// Below this share of busy time, a rate per second of busy time is mostly noise.
 const MIN_BUSY_RATIO: f64 = 0.05;
 
+/// A backlog the job reads in this many seconds is caught up, however it moved: the estimate
+/// jumps with each reader-group checkpoint, and a drained job's jitter is not falling behind.
+const CAUGHT_UP_SECONDS: f64 = 10.0;
+
 /// Below this share of busy time the job idles: its streams' targets may rise again.
 pub const IDLE_BUSY_RATIO: f64 = 0.25;
 
@@ -169,7 +173,13 @@ impl BacklogHistory {
         while self.samples.len() > 1 && start.is_some_and(|s| self.samples[1].0 <= s) {
             self.samples.pop_front();
         }
-        let grew = self.grew(window, input.now);
+        let read_rate = input.load.and_then(|l| l.records_per_second);
+        let caught_up = |records: u64| {
+            read_rate.is_some_and(|rate| (records as f64) < rate * CAUGHT_UP_SECONDS)
+        };
+        let grew = self
+            .grew(window, input.now)
+            .filter(|(_, newest)| !caught_up(*newest));
         self.behind_since = match grew {
             Some(_) => Some(self.behind_since.unwrap_or(input.now - window)),
             None => None,
@@ -177,11 +187,7 @@ impl BacklogHistory {
         let growth = self.slope().filter(|g| *g > 0.0);
         let falling_behind = grew.map(|(grew_from, grew_to)| {
             let keep_up_target = subtask_rate.map(|r| (r * KEEP_UP_SHARE).floor());
-            let write_rate = input
-                .load
-                .and_then(|l| l.records_per_second)
-                .zip(growth)
-                .map(|(read, growth)| read + growth);
+            let write_rate = read_rate.zip(growth).map(|(read, growth)| read + growth);
             let segments_needed =
                 write_rate
                     .zip(keep_up_target.filter(|t| *t >= 1.0))
@@ -426,6 +432,25 @@ mod tests {
             (0..=24).map(|i| (if i % 2 == 0 { 0 } else { 2000 }, true)),
         );
         assert_eq!(view.falling_behind, None);
+    }
+
+    #[test]
+    fn a_backlog_read_within_seconds_is_caught_up_however_it_moved() {
+        // Read at 400 events/s: under 4000 events is less than 10 s of reading.
+        let mut history = BacklogHistory::default();
+        let view = run(
+            &mut history,
+            Instant::now(),
+            (0..=12).map(|i| (300 + 250 * i, true)),
+        );
+        assert_eq!(view.records, Some(3300));
+        assert_eq!(view.falling_behind, None);
+        let view = run(
+            &mut history,
+            Instant::now() + Duration::from_secs(130),
+            (0..=12).map(|i| (3300 + 250 * i, true)),
+        );
+        assert!(view.falling_behind.is_some(), "6300: over 10 s of reading");
     }
 
     #[test]

@@ -1199,8 +1199,8 @@ impl crate::observe::controller::StreamPolicies for FakePolicies {
 #[tokio::test]
 async fn an_aligned_job_whose_backlog_grows_is_reported_falling_behind_then_keeping_up() {
     // Grows by 100 per pass for 12 passes, then drains.
-    let growing = (0..12).map(|i| 1000 + 100 * i);
-    let draining = (0..12).map(|i| 2100 - 150 * i);
+    let growing = (0..12).map(|i| 10_000 + 100 * i);
+    let draining = (0..12).map(|i| 11_100 - 150 * i);
     let pending = Arc::new(Mutex::new(growing.chain(draining).collect::<Vec<u64>>()));
     let url = flink_with_backlog(pending).await;
     let (autoscaler, target, telemetry, config) = one_segment_with_backlog_window(&url);
@@ -1246,7 +1246,7 @@ async fn an_aligned_job_whose_backlog_grows_is_reported_falling_behind_then_keep
         "{text}"
     );
     assert!(
-        text.contains("segment_autoscaler_backlog_records{binding=\"b\"} 2100"),
+        text.contains("segment_autoscaler_backlog_records{binding=\"b\"} 11100"),
         "{text}"
     );
     assert!(
@@ -1280,7 +1280,7 @@ async fn an_aligned_job_whose_backlog_grows_is_reported_falling_behind_then_keep
 
 #[tokio::test]
 async fn opted_in_a_job_falling_behind_lowers_its_streams_policy_target_once_within_bounds() {
-    let growing: Vec<u64> = (0..40).map(|i| 1000 + 100 * i).collect();
+    let growing: Vec<u64> = (0..40).map(|i| 10_000 + 100 * i).collect();
     let url = flink_with_backlog(Arc::new(Mutex::new(growing))).await;
     let (autoscaler, target, telemetry, config) = one_segment_with_backlog_window(&url);
     let policy = Arc::new(Mutex::new((1000, 1)));
