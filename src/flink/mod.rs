@@ -196,6 +196,9 @@ pub struct SourceLoad {
     pub records_per_second: Option<f64>,
     /// Share of the time its subtasks are busy, 0 to 1.
     pub busy_ratio: Option<f64>,
+    /// That share for its least busy subtask: near 0 when a reader has nothing to read (no
+    /// segment, or only successors of a segment another reader still reads).
+    pub least_busy_ratio: Option<f64>,
 }
 
 /// One aggregated entry of `GET /jobs/:id/vertices/:vid/subtasks/metrics`.
@@ -206,6 +209,8 @@ struct AggregatedMetric {
     sum: Option<f64>,
     #[serde(default)]
     avg: Option<f64>,
+    #[serde(default)]
+    min: Option<f64>,
 }
 
 /// The source operator's name in its metrics' ids (`Source__pravega-reader` of
@@ -454,13 +459,14 @@ impl FlinkClient {
                 pending_records: None,
                 records_per_second: None,
                 busy_ratio: None,
+                least_busy_ratio: None,
             });
         };
         let (pending, rate) = (
             format!("{operator}.pendingRecords"),
             format!("{operator}.numRecordsOutPerSecond"),
         );
-        let query = format!("{path}?get={pending},{rate},busyTimeMsPerSecond&agg=sum,avg");
+        let query = format!("{path}?get={pending},{rate},busyTimeMsPerSecond&agg=sum,avg,min");
         let figures: Vec<AggregatedMetric> = self.get(&query).await?;
         let find = |id: &str| figures.iter().find(|m| m.id == id);
         let finite = |v: Option<f64>| v.filter(|v| v.is_finite() && *v >= 0.0);
@@ -468,6 +474,8 @@ impl FlinkClient {
             pending_records: finite(find(&pending).and_then(|m| m.sum)).map(|v| v.round() as u64),
             records_per_second: finite(find(&rate).and_then(|m| m.sum)),
             busy_ratio: finite(find("busyTimeMsPerSecond").and_then(|m| m.avg))
+                .map(|ms| (ms / 1000.0).min(1.0)),
+            least_busy_ratio: finite(find("busyTimeMsPerSecond").and_then(|m| m.min))
                 .map(|ms| (ms / 1000.0).min(1.0)),
         })
     }

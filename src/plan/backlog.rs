@@ -296,7 +296,10 @@ pub struct TunedPolicy {
 
 /// What a stream's policy should be instead of `current`, or None to leave it.
 ///
-/// While the job falls behind: the target lowered to the one that keeps it caught up and the
+/// While the job falls behind, unless one of its subtasks idles (`least_busy_ratio` under
+/// [`IDLE_BUSY_RATIO`]: a reader with nothing to read, such as the successors of a split while
+/// another reader still reads the old segment, which Pravega's order keeps to one reader; more
+/// segments would not help): the target lowered to the one that keeps it caught up and the
 /// minimum raised to the segments that would (so the stream splits now rather than when
 /// Pravega's slow rates cross the target, and is not merged back below what the job needs);
 /// never a raise of the target nor a cut of the minimum. While it idles (busy under
@@ -305,7 +308,7 @@ pub struct TunedPolicy {
 pub fn tuned_policy(
     current: TunedPolicy,
     view: &BacklogView,
-    busy_ratio: Option<f64>,
+    load: Option<&SourceLoad>,
     bounds: TuningBounds,
     since_change: Option<Duration>,
     window: Duration,
@@ -313,9 +316,14 @@ pub fn tuned_policy(
     if since_change.is_some_and(|since| since < window) {
         return None;
     }
+    let busy_ratio = load.and_then(|l| l.busy_ratio);
+    let a_reader_idles = load
+        .and_then(|l| l.least_busy_ratio)
+        .is_some_and(|b| b < IDLE_BUSY_RATIO);
     let target_within = |target: u32| target.clamp(bounds.min_target, bounds.max_target);
     let segments_within = |n: u32| n.clamp(bounds.min_segments.max(1), bounds.max_segments.max(1));
     let tuned = match &view.falling_behind {
+        Some(_) if a_reader_idles => return None,
         Some(behind) => {
             let keep_up = behind.keep_up_target?;
             let target = target_within(keep_up.clamp(0.0, f64::from(u32::MAX)) as u32);
@@ -359,6 +367,15 @@ mod tests {
             pending_records: pending,
             records_per_second: Some(rate),
             busy_ratio: Some(busy),
+            least_busy_ratio: Some(busy),
+        }
+    }
+
+    /// Busy `busy` on average, `least` for the least busy subtask.
+    fn busy(busy: f64, least: f64) -> SourceLoad {
+        SourceLoad {
+            least_busy_ratio: Some(least),
+            ..load(None, 100.0, busy)
         }
     }
 
@@ -586,11 +603,12 @@ mod tests {
 
     #[test]
     fn falling_behind_lowers_the_target_and_raises_the_minimum_to_what_keeps_it_caught_up() {
+        let all_busy = busy(1.0, 1.0);
         let tune = |current, keep_up, needed| {
             tuned_policy(
                 current,
                 &behind(keep_up, needed),
-                Some(1.0),
+                Some(&all_busy),
                 BOUNDS,
                 None,
                 WINDOW,
@@ -623,11 +641,27 @@ mod tests {
             None,
             "no rate, no figure"
         );
+        // A reader idles (the successors of a split wait for the old segment): more segments
+        // would not be read either.
+        assert_eq!(
+            tuned_policy(
+                policy(196, 2),
+                &behind(Some(174.0), Some(3)),
+                Some(&busy(0.55, 0.1)),
+                BOUNDS,
+                None,
+                WINDOW
+            ),
+            None
+        );
     }
 
     #[test]
     fn an_idle_job_doubles_the_target_and_halves_the_minimum_within_bounds() {
-        let tune = |current, busy| tuned_policy(current, &keeping_up(), busy, BOUNDS, None, WINDOW);
+        let tune = |current, ratio: Option<f64>| {
+            let load = ratio.map(|r| busy(r, r));
+            tuned_policy(current, &keeping_up(), load.as_ref(), BOUNDS, None, WINDOW)
+        };
         assert_eq!(tune(policy(100, 4), Some(0.1)), Some(policy(200, 2)));
         assert_eq!(
             tune(policy(600, 1), Some(0.1)),
@@ -649,7 +683,7 @@ mod tests {
             tuned_policy(
                 policy(1000, 2),
                 &keeping_up(),
-                Some(0.1),
+                Some(&busy(0.1, 0.1)),
                 floor,
                 None,
                 WINDOW
@@ -676,6 +710,7 @@ mod tests {
             pending_records: None,
             records_per_second: Some(240.0),
             busy_ratio: Some(1.0),
+            least_busy_ratio: Some(1.0),
         };
         let mut view = None;
         // Grows by 160 events/s, read at 240: written at 400.

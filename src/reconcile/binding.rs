@@ -623,10 +623,11 @@ impl LiveBinding {
         let Some(view) = &outcome.planned.backlog else {
             return;
         };
-        let busy = match &observed.source_load {
-            Some(Ok(load)) => load.busy_ratio,
+        let load = match &observed.source_load {
+            Some(Ok(load)) => Some(load),
             _ => None,
         };
+        let busy = load.and_then(|l| l.busy_ratio);
         let window = self.backlog_window();
         let since = self.last_tuned.map(|at| now.duration_since(at));
         // Read the policies only when a change may follow.
@@ -666,7 +667,7 @@ impl LiveBinding {
                 }
             };
             let Some(to) = current
-                .and_then(|current| tuned_policy(current, &view, busy, bounds, since, window))
+                .and_then(|current| tuned_policy(current, &view, load, bounds, since, window))
             else {
                 continue;
             };
