@@ -415,7 +415,7 @@ struct TlsServer {
 
 impl TlsServer {
     fn start(cert: &Path, key: &Path) -> TlsServer {
-        let port = free_port();
+        let port = support::free_port();
         let child = Command::new("openssl")
             .args(["s_server", "-quiet", "-www", "-accept"])
             .arg(format!("127.0.0.1:{port}"))
@@ -465,12 +465,4 @@ impl PlainServer {
         });
         PlainServer { port }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

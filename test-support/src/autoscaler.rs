@@ -12,6 +12,18 @@ fn binary() -> PathBuf {
     crate::workspace_binary("segment-autoscaler")
 }
 
+/// The value of every sample whose line starts with `series` (name and labels) on the
+/// Prometheus text page at `url`, in the page's order; None when the page cannot be read.
+pub async fn metric_samples(url: &str, series: &str) -> Option<Vec<f64>> {
+    let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect(),
+    )
+}
+
 /// Runs `segment-autoscaler plan --output json` on `config` (YAML) and returns its records;
 /// panics, with its log, if it does not exit 0 (plan is bounded by its reconcile_timeout).
 pub fn plan_records(name: &str, config: &str) -> serde_json::Value {
@@ -82,11 +94,7 @@ impl AutoscalerProcess {
     /// Starts `segment-autoscaler run` with `config` (YAML, without a `telemetry` section: a
     /// free port is chosen here), logging to a file under `target/`.
     pub fn start(name: &str, config: &str) -> AutoscalerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let dir = repo_root().join("target/test-autoscaler");
         std::fs::create_dir_all(&dir).unwrap();
         let config_path = dir.join(format!("{name}.yaml"));
@@ -124,18 +132,7 @@ impl AutoscalerProcess {
     /// The value of every sample whose line starts with `series`, in the page's order; None
     /// when the page cannot be read.
     async fn samples(&self, series: &str) -> Option<Vec<f64>> {
-        let text = reqwest::get(&self.metrics_url)
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        Some(
-            text.lines()
-                .filter(|l| l.starts_with(series))
-                .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-                .collect(),
-        )
+        metric_samples(&self.metrics_url, series).await
     }
 
     /// The HTTP status and body of `path` (e.g. `/readyz`) on its telemetry listener.

@@ -427,6 +427,15 @@ where
     }
 }
 
+/// A loopback port free at the time of the call, for a child process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A name unique to this test run, for scopes, streams and Kubernetes objects.
 pub fn unique_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
