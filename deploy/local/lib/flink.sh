@@ -167,9 +167,6 @@ heartbeat.timeout: 10000
 # The REST API answers the job's state and parallelism from a copy refreshed this often
 # (default 3 s): what the autoscaler verifies, a second late at most instead of three.
 web.refresh-interval: 1000
-# Its metrics (busy time, pendingRecords: the backlog the autoscaler reads) from a fetch this
-# often (default 10 s): a backlog read beside the events written is at most a second old.
-metrics.fetcher.update-interval: 1000
 restart-strategy.type: fixed-delay
 restart-strategy.fixed-delay.attempts: 2147483647
 restart-strategy.fixed-delay.delay: 1s
