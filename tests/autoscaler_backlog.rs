@@ -33,8 +33,9 @@ const WRITTEN_PER_SECOND: &str = "450";
 struct SlowJob {
     scope: String,
     stream: ScopedStream,
-    generator: Child,
-    backlog: Backlog,
+    /// Until stopped by [`SlowJob::stop_writing`].
+    generator: Option<Child>,
+    flink_rest_url: String,
 }
 
 impl SlowJob {
@@ -43,12 +44,10 @@ impl SlowJob {
     /// backlog starts with the job, not with its start-up.
     async fn start(stack: &Stack, prefix: &str) -> SlowJob {
         let scope = unique_name(prefix);
-        let metrics = format!("127.0.0.1:{}", support::free_port());
         let generator = |rate: &str, duration: &str| {
             let mut command = Command::new(support::workspace_binary("data-generator"));
             command
                 .args(["--controller", &stack.pravega_controller, "--scope", &scope])
-                .args(["--metrics-addr", &metrics])
                 .args(["--stream", "load", "--scaling", "events"])
                 .args(["--target-rate-per-segment", "1000", "--min-segments", "1"])
                 .args(["--shape", "constant", "--base", rate])
@@ -71,6 +70,7 @@ impl SlowJob {
             .restart_flink_with_job("io.segmentautoscaler.flink.BusyReaderJob", &job_args)
             .await;
         let generator = generator(WRITTEN_PER_SECOND, "15m")
+            .stdout(Stdio::piped())
             .spawn()
             .expect("start data-generator");
         SlowJob {
@@ -79,19 +79,51 @@ impl SlowJob {
                 stream: pravega_client_shared::Stream::from("load".to_string()),
             },
             scope,
-            generator,
-            backlog: Backlog {
-                generator_metrics: format!("http://{metrics}/metrics"),
-                flink_rest_url: stack.flink_rest_url.clone(),
-            },
+            generator: Some(generator),
+            flink_rest_url: stack.flink_rest_url.clone(),
         }
+    }
+
+    /// Stops the generator; the events it wrote (its JSON summary).
+    async fn stop_writing(&mut self) -> f64 {
+        let generator = self.generator.take().expect("still writing");
+        support::send_signal(generator.id(), "TERM");
+        let output = tokio::task::spawn_blocking(move || generator.wait_with_output())
+            .await
+            .unwrap()
+            .expect("the generator's output");
+        let summary: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("the generator's JSON summary");
+        summary["events"].as_u64().expect("events written") as f64
+    }
+
+    /// The source's `pendingRecords` (summed over its subtasks) and the events the job read
+    /// once, from one snapshot of Flink's metrics.
+    async fn pending_and_read(&self) -> Result<(f64, f64), String> {
+        let rest = &self.flink_rest_url;
+        let source = support::flink::vertex_metric_sums(
+            rest,
+            "Source",
+            &["Source__pravega-reader.pendingRecords"],
+        )
+        .await?;
+        let verified = support::flink::vertex_metric_sums(
+            rest,
+            "verify-sequence",
+            &["verify-sequence.eventsRead", "verify-sequence.duplicates"],
+        )
+        .await?;
+        let read = verified["verify-sequence.eventsRead"] - verified["verify-sequence.duplicates"];
+        Ok((source["Source__pravega-reader.pendingRecords"], read))
     }
 }
 
 impl Drop for SlowJob {
     fn drop(&mut self) {
-        let _ = self.generator.kill();
-        let _ = self.generator.wait();
+        if let Some(mut generator) = self.generator.take() {
+            let _ = generator.kill();
+            let _ = generator.wait();
+        }
     }
 }
 
@@ -141,16 +173,31 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
     );
     drop(autoscaler);
 
-    // pendingRecords against written minus read while the backlog grows (the job's figures come
-    // from one snapshot of Flink's metrics, fetched every second; the estimate counts from the
-    // last reader-group checkpoint, up to one checkpoint interval of reads behind).
+    // pendingRecords against written minus read: once the backlog is well grown, the writes
+    // stop (the generator's count is then final; the job's figures come from one snapshot of
+    // Flink's metrics, fetched every 10 s, so they agree with each other; the estimate counts
+    // from the last reader-group checkpoint, up to one checkpoint interval of reads behind).
+    let mut job = job;
     eventually(
-        "pendingRecords = written - read",
+        "a backlog over 12 000 events",
         Duration::from_secs(120),
         || async {
-            let (pending, unread) = job.backlog.pending_and_unread().await?;
+            match job.pending_and_read().await? {
+                (pending, _) if pending > 12_000.0 => Ok(()),
+                (pending, _) => Err(format!("pendingRecords {pending}")),
+            }
+        },
+    )
+    .await;
+    let written = job.stop_writing().await;
+    eventually(
+        "pendingRecords = written - read",
+        Duration::from_secs(60),
+        || async {
+            let (pending, read) = job.pending_and_read().await?;
+            let unread = written - read;
             let tolerance = (unread * 0.1).max(2000.0);
-            let figures = format!("pendingRecords {pending}, written - read {unread}");
+            let figures = format!("pendingRecords {pending}, written {written} - read {read} = {unread}");
             println!("{figures}");
             if unread > 10_000.0 && (pending - unread).abs() <= tolerance {
                 Ok(())
@@ -233,19 +280,17 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
     );
 
     // The backlog drains: it peaks while the old segment is read to its end by one reader,
-    // then the job reads faster than the stream is written, to under a tenth of that peak.
-    // (Right after the job's restart a subtask's metrics can be missing from Flink's sums: a
-    // few fetches later every subtask reports.)
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // then the job reads faster than the stream is written, down to what a job caught up
+    // shows (the estimate runs up to one checkpoint interval of reads, 5 s, ahead).
     let peak = std::cell::Cell::new(0.0_f64);
     eventually("the backlog drained", Duration::from_secs(300), || {
-        let (backlog, peak) = (&job.backlog, &peak);
+        let (job, peak) = (&job, &peak);
         async move {
-            let (_, unread) = backlog.pending_and_unread().await?;
-            peak.set(peak.get().max(unread));
-            let figures = format!("written - read {unread}, peak {}", peak.get());
+            let (pending, _) = job.pending_and_read().await?;
+            peak.set(peak.get().max(pending));
+            let figures = format!("pendingRecords {pending}, peak {}", peak.get());
             println!("{figures}");
-            if peak.get() > 5_000.0 && unread < peak.get() / 10.0 {
+            if peak.get() > 10_000.0 && pending < 3_000.0 {
                 Ok(())
             } else {
                 Err(figures)
@@ -258,41 +303,6 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
         (tuned, segments),
         "caught up, the job is not idle: the policy stays"
     );
-}
-
-/// Where the test reads the events written (the generator's metrics) and read (the job's).
-struct Backlog {
-    generator_metrics: String,
-    flink_rest_url: String,
-}
-
-impl Backlog {
-    /// The source's `pendingRecords` (summed over its subtasks) and the events written minus
-    /// those the job read once.
-    async fn pending_and_unread(&self) -> Result<(f64, f64), String> {
-        let written = support::autoscaler::metric_samples(
-            &self.generator_metrics,
-            "data_generator_events_total ",
-        )
-        .await
-        .and_then(|s| s.first().copied())
-        .ok_or("the generator's events_total")?;
-        let rest = &self.flink_rest_url;
-        let source = support::flink::vertex_metric_sums(
-            rest,
-            "Source",
-            &["Source__pravega-reader.pendingRecords"],
-        )
-        .await?;
-        let verified = support::flink::vertex_metric_sums(
-            rest,
-            "verify-sequence",
-            &["verify-sequence.eventsRead", "verify-sequence.duplicates"],
-        )
-        .await?;
-        let read = verified["verify-sequence.eventsRead"] - verified["verify-sequence.duplicates"];
-        Ok((source["Source__pravega-reader.pendingRecords"], written - read))
-    }
 }
 
 /// The target rate and the fewest segments of `scope/load`'s scaling policy, from the

@@ -12,18 +12,6 @@ fn binary() -> PathBuf {
     crate::workspace_binary("segment-autoscaler")
 }
 
-/// The value of every sample whose line starts with `series` (name and labels) on the
-/// Prometheus text page at `url`, in the page's order; None when the page cannot be read.
-pub async fn metric_samples(url: &str, series: &str) -> Option<Vec<f64>> {
-    let text = reqwest::get(url).await.ok()?.text().await.ok()?;
-    Some(
-        text.lines()
-            .filter(|l| l.starts_with(series))
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .collect(),
-    )
-}
-
 /// Runs `segment-autoscaler plan --output json` on `config` (YAML) and returns its records;
 /// panics, with its log, if it does not exit 0 (plan is bounded by its reconcile_timeout).
 pub fn plan_records(name: &str, config: &str) -> serde_json::Value {
@@ -132,7 +120,18 @@ impl AutoscalerProcess {
     /// The value of every sample whose line starts with `series`, in the page's order; None
     /// when the page cannot be read.
     async fn samples(&self, series: &str) -> Option<Vec<f64>> {
-        metric_samples(&self.metrics_url, series).await
+        let text = reqwest::get(&self.metrics_url)
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with(series))
+                .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+                .collect(),
+        )
     }
 
     /// The HTTP status and body of `path` (e.g. `/readyz`) on its telemetry listener.
