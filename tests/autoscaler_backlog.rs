@@ -57,9 +57,7 @@ impl SlowJob {
             command
         };
         // Nothing written: the generator creates the stream with its policy and exits.
-        let created = generator("0", "1s")
-            .status()
-            .expect("run data-generator");
+        let created = generator("0", "1s").status().expect("run data-generator");
         assert!(created.success(), "creating the stream: {created}");
         let job_args = format!(
             "--controller {} --scope {scope} --stream load --reader-group busy-{scope} \
@@ -197,7 +195,8 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
             let (pending, read) = job.pending_and_read().await?;
             let unread = written - read;
             let tolerance = (unread * 0.1).max(2000.0);
-            let figures = format!("pendingRecords {pending}, written {written} - read {read} = {unread}");
+            let figures =
+                format!("pendingRecords {pending}, written {written} - read {read} = {unread}");
             println!("{figures}");
             if unread > 10_000.0 && (pending - unread).abs() <= tolerance {
                 Ok(())
@@ -218,7 +217,8 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
     let tuning = AutoscalerProcess::start(
         "backlog-tuning",
         &AutoscalerConfig::local_taskmanagers(&stack, scope)
-            .flink(&stack.flink_rest_url, "backlog_window: 30s")
+            // At least the minute Flink's rates average over (a shorter one is refused).
+            .flink(&stack.flink_rest_url, "backlog_window: 1m")
             .pravega_fields(
                 "tune_scaling_policy: {enabled: true, min_target: 10, max_target: 1000, max_segments: 3}",
             )
