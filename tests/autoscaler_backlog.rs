@@ -128,7 +128,7 @@ impl Drop for SlowJob {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
     let stack = Stack::require(&[Component::Pravega, Component::Flink]).await;
-    let job = SlowJob::start(&stack, "backlog").await;
+    let mut job = SlowJob::start(&stack, "backlog").await;
     let scope = &job.scope;
     let config = AutoscalerConfig::local_taskmanagers(&stack, scope)
         .flink(&stack.flink_rest_url, "backlog_window: 30s");
@@ -175,7 +175,6 @@ async fn an_aligned_job_slower_than_the_policy_is_reported_falling_behind() {
     // stop (the generator's count is then final; the job's figures come from one snapshot of
     // Flink's metrics, fetched every 10 s, so they agree with each other; the estimate counts
     // from the last reader-group checkpoint, up to one checkpoint interval of reads behind).
-    let mut job = job;
     eventually(
         "a backlog over 12 000 events",
         Duration::from_secs(120),
