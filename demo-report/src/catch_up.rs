@@ -33,9 +33,10 @@ impl CatchUp {
     }
 
     /// Records the counts read at `now`; true once they are final. Counts without a written
-    /// or a verified figure (no generator, or another job than the busy reader) have nothing
-    /// to wait for.
-    pub fn is_final(&mut self, counts: &EventCounts, now: Instant) -> bool {
+    /// figure (no generator) have nothing to wait for, nor those without a verified figure
+    /// unless `verifier_in_run`: a busy reader that reported earlier in the run and has no
+    /// figures now is restarting (a rescale), and they come back.
+    pub fn is_final(&mut self, counts: &EventCounts, verifier_in_run: bool, now: Instant) -> bool {
         let Some(written) = counts.events_written else {
             return true;
         };
@@ -45,7 +46,7 @@ impl CatchUp {
         };
         self.written = Some((written, since));
         match counts.events_caught_up {
-            None => true,
+            None => !verifier_in_run,
             Some(false) => false,
             Some(true) => self.exact_written || now.duration_since(since) >= self.settle,
         }
@@ -76,20 +77,20 @@ mod tests {
         let start = Instant::now();
         let mut catch_up = CatchUp::new(SETTLE, false);
         // Caught up with a figure still rising (the last scrape is yet to come).
-        assert!(!catch_up.is_final(&counts(100, 100), start));
-        assert!(!catch_up.is_final(&counts(120, 120), start + Duration::from_secs(5)));
-        assert!(!catch_up.is_final(&counts(120, 120), start + Duration::from_secs(19)));
-        assert!(catch_up.is_final(&counts(120, 120), start + Duration::from_secs(20)));
+        assert!(!catch_up.is_final(&counts(100, 100), true, start));
+        assert!(!catch_up.is_final(&counts(120, 120), true, start + Duration::from_secs(5)));
+        assert!(!catch_up.is_final(&counts(120, 120), true, start + Duration::from_secs(19)));
+        assert!(catch_up.is_final(&counts(120, 120), true, start + Duration::from_secs(20)));
     }
 
     #[test]
     fn a_settled_figure_the_job_has_not_verified_yet_is_not_final() {
         let start = Instant::now();
         let mut catch_up = CatchUp::new(SETTLE, false);
-        assert!(!catch_up.is_final(&counts(120, 80), start));
-        assert!(!catch_up.is_final(&counts(120, 119), start + Duration::from_secs(30)));
+        assert!(!catch_up.is_final(&counts(120, 80), true, start));
+        assert!(!catch_up.is_final(&counts(120, 119), true, start + Duration::from_secs(30)));
         // Settled long ago: final as soon as the job has verified them all.
-        assert!(catch_up.is_final(&counts(120, 120), start + Duration::from_secs(31)));
+        assert!(catch_up.is_final(&counts(120, 120), true, start + Duration::from_secs(31)));
     }
 
     #[test]
@@ -97,22 +98,35 @@ mod tests {
         // Mid-rescale, a stopping TaskManager's subtasks still scraped beside the new ones.
         let start = Instant::now();
         let mut catch_up = CatchUp::new(SETTLE, true);
-        assert!(!catch_up.is_final(&counts(120, 170), start));
-        assert!(catch_up.is_final(&counts(120, 120), start + Duration::from_secs(5)));
+        assert!(!catch_up.is_final(&counts(120, 170), true, start));
+        assert!(catch_up.is_final(&counts(120, 120), true, start + Duration::from_secs(5)));
     }
 
     #[test]
     fn an_exact_figure_is_final_once_verified() {
         let start = Instant::now();
         let mut catch_up = CatchUp::new(SETTLE, true);
-        assert!(!catch_up.is_final(&counts(120, 100), start));
-        assert!(catch_up.is_final(&counts(120, 120), start + Duration::from_secs(1)));
+        assert!(!catch_up.is_final(&counts(120, 100), true, start));
+        assert!(catch_up.is_final(&counts(120, 120), true, start + Duration::from_secs(1)));
     }
 
     #[test]
     fn without_figures_there_is_nothing_to_wait_for() {
         let mut catch_up = CatchUp::new(SETTLE, false);
-        assert!(catch_up.is_final(&EventCounts::new(None, None), Instant::now()));
-        assert!(catch_up.is_final(&EventCounts::new(Some(5), None), Instant::now()));
+        let now = Instant::now();
+        assert!(catch_up.is_final(&EventCounts::new(None, None), false, now));
+        // Another job than the busy reader: no verifier in the whole run.
+        assert!(catch_up.is_final(&EventCounts::new(Some(5), None), false, now));
+        assert!(catch_up.is_final(&EventCounts::new(None, None), true, now));
+    }
+
+    #[test]
+    fn a_verifier_gone_mid_rescale_is_waited_for() {
+        // A CI demo stopped while the job restarted at a new parallelism: the verifier had
+        // reported all run, had no series at that moment, and the report gave up at once.
+        let start = Instant::now();
+        let mut catch_up = CatchUp::new(SETTLE, true);
+        assert!(!catch_up.is_final(&EventCounts::new(Some(120), None), true, start));
+        assert!(catch_up.is_final(&counts(120, 120), true, start + Duration::from_secs(20)));
     }
 }

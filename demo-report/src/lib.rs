@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use catch_up::{CatchUp, WRITTEN_SETTLE};
 pub use dashboards::dashboard_queries;
-pub use query::{ReportQuery, RunSeries};
+pub use query::{EventFigures, ReportQuery, RunSeries};
 pub use summary::{
     summarize, AlignmentSummary, DashboardCheck, EventCounts, Platform, VerifiedEvents,
 };

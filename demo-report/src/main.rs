@@ -108,12 +108,12 @@ async fn catch_up(
     let mut rule = CatchUp::new(WRITTEN_SETTLE, written.is_some());
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let (scraped, verified) = query
+        let figures = query
             .event_figures(&prometheus)
             .await
             .map_err(|e| e.to_string())?;
-        let counts = EventCounts::new(written.or(scraped), verified);
-        if rule.is_final(&counts, std::time::Instant::now()) {
+        let counts = EventCounts::new(written.or(figures.written), figures.verified);
+        if rule.is_final(&counts, figures.verifier_in_run, std::time::Instant::now()) {
             return Ok(counts);
         }
         if tokio::time::Instant::now() >= deadline {

@@ -44,6 +44,18 @@ pub struct RunSeries {
     pub marks: Vec<(f64, String)>,
 }
 
+/// The end-to-end event figures Prometheus holds now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventFigures {
+    /// Events the generators wrote (the highest each reported in the run).
+    pub written: Option<u64>,
+    /// The busy reader's verifier's figures now.
+    pub verified: Option<VerifiedEvents>,
+    /// Whether the verifier reported at any time in the run: its figures may be absent now
+    /// only because its tasks are restarting.
+    pub verifier_in_run: bool,
+}
+
 /// Where a report's data comes from.
 pub struct ReportQuery {
     /// Prometheus base URL.
@@ -124,11 +136,12 @@ impl ReportQuery {
     }
 
     /// Events written by the generator and verified by the busy reader, now (each None when
-    /// not scraped: no generator, or another job than the busy reader).
+    /// not scraped: no generator, another job than the busy reader, or the busy reader
+    /// restarting), and whether the busy reader's verifier reported at any time in the run.
     pub async fn event_figures(
         &self,
         http: &prometheus_http_query::Client,
-    ) -> Result<(Option<u64>, Option<VerifiedEvents>), ReportError> {
+    ) -> Result<EventFigures, ReportError> {
         // The highest count each generator reported since the run began: a generator that
         // has stopped (its series gone stale) still counts.
         let now = crate::unix_now();
@@ -145,6 +158,16 @@ impl ReportQuery {
             );
             verified.push(instant_sum(http, &query).await?);
         }
+        // Mid-rescale the verifier's series are gone until its tasks run again: absent now
+        // is not absent from the run.
+        let verifier_in_run = instant_sum(
+            http,
+            &format!(
+                "count(max_over_time(flink_taskmanager_job_task_operator_eventsRead{{operator_name=\"verify_sequence\"}}[{window}s]))"
+            ),
+        )
+        .await?
+        .is_some();
         let whole = |v: f64| v.max(0.0).round() as u64;
         let verified = match verified[..] {
             [Some(read), Some(duplicates), Some(unsequenced), Some(gaps)] => Some(VerifiedEvents {
@@ -155,7 +178,11 @@ impl ReportQuery {
             }),
             _ => None,
         };
-        Ok((written.map(|w| w.max(0.0).round() as u64), verified))
+        Ok(EventFigures {
+            written: written.map(whole),
+            verified,
+            verifier_in_run,
+        })
     }
 
     /// Fetches every series of the report.
