@@ -215,7 +215,9 @@ cluster_make_network() {
 
 # The cluster's PKI and identities. Every component authenticates with a token of its own
 # identity (RBAC and the Node authorizer see the usual users); the kubelet serves with a
-# certificate signed by the cluster CA.
+# certificate signed by the cluster CA. The aggregation layer is configured as kubeadm does
+# (a front-proxy client certificate under its own CA), so extension API servers such as KEDA's
+# metrics adapter authenticate the requests the API server proxies to them.
 cluster_make_pki() {
   local pki="$CLUSTER_RUN/pki" sans
   sans="IP:$CLUSTER_NODE_IP,IP:$CLUSTER_APISERVER_SERVICE_IP,IP:127.0.0.1,DNS:localhost,DNS:kubernetes"
@@ -229,7 +231,9 @@ cluster_make_pki() {
         "IP:$CLUSTER_NODE_IP,DNS:$CLUSTER_NODE_NAME" &&
       kubernetes_sign_certificate apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" clientAuth "" &&
       openssl genrsa -out sa.key 2048 &&
-      openssl rsa -in sa.key -pubout -out sa.pub
+      openssl rsa -in sa.key -pubout -out sa.pub &&
+      kubernetes_make_ca front-proxy-ca segment-autoscaler-cluster-front-proxy-ca &&
+      kubernetes_sign_certificate front-proxy-client "/CN=front-proxy-client" clientAuth "" front-proxy-ca
   ) >"$CLUSTER_RUN/pki.log" 2>&1 || fail_with_log "cluster pki" "$CLUSTER_RUN/pki.log"
 }
 
@@ -378,7 +382,11 @@ cluster_up() {
     --service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range "$CLUSTER_SERVICE_CIDR" --allow-privileged=true \
-    --enable-admission-plugins NodeRestriction --profiling=false
+    --enable-admission-plugins NodeRestriction --profiling=false \
+    --requestheader-client-ca-file "$pki/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key"
   wait_for 120 cluster-apiserver cluster_apiserver_ready ||
     fail_with_log kube-apiserver "$run/cluster-apiserver.log" || return 1
   # The API server's own identity towards kubelets (logs, exec, port-forward).
