@@ -13,7 +13,9 @@ use test_support as support;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -89,28 +91,25 @@ async fn keda_follows_a_segment_change_once() {
         .await
         .expect("create the ScaledObject");
     // KEDA reads the metric and keeps one TaskManager for one segment.
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NAMESPACE);
     eventually(
         "KEDA's HPA reading 1 segment",
         Duration::from_secs(120),
         || async {
-            let hpas: Api<DynamicObject> = Api::namespaced_with(
-                client.clone(),
-                NAMESPACE,
-                &ApiResource::from_gvk(&GroupVersionKind::gvk(
-                    "autoscaling",
-                    "v2",
-                    "HorizontalPodAutoscaler",
-                )),
-            );
             let hpa = hpas
                 .get("keda-hpa-taskmanager-scaledobject")
                 .await
                 .map_err(|e| e.to_string())?;
-            let current =
-                &hpa.data["status"]["currentMetrics"][0]["external"]["current"]["averageValue"];
-            (current == "1")
-                .then_some(())
-                .ok_or(format!("current {current}"))
+            let current = hpa
+                .status
+                .and_then(|s| s.current_metrics)
+                .and_then(|m| m.into_iter().next())
+                .and_then(|m| m.external)
+                .and_then(|e| e.current.average_value);
+            match current {
+                Some(Quantity(value)) if value == "1" => Ok(()),
+                other => Err(format!("current {other:?}")),
+            }
         },
     )
     .await;
