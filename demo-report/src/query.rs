@@ -151,23 +151,15 @@ impl ReportQuery {
             &format!("sum(max_over_time(data_generator_events_total[{window}s]))"),
         )
         .await?;
+        let series = |metric: &str| {
+            format!(
+                "flink_taskmanager_job_task_operator_{metric}{{operator_name=\"verify_sequence\"}}"
+            )
+        };
         let mut verified = Vec::new();
         for metric in ["eventsRead", "duplicates", "unsequenced", "gaps"] {
-            let query = format!(
-                "sum(flink_taskmanager_job_task_operator_{metric}{{operator_name=\"verify_sequence\"}})"
-            );
-            verified.push(instant_sum(http, &query).await?);
+            verified.push(instant_sum(http, &format!("sum({})", series(metric))).await?);
         }
-        // Mid-rescale the verifier's series are gone until its tasks run again: absent now
-        // is not absent from the run.
-        let verifier_in_run = instant_sum(
-            http,
-            &format!(
-                "count(max_over_time(flink_taskmanager_job_task_operator_eventsRead{{operator_name=\"verify_sequence\"}}[{window}s]))"
-            ),
-        )
-        .await?
-        .is_some();
         let whole = |v: f64| v.max(0.0).round() as u64;
         let verified = match verified[..] {
             [Some(read), Some(duplicates), Some(unsequenced), Some(gaps)] => Some(VerifiedEvents {
@@ -178,6 +170,15 @@ impl ReportQuery {
             }),
             _ => None,
         };
+        // Mid-rescale the verifier's series are gone until its tasks run again: absent now
+        // is not absent from the run (asked only when absent now).
+        let verifier_in_run = verified.is_some()
+            || instant_sum(
+                http,
+                &format!("count(max_over_time({}[{window}s]))", series("eventsRead")),
+            )
+            .await?
+            .is_some();
         Ok(EventFigures {
             written: written.map(whole),
             verified,
