@@ -85,3 +85,22 @@ fn a_pid_record_naming_another_process_signals_nothing() {
     bystander.wait().ok();
     std::fs::remove_dir_all(&run_dir).ok();
 }
+
+#[test]
+fn a_component_with_a_hyphen_in_its_name_is_dispatched() {
+    // prometheus-adapter's functions are prometheus_adapter_*: status, running and down reach
+    // them (the name as is would be "command not found", which `status` and `running` would
+    // otherwise take for "down").
+    let run_dir = temp_run_dir("stack-hyphen");
+    for (args, code) in [
+        (["status", "prometheus-adapter"], 0),
+        (["running", "prometheus-adapter"], 1),
+        (["down", "prometheus-adapter"], 0),
+    ] {
+        let output = stack(&run_dir, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("not found"), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&run_dir).ok();
+}

@@ -184,6 +184,12 @@ cluster_in_node() { nsenter --net="/run/netns/$CLUSTER_NETNS" "$@"; }
 
 cluster_kubectl() { "$KUBE_HOME/bin/kubectl" --kubeconfig "$CLUSTER_KUBECONFIG" "$@"; }
 
+# cluster_external_metrics_served: the aggregator serves external.metrics.k8s.io on the cluster
+# (whichever peer's adapter registered it: keda or prometheus-adapter).
+cluster_external_metrics_served() {
+  cluster_kubectl --request-timeout=10s get --raw /apis/external.metrics.k8s.io/v1beta1 >/dev/null
+}
+
 cluster_endpoint() { echo "https://$CLUSTER_NODE_IP:$CLUSTER_APISERVER_PORT"; }
 
 # The node's network namespace and its one link to the host. The host routes the pod and

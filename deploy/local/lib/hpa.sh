@@ -8,7 +8,8 @@
 # addresses. Both processes run as the stack administrator; their RBAC is not what is compared.
 
 PROMETHEUS_ADAPTER_VERSION=${PROMETHEUS_ADAPTER_VERSION:-v0.12.0}
-PROMETHEUS_ADAPTER_HOME="$STACK_CACHE/prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION"
+# Static (no cgo): the same binary runs here and in a FROM-scratch image on the cluster.
+PROMETHEUS_ADAPTER_HOME="$STACK_CACHE/prometheus-adapter-$PROMETHEUS_ADAPTER_VERSION-static"
 PROMETHEUS_ADAPTER_PORT=${PROMETHEUS_ADAPTER_PORT:-$((16444 + STACK_PORT_OFFSET))}
 KUBE_CONTROLLER_MANAGER_PORT=${KUBE_CONTROLLER_MANAGER_PORT:-$((10257 + STACK_PORT_OFFSET))}
 # Kubernetes' and the adapter's defaults; benches/hpa-reaction's tuned pipeline lowers them.
@@ -32,8 +33,15 @@ hpa_install() {
       run_logged kube-build-controller-manager go build -trimpath -o "$KUBE_CONTROLLER_MANAGER_BIN" \
         k8s.io/kubernetes/cmd/kube-controller-manager) || die "kube-controller-manager build failed"
   fi
+  prometheus_adapter_build
+  log "hpa: installed kube-controller-manager and prometheus-adapter"
+}
+
+# prometheus_adapter_build: the adapter's binary, once per version (the hpa component runs it
+# beside the kubernetes component, the prometheus-adapter component in a pod on the cluster).
+prometheus_adapter_build() {
   if [[ ! -x $PROMETHEUS_ADAPTER_BIN ]]; then
-    log "hpa: building prometheus-adapter $PROMETHEUS_ADAPTER_VERSION from the Go module proxy"
+    log "building prometheus-adapter $PROMETHEUS_ADAPTER_VERSION from the Go module proxy"
     # `go install pkg@version` also asks the proxy for the module's version list, which it
     # refuses (403); a module requiring the exact version builds without that list.
     local src="$PROMETHEUS_ADAPTER_HOME/src"
@@ -44,23 +52,23 @@ hpa_install() {
       'import _ "sigs.k8s.io/prometheus-adapter/cmd/adapter"' >"$src/tools.go"
     (cd "$src" &&
       GOFLAGS=-mod=mod run_logged prometheus-adapter-mod-tidy go mod tidy &&
-      run_logged prometheus-adapter-build go build -trimpath -o "$PROMETHEUS_ADAPTER_BIN" \
+      CGO_ENABLED=0 run_logged prometheus-adapter-build go build -trimpath -o "$PROMETHEUS_ADAPTER_BIN" \
         sigs.k8s.io/prometheus-adapter/cmd/adapter) || die "prometheus-adapter build failed"
   fi
-  log "hpa: installed kube-controller-manager and prometheus-adapter"
 }
 
 # The External metric the reference HPA reads: the controller's gauge, one value per stream.
 # The reference demo's rule had no label matchers in metricsQuery, so every stream was summed;
 # here the HPA's metric selector (scope, stream) reaches the query.
-hpa_write_adapter_config() {
-  cat >"$HPA_RUN/adapter.yaml" <<'YAML'
+hpa_adapter_rules() {
+  cat <<'YAML'
 externalRules:
   - seriesQuery: 'pravega_controller_segments_count{scope!="",stream!=""}'
     resources: {namespaced: false}
     metricsQuery: 'max(<<.Series>>{<<.LabelMatchers>>}) by (scope, stream)'
 YAML
 }
+hpa_write_adapter_config() { hpa_adapter_rules >"$HPA_RUN/adapter.yaml"; }
 
 # The extension API is served: the aggregator marked the APIService Available.
 hpa_external_metrics_ready() {

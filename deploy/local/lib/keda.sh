@@ -8,7 +8,8 @@
 # KEDA's go.mod has `replace` lines, so `go install ...@version` is refused: the downloaded
 # module is built in a copy of its own directory, as its Makefile does, without cgo.
 # Its metrics adapter serves external.metrics.k8s.io, as prometheus-adapter does for the hpa
-# component; they run on different API servers (hpa beside the kubernetes component).
+# component (beside the kubernetes component's API server) and the prometheus-adapter component
+# (on the cluster, so not at the same time as KEDA).
 
 KEDA_VERSION=${KEDA_VERSION:-v2.20.2}
 KEDA_HOME="$STACK_CACHE/keda-$KEDA_VERSION"
@@ -50,15 +51,11 @@ keda_image() {
 }
 keda_stage_image() { cp "$KEDA_HOME/bin/keda" "$KEDA_HOME/bin/keda-adapter" "$1/"; }
 
-# The extension API is served: the aggregator reached KEDA's metrics adapter.
-keda_external_metrics_ready() {
-  cluster_kubectl --request-timeout=10s get --raw /apis/external.metrics.k8s.io/v1beta1 >/dev/null
-}
-
 keda_up() {
   keda_installed || die "keda is not installed: run '$0 install keda'"
   cluster_running || die "keda runs on the single-node cluster: run '$0 up cluster' first"
   if keda_running; then log "keda: already running"; return 0; fi
+  ! prometheus_adapter_running || die "keda: prometheus-adapter serves external.metrics.k8s.io on the cluster: '$0 down prometheus-adapter' first"
   rm -rf "$KEDA_RUN" && mkdir -p "$KEDA_RUN"
   local ref
   ref=$(keda_image)
@@ -88,7 +85,7 @@ YAML
       return 1
     }
   done
-  wait_for 180 keda-metrics-adapter keda_external_metrics_ready ||
+  wait_for 180 keda-metrics-adapter cluster_external_metrics_served ||
     fail_with_log "keda external metrics API" "$KEDA_RUN/apply.log"
 }
 
@@ -103,7 +100,7 @@ keda_down() {
 
 # keda_running: exit status 0 when KEDA's operator and adapter answer on the running cluster.
 keda_running() {
-  cluster_running 2>/dev/null && keda_external_metrics_ready 2>/dev/null &&
+  cluster_running 2>/dev/null && cluster_external_metrics_served 2>/dev/null &&
     cluster_kubectl --request-timeout=10s -n "$KEDA_NAMESPACE" get deployment keda-operator \
       -o jsonpath='{.status.availableReplicas}' 2>/dev/null | grep -qx 1
 }
