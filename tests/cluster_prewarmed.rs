@@ -67,6 +67,11 @@ async fn the_job_follows_segments_on_warm_taskmanager_pods() {
 
     // One segment: the job at 1 and one TaskManager pod more, started and kept warm.
     cluster::wait_running(&deployments, &flink_rest, 2, 1, Duration::from_secs(300)).await;
+    assert_eq!(
+        flink_client.registered_taskmanagers().await.ok(),
+        Some(2),
+        "the JobManager's overview counts the warm TaskManager too"
+    );
 
     // Scale-up: the job moves onto the warm pod, then one more pod is started.
     segments(Some(2)).await;

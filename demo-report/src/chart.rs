@@ -209,3 +209,70 @@ fn draw_panel<DB: plotters::prelude::DrawingBackend>(
         .draw()
         .map_err(|e| err(&e))
 }
+
+/// The chart of `benches/peers`: one panel per contender (its name and a figure in the
+/// caption), the stream's segments against the job's parallelism (0 while it restarts) over the
+/// run, every panel on the same axes so they compare at a glance.
+pub(crate) fn render_peers(
+    path: &Path,
+    panels: &[(String, &[crate::timeline::TimelineSample])],
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    const PANEL_HEIGHT: u32 = 260;
+    let height = PANEL_HEIGHT * panels.len().max(1) as u32;
+    let root = BitMapBackend::new(path, (1400, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let areas = root.split_evenly((panels.len().max(1), 1));
+    let longest = panels
+        .iter()
+        .filter_map(|(_, t)| Some(t.last()?.at - t.first()?.at))
+        .fold(1.0, f64::max);
+    let highest = panels
+        .iter()
+        .flat_map(|(_, t)| t.iter())
+        .flat_map(|s| [s.segments, s.parallelism])
+        .flatten()
+        .max()
+        .unwrap_or(1);
+    for ((caption, timeline), area) in panels.iter().zip(&areas) {
+        let start = timeline.first().map_or(0.0, |s| s.at);
+        let mut seconds: Vec<f64> = timeline.iter().map(|s| s.at - start).collect();
+        let segments: Vec<Option<f64>> =
+            timeline.iter().map(|s| s.segments.map(f64::from)).collect();
+        let readers: Vec<Option<f64>> = timeline
+            .iter()
+            .map(|s| Some(f64::from(s.parallelism.unwrap_or(0))))
+            .collect();
+        // Every panel spans the longest run: a point at its end, unknown.
+        let (mut segments, mut readers) = (segments, readers);
+        seconds.push(longest);
+        segments.push(None);
+        readers.push(None);
+        let lines = [
+            Line {
+                name: "segments",
+                values: &segments,
+                color: RED,
+                width: 4,
+                stepped: true,
+            },
+            Line {
+                name: "job parallelism (0: restarting)",
+                values: &readers,
+                color: BLUE,
+                width: 2,
+                stepped: true,
+            },
+        ];
+        draw_panel(
+            area,
+            caption,
+            "count",
+            f64::from(highest) + 1.0,
+            &seconds,
+            &lines,
+            &[],
+        )?;
+    }
+    root.present().map_err(|e| e.to_string())
+}

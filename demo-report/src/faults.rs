@@ -1,9 +1,11 @@
 //! What each fault of a chaos run cost (`deploy/local/demo --kubernetes --chaos`): how long until
 //! the job ran again at parallelism = segments, and whether any write to the target was wrong.
-//! Pure: the run's timeline (one [`TimelineSample`] a second, `chaos-timeline`), the faults it
+//! Pure: the run's timeline (one [`TimelineSample`] a second, `run-timeline`), the faults it
 //! injected and the autoscaler's scale Events in, one [`FaultOutcome`] per fault out.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+pub use crate::timeline::{parse_timeline, TimelineSample};
 
 /// One fault, as the chaos run recorded it (`faults.tsv`: `UNIX-SECONDS<TAB>KIND<TAB>DETAIL`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,29 +39,6 @@ pub fn parse_faults(text: &str) -> Result<Vec<Fault>, String> {
             }
         })
         .collect()
-}
-
-/// What the run looked like at one instant; a field is None when its source did not answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TimelineSample {
-    /// Unix seconds.
-    pub at: f64,
-    /// Active segments of the stream, from the Pravega controller.
-    pub segments: Option<u32>,
-    /// The job's source parallelism while it runs with every task RUNNING; None between two
-    /// schedules or when the JobManager does not answer.
-    pub parallelism: Option<u32>,
-    /// The target's desired replicas (its scale subresource's spec).
-    pub replicas: Option<i32>,
-    /// The autoscaler's Lease holder.
-    pub leader: Option<String>,
-}
-
-impl TimelineSample {
-    /// Whether the job runs at parallelism = segments (unknown counts as not).
-    pub fn aligned(&self) -> bool {
-        matches!((self.segments, self.parallelism), (Some(s), Some(p)) if s == p)
-    }
 }
 
 /// Whether the job of each sample runs at the parallelism the binding holds it at: the
@@ -103,17 +82,6 @@ pub fn written_replicas(note: &str) -> Option<i32> {
         .next()?
         .parse()
         .ok()
-}
-
-/// Parses the timeline `chaos-timeline` wrote (one JSON sample a line).
-pub fn parse_timeline(text: &str) -> Result<Vec<TimelineSample>, String> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| format!("timeline line {}: {e}", i + 1))
-        })
-        .collect()
 }
 
 /// The scale writes among Events (`kubectl get events -o json`): the autoscaler's ScaledUp
@@ -363,7 +331,7 @@ pub fn summary_table(outcomes: &[FaultOutcome]) -> String {
 }
 
 /// The median of sorted `values`: the middle one, or the mean of the middle two.
-fn median(sorted: &[f64]) -> Option<f64> {
+pub(crate) fn median(sorted: &[f64]) -> Option<f64> {
     let n = sorted.len();
     match n {
         0 => None,
@@ -383,6 +351,7 @@ mod tests {
             parallelism,
             replicas: parallelism.map(|p| p as i32),
             leader: Some(leader.to_string()),
+            ..TimelineSample::default()
         }
     }
 

@@ -6,8 +6,10 @@ pub mod catch_up;
 mod chart;
 pub mod dashboards;
 pub mod faults;
+pub mod peers;
 pub mod query;
 pub mod summary;
+pub mod timeline;
 
 use std::path::Path;
 use std::time::Duration;
@@ -122,6 +124,57 @@ pub fn parse_time(text: &str, now: f64) -> Result<f64, String> {
         .as_secs_f64())
 }
 
+/// Reads each contender's run of `benches/peers` from `out/NAME/` (`timeline.jsonl` from
+/// `run-timeline`, `summary.json` from `demo-report` for the events), and writes `peers.md`
+/// (the table), `peers.json` (every figure, each segment change included) and `peers.png` (a
+/// panel per contender) into `out`. Returns the table.
+pub fn write_peers(out: &Path, contenders: &[String]) -> Result<String, ReportError> {
+    let failed = |path: &Path, message: String| ReportError::Output {
+        path: path.display().to_string(),
+        message,
+    };
+    let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| failed(path, e.to_string()));
+    let mut timelines = Vec::new();
+    let mut figures = Vec::new();
+    for name in contenders {
+        let dir = out.join(name);
+        let path = dir.join("timeline.jsonl");
+        let timeline = timeline::parse_timeline(&read(&path)?).map_err(|e| failed(&path, e))?;
+        let path = dir.join("summary.json");
+        // The event counts of the summary; a run whose report failed has none.
+        let events = match read(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| failed(&path, e.to_string()))?,
+            Err(_) => EventCounts::default(),
+        };
+        figures.push(peers::contender_figures(name, &timeline, events));
+        timelines.push(timeline);
+    }
+    let table = peers::table(&figures);
+    let write = |file: &str, bytes: &[u8]| {
+        let path = out.join(file);
+        std::fs::write(&path, bytes).map_err(|e| failed(&path, e.to_string()))
+    };
+    write("peers.md", table.as_bytes())?;
+    let json = serde_json::to_vec_pretty(&figures).expect("figures serialize");
+    write("peers.json", &json)?;
+    let panels: Vec<(String, &[timeline::TimelineSample])> = figures
+        .iter()
+        .zip(&timelines)
+        .map(|(f, t)| {
+            let caption = format!(
+                "{}: aligned {:.0} % of the run, idle + missing {:.0} reader-s",
+                f.contender,
+                f.aligned_share * 100.0,
+                f.idle_reader_seconds + f.missing_reader_seconds
+            );
+            (caption, t.as_slice())
+        })
+        .collect();
+    let path = out.join("peers.png");
+    chart::render_peers(&path, &panels).map_err(|e| failed(&path, e))?;
+    Ok(table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +189,46 @@ mod tests {
             1_767_225_600.0
         );
         assert!(parse_time("yesterday", 0.0).is_err());
+    }
+
+    #[test]
+    fn a_peers_run_is_measured_charted_and_tabled() {
+        let dir = std::env::temp_dir().join(format!("sa-peers-{}", std::process::id()));
+        for (name, parallelism) in [("fast", 2), ("slow", 1)] {
+            let run = dir.join(name);
+            std::fs::create_dir_all(&run).unwrap();
+            let lines: Vec<String> = (0..120)
+                .map(|i| {
+                    let segments = if i < 60 { 1 } else { 2 };
+                    let p = if i < 70 { 1 } else { parallelism };
+                    format!(
+                        r#"{{"at":{},"segments":{segments},"parallelism":{p},"replicas":{p},"leader":null,"taskmanagers":{p},"written":{},"read":{}}}"#,
+                        1000 + i,
+                        i * 100,
+                        i * 90
+                    )
+                })
+                .collect();
+            std::fs::write(run.join("timeline.jsonl"), lines.join("\n")).unwrap();
+        }
+        // One run's report counted the events; the other's is missing.
+        std::fs::write(
+            dir.join("fast/summary.json"),
+            r#"{"rescales":1,"events_written":12000,"events_lost":0,"events_duplicated":3}"#,
+        )
+        .unwrap();
+        let table = write_peers(&dir, &["fast".into(), "slow".into()]).unwrap();
+        assert!(
+            table.contains("| fast | 2.0 | 1 | 1 | 10 / 10 |"),
+            "{table}"
+        );
+        assert!(table.contains("| 0 | 3 |\n"), "{table}");
+        assert!(table.contains("| slow | 2.0 | 1 | 0 | - / - |"), "{table}");
+        for file in ["peers.md", "peers.json", "peers.png"] {
+            assert!(dir.join(file).metadata().unwrap().len() > 0, "{file}");
+        }
+        assert!(write_peers(&dir, &["absent".into()]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -69,7 +69,7 @@ struct Cli {
     /// --timeline and --scale-events, writing faults.md (a table) and faults.json.
     #[arg(long, requires_all = ["timeline", "scale_events"])]
     faults: Option<PathBuf>,
-    /// The run's timeline, written by `chaos-timeline`.
+    /// The run's timeline, written by `run-timeline`.
     #[arg(long)]
     timeline: Option<PathBuf>,
     /// The target namespace's Events (`kubectl get events -o json`): the scale writes.

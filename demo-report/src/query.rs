@@ -107,12 +107,10 @@ impl ReportQuery {
 
     /// A client for the run's Prometheus, each request bounded by 30 s.
     pub fn client(&self) -> Result<prometheus_http_query::Client, ReportError> {
-        let http = segment_autoscaler::http::client(Duration::from_secs(30), self.security.clone());
-        prometheus_http_query::Client::from(http, self.prometheus.trim_end_matches('/')).map_err(
-            |e| ReportError::Query {
-                query: String::new(),
-                message: format!("--prometheus {}: {e}", self.prometheus),
-            },
+        prometheus_client(
+            &self.prometheus,
+            Duration::from_secs(30),
+            self.security.clone(),
         )
     }
 
@@ -151,14 +149,9 @@ impl ReportQuery {
             &format!("sum(max_over_time(data_generator_events_total[{window}s]))"),
         )
         .await?;
-        let series = |metric: &str| {
-            format!(
-                "flink_taskmanager_job_task_operator_{metric}{{operator_name=\"verify_sequence\"}}"
-            )
-        };
         let mut verified = Vec::new();
         for metric in ["eventsRead", "duplicates", "unsequenced", "gaps"] {
-            verified.push(instant_sum(http, &format!("sum({})", series(metric))).await?);
+            verified.push(instant_sum(http, &format!("sum({})", verifier_series(metric))).await?);
         }
         let whole = |v: f64| v.max(0.0).round() as u64;
         let verified = match verified[..] {
@@ -175,7 +168,10 @@ impl ReportQuery {
         let verifier_in_run = verified.is_some()
             || instant_sum(
                 http,
-                &format!("count(max_over_time({}[{window}s]))", series("eventsRead")),
+                &format!(
+                    "count(max_over_time({}[{window}s]))",
+                    verifier_series("eventsRead")
+                ),
             )
             .await?
             .is_some();
@@ -259,6 +255,41 @@ impl ReportQuery {
         modes.sort();
         Ok(modes)
     }
+}
+
+/// A client for the Prometheus at `url`, each request bounded by `timeout`.
+pub fn prometheus_client(
+    url: &str,
+    timeout: Duration,
+    security: segment_autoscaler::http::ClientSecurity,
+) -> Result<prometheus_http_query::Client, ReportError> {
+    let http = segment_autoscaler::http::client(timeout, security);
+    prometheus_http_query::Client::from(http, url.trim_end_matches('/')).map_err(|e| {
+        ReportError::Query {
+            query: String::new(),
+            message: format!("--prometheus {url}: {e}"),
+        }
+    })
+}
+
+/// The busy reader's verifier's series of `metric` (e.g. `eventsRead`), one per subtask.
+fn verifier_series(metric: &str) -> String {
+    format!("flink_taskmanager_job_task_operator_{metric}{{operator_name=\"verify_sequence\"}}")
+}
+
+/// Events written by the generators and counted by the busy reader's verifier, as Prometheus
+/// last scraped them (each None when not scraped now: the verifier's while its tasks restart).
+pub async fn events_now(
+    prometheus: &prometheus_http_query::Client,
+) -> Result<(Option<u64>, Option<u64>), ReportError> {
+    let whole = |v: f64| v.max(0.0).round() as u64;
+    let written = instant_sum(prometheus, "sum(data_generator_events_total)").await?;
+    let read = instant_sum(
+        prometheus,
+        &format!("sum({})", verifier_series("eventsRead")),
+    )
+    .await?;
+    Ok((written.map(whole), read.map(whole)))
 }
 
 /// One figure now: the sum of `query`'s series, None when there is none.

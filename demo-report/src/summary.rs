@@ -60,7 +60,7 @@ pub struct AlignmentSummary {
 
 /// Events end to end: what the data generator wrote (acknowledged by Pravega) and what the busy
 /// reader's `verify-sequence` operator counted in its checkpointed state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct EventCounts {
     /// Events Pravega acknowledged to the generator.
     pub events_written: Option<u64>,

@@ -48,13 +48,25 @@ chaos_loop() {
     i=$((i + 1))
   done
 }
-chaos_start() {
-  rm -f "$out/faults.tsv" "$out/timeline.jsonl" "$out/chaos.stop"
-  : >"$out/faults.tsv"
-  "$bin/chaos-timeline" --controller "tcp://$(k get service pravega -o jsonpath='{.spec.clusterIP}'):9090" \
+# timeline_start: run-timeline in the background, every second into $out/timeline.jsonl.
+timeline_start() {
+  rm -f "$out/timeline.jsonl"
+  "$bin/run-timeline" --controller "tcp://$(k get service pravega -o jsonpath='{.spec.clusterIP}'):9090" \
     --stream demo/load --flink "http://$(k get service flink-jobmanager -o jsonpath='{.spec.clusterIP}'):8081" \
-    --kubeconfig "$CLUSTER_KUBECONFIG" --namespace "$namespace" --out "$out/timeline.jsonl" 2>"$out/chaos-timeline.log" &
+    --prometheus "http://$(k get service prometheus -o jsonpath='{.spec.clusterIP}'):9090" \
+    --kubeconfig "$CLUSTER_KUBECONFIG" --namespace "$namespace" --out "$out/timeline.jsonl" 2>"$out/run-timeline.log" &
   timeline_pid=$!
+}
+timeline_stop() {
+  [[ -n $timeline_pid ]] || return 0
+  kill -TERM "$timeline_pid" 2>/dev/null || true
+  wait "$timeline_pid" 2>/dev/null || true
+  timeline_pid=""
+}
+chaos_start() {
+  rm -f "$out/faults.tsv" "$out/chaos.stop"
+  : >"$out/faults.tsv"
+  timeline_start
   chaos_loop &
   chaos_pid=$!
   log "chaos: seed $seed, a fault every $fault_every s (${faults:-every kind}${rounds:+, $rounds round(s)}); faults.tsv and timeline.jsonl in $out"
@@ -64,8 +76,7 @@ chaos_start() {
 chaos_stop() {
   touch "$out/chaos.stop"
   wait "$chaos_pid" 2>/dev/null || true
-  kill -TERM "$timeline_pid" 2>/dev/null || true
-  wait "$timeline_pid" 2>/dev/null || true
+  timeline_stop
   k get events -o json >"$out/events.json" 2>/dev/null || true
   local spec min max stabilization
   spec=$(k get segmentscaler busy-reader -o jsonpath='{.spec.minReplicas} {.spec.maxReplicas} {.spec.scaleDownStabilization}' 2>/dev/null) || spec=""
@@ -73,6 +84,75 @@ chaos_stop() {
   chaos_report=(--faults "$out/faults.tsv" --timeline "$out/timeline.jsonl" --scale-events "$out/events.json"
     ${min:+--min-replicas "$min"} ${max:+--max-replicas "$max"} ${stabilization:+--stabilization "$stabilization"})
   log "chaos: $(wc -l <"$out/faults.tsv") faults injected"
+}
+
+# --peer: who sizes the job (benches/peers). The load starts only once the owner runs.
+peer_pid=""
+# peer_components: the kustomize components the owner needs (Flink's autoscaler rescales only
+# through the adaptive scheduler, without reactive mode: the prewarmed component's JobManager).
+peer_components() {
+  case $peer in
+    segment-autoscaler) [[ $alignment != prewarmed ]] || echo deploy/k8s/prewarmed ;;
+    flink-autoscaler-*) echo deploy/k8s/prewarmed ;;
+  esac
+}
+# peer_start: stops the demo's autoscaler unless it is the owner, and starts the owner.
+peer_start() {
+  [[ $peer == segment-autoscaler ]] && return 0
+  k scale deployment segment-autoscaler --replicas=0 >/dev/null
+  k wait --for=delete pod -l app.kubernetes.io/name=segment-autoscaler --timeout=120s >/dev/null 2>&1 || true
+  case $peer in
+    keda-*)
+      "$stack" down prometheus-adapter >/dev/null
+      "$stack" running keda || "$stack" up keda >"$out/keda-up.txt" 2>&1 || { cat "$out/keda-up.txt" >&2; exit 1; }
+      k apply -f "$repo/deploy/local/peers/$peer.yaml" >/dev/null
+      log "KEDA: ScaledObject $peer.yaml applied" ;;
+    hpa-prometheus-adapter)
+      # Started once the load runs: see peer_after_load.
+      "$stack" down keda >/dev/null ;;
+    flink-autoscaler-*)
+      local jar=${flink_autoscaler_jar:-$repo/../shared/peers/flink-autoscaler-standalone-1.15.0.jar} args
+      [[ -f $jar ]] || { log "--peer $peer: no jar at $jar (--flink-autoscaler-jar)"; exit 1; }
+      # A fixed pool for the peak of the load (deploy/local/k8s: up to 4 segments).
+      k scale deployment flink-taskmanager --replicas=4 >/dev/null
+      k rollout status deployment flink-taskmanager --timeout=300s >/dev/null
+      # One option and its value a line; comments and blank lines skipped.
+      local line words
+      args=()
+      while read -r line; do
+        [[ -z $line || $line == \#* ]] && continue
+        read -ra words <<<"$line"
+        args+=("${words[@]}")
+      done <"$repo/deploy/local/peers/$peer.args"
+      java -Xmx256m -jar "$jar" --autoscaler.standalone.fetcher.flink-cluster.host "$(k get service flink-jobmanager -o jsonpath='{.spec.clusterIP}')" \
+        --autoscaler.standalone.fetcher.flink-cluster.port 8081 "${args[@]}" >"$out/flink-autoscaler.log" 2>&1 &
+      peer_pid=$!
+      log "Flink's autoscaler ($jar, ${args[*]}) started, pid $peer_pid; 4 TaskManagers" ;;
+  esac
+}
+# peer_after_load: what the owner needs the load for. prometheus-adapter lists the series it
+# serves when it starts, then every 10 minutes (its default relist): started before the stream's
+# segment gauge exists, it would not know the metric for 10 minutes. So it starts once
+# Prometheus has the gauge (the load created the stream), and the HPA with it.
+peer_after_load() {
+  [[ $peer == hpa-prometheus-adapter ]] || return 0
+  local prometheus waited=0
+  prometheus=$(k get service prometheus -o jsonpath='{.spec.clusterIP}')
+  until curl -fsS --max-time 5 "http://$prometheus:9090/api/v1/series" --data-urlencode 'match[]=pravega_controller_segments_count{scope="demo",stream="load"}' 2>/dev/null | grep -q '"scope"'; do
+    ((waited < 180)) || { log "no segment gauge of demo/load in Prometheus after 180 s"; exit 1; }
+    sleep 2
+    waited=$((waited + 2))
+  done
+  "$stack" up prometheus-adapter >"$out/prometheus-adapter-up.txt" 2>&1 || { cat "$out/prometheus-adapter-up.txt" >&2; exit 1; }
+  k apply -f "$repo/deploy/local/peers/$peer.yaml" >/dev/null
+  log "HPA pipeline: prometheus-adapter started ${waited} s after the load (once Prometheus had the gauge), HorizontalPodAutoscaler applied"
+}
+peer_stop() {
+  [[ $peer != hpa-prometheus-adapter ]] || "$stack" down prometheus-adapter >/dev/null 2>&1 || true
+  [[ -n $peer_pid ]] || return 0
+  kill -TERM "$peer_pid" 2>/dev/null || true
+  wait "$peer_pid" 2>/dev/null || true
+  peer_pid=""
 }
 
 started_cluster=0 start_time="" finished=0
@@ -83,6 +163,7 @@ finish() {
   trap - INT TERM EXIT
   log "stopping"
   [[ -z $chaos_pid ]] || chaos_stop
+  timeline_stop
   if [[ -n $start_time ]]; then
     local prometheus
     prometheus=$(k get service prometheus -o jsonpath='{.spec.clusterIP}' 2>/dev/null || true)
@@ -111,14 +192,18 @@ finish() {
       written=$(grep '^{"average_rate":' "$out/${generator#pod/}.log" | sed -n 's/.*"events":\([0-9]*\).*/\1/p' | tail -1) || written=""
     fi
     log "data generator stopped after ${waited}s${pods:+ (still there: $pods)}; events written: ${written:-not in its log, taken from Prometheus}"
+    # The dashboards show the autoscaler's metrics: checked only where it sized the job.
+    local dashboards=(--dashboards "$repo/dashboards")
+    [[ -z $peer || $peer == segment-autoscaler ]] || dashboards=()
     log "writing the report to $out (from Prometheus in the cluster, $prometheus; once the job has verified every event written, at most 2 minutes)"
     "$bin/demo-report" --prometheus "http://$prometheus:9090" --from "$start_time" --to now \
-      --stream demo/load --dashboards "$repo/dashboards" --platform kubernetes --out "$out" --catch-up 120s \
+      --stream demo/load "${dashboards[@]}" --platform kubernetes --out "$out" --catch-up 120s \
       ${written:+--events-written "$written"} "${chaos_report[@]}" \
       >"$out/summary.line" 2>"$out/report.log" ||
       { log "report failed:"; cat "$out/report.log" >&2; status=1; }
     events_counted || status=1
   fi
+  peer_stop
   if "$stack" running cluster; then
     k get events --sort-by=.lastTimestamp >"$out/events.txt" 2>&1 || true
     local pod
@@ -160,8 +245,21 @@ log "building and importing the images"
 components=()
 [[ $alignment == prewarmed ]] && components=(deploy/k8s/prewarmed)
 ((secure == 0)) || components=(deploy/k8s/secured)
-log "applying deploy/local/k8s (deploy/k8s with local images; $alignment alignment${components:+; ${components[*]}}) and waiting until every pod is Ready (at most 600 s)"
-"$stack" demo-deploy "${components[@]}" >"$out/apply.txt" || exit 1
+deploy_options=()
+if [[ -n $peer ]]; then
+  mapfile -t components < <(peer_components)
+  deploy_options=(--without-generator)
+fi
+log "applying deploy/local/k8s (deploy/k8s with local images; $alignment alignment${components:+; ${components[*]}}${peer:+; sized by $peer}) and waiting until every pod is Ready (at most 600 s)"
+"$stack" demo-deploy "${deploy_options[@]}" "${components[@]}" >"$out/apply.txt" || exit 1
+if [[ -n $peer ]]; then
+  peer_start
+  k scale deployment data-generator --replicas=1 >/dev/null
+  k rollout status deployment data-generator --timeout=300s >/dev/null
+  peer_after_load
+  timeline_start
+  log "load started; sized by $peer"
+fi
 k get pods -o wide >&2
 start_time=$(date +%s)
 

@@ -267,11 +267,12 @@ struct ConfigEntry {
     value: String,
 }
 
-/// `GET /overview`, the field used.
+/// `GET /overview`, the fields used.
 #[derive(Deserialize)]
 struct ClusterOverview {
     #[serde(rename = "flink-version")]
     flink_version: String,
+    taskmanagers: Option<u32>,
 }
 
 /// `GET /jobs/:id/checkpoints/config`, the field used.
@@ -477,6 +478,15 @@ impl FlinkClient {
                 .map(|ms| (ms / 1000.0).min(1.0)),
             least_busy_ratio: finite(find("busyTimeMsPerSecond").and_then(|m| m.min))
                 .map(|ms| (ms / 1000.0).min(1.0)),
+        })
+    }
+
+    /// The TaskManagers registered with the JobManager (`GET /overview`).
+    pub async fn registered_taskmanagers(&self) -> Result<u32, FlinkError> {
+        let overview: ClusterOverview = self.get("/overview").await?;
+        overview.taskmanagers.ok_or_else(|| FlinkError::BadAnswer {
+            url: format!("{}/overview", self.base),
+            message: "no `taskmanagers` field".into(),
         })
     }
 

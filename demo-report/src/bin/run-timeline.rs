@@ -1,9 +1,11 @@
-//! `chaos-timeline`: samples a run every interval (one JSON line each, until SIGINT or
+//! `run-timeline`: samples a run every interval (one JSON line each, until SIGINT or
 //! SIGTERM): the stream's active segments from the Pravega controller, the Flink job's running
-//! parallelism from its REST API, the target Deployment's desired replicas and the
-//! autoscaler's Lease holder from the API server. `demo-report --faults` judges each fault of a
-//! chaos run on it ([`demo_report::faults`]). Each read is bounded by the interval; one that
-//! fails leaves its field empty for that sample.
+//! parallelism and registered TaskManagers from its REST API, the target Deployment's desired
+//! replicas and the autoscaler's Lease holder from the API server, and with `--prometheus` the
+//! events written and verified. `demo-report --faults` judges each fault of a chaos run on it
+//! ([`demo_report::faults`]), `peers-report` each contender of `benches/peers`
+//! ([`demo_report::peers`]). Each read is bounded by the interval; one that fails leaves its
+//! field empty for that sample.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -12,7 +14,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use demo_report::faults::TimelineSample;
+use demo_report::query::{events_now, prometheus_client};
+use demo_report::timeline::TimelineSample;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -22,7 +25,8 @@ use segment_autoscaler::flink::FlinkClient;
 use segment_autoscaler::observe::{SegmentReading, SegmentSource};
 use segment_autoscaler::setup;
 
-/// Samples segments, job parallelism, target replicas and Lease holder of a run.
+/// Samples segments, job parallelism, TaskManagers, target replicas, Lease holder and events of a
+/// run.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
 struct Cli {
@@ -47,6 +51,10 @@ struct Cli {
     /// The autoscaler's Lease.
     #[arg(long, default_value = "segment-autoscaler")]
     lease: String,
+    /// The Prometheus that scrapes the data generator and the busy reader: sample the events
+    /// written and verified too.
+    #[arg(long)]
+    prometheus: Option<String>,
     /// Time between samples, and the bound of each read.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     interval: Duration,
@@ -89,6 +97,12 @@ async fn sample(cli: Cli) -> Result<(), String> {
         .calls;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &cli.namespace);
     let leases: Api<Lease> = Api::namespaced(client, &cli.namespace);
+    let prometheus = cli
+        .prometheus
+        .as_deref()
+        .map(|url| prometheus_client(url, bound, Default::default()))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let mut out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -106,11 +120,23 @@ async fn sample(cli: Cli) -> Result<(), String> {
             _ = terminate.recv() => return Ok(()),
         }
         let at = demo_report::unix_now();
-        let (segments, job, scale, lease) = tokio::join!(
+        let events = async {
+            match &prometheus {
+                Some(prometheus) => events_now(prometheus).await.unwrap_or_default(),
+                None => (None, None),
+            }
+        };
+        let (segments, job, taskmanagers, scale, lease, (written, read)) = tokio::join!(
             tokio::time::timeout(bound, source.read(&streams)),
             tokio::time::timeout(bound, flink.job_status()),
+            tokio::time::timeout(bound, flink.registered_taskmanagers()),
             tokio::time::timeout(bound, deployments.get_scale(&cli.target)),
             tokio::time::timeout(bound, leases.get(&cli.lease)),
+            async {
+                tokio::time::timeout(bound, events)
+                    .await
+                    .unwrap_or_default()
+            },
         );
         let sample = TimelineSample {
             at,
@@ -135,6 +161,9 @@ async fn sample(cli: Cli) -> Result<(), String> {
                 .and_then(|l| l.spec)
                 .and_then(|s| s.holder_identity)
                 .filter(|h| !h.is_empty()),
+            taskmanagers: taskmanagers.ok().and_then(Result::ok),
+            written,
+            read,
         };
         let line = serde_json::to_string(&sample).expect("a sample serializes");
         writeln!(out, "{line}").map_err(|e| format!("--out {}: {e}", cli.out.display()))?;
