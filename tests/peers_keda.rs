@@ -1,8 +1,9 @@
 //! Smoke test of KEDA, a peer benches/peers measures segment-autoscaler against: on the real
 //! single-node cluster, the demo deployed with its own autoscaler stopped, KEDA (`stack up keda`,
 //! built from the Go module proxy) with pravega-samples' ScaledObject on the TaskManager
-//! Deployment (Prometheus trigger on `pravega_controller_segments_count`, threshold 1,
-//! AverageValue, polling 15 s, cooldown 30 s, 1-15 replicas) follows a segment change once.
+//! Deployment (deploy/local/peers/keda-pravega-samples.yaml: Prometheus trigger on
+//! `pravega_controller_segments_count`, threshold 1, AverageValue, polling 15 s, cooldown 30 s,
+//! 1-15 replicas) follows a segment change once.
 //!
 //! Ignored by default: KEDA's cold build (about 370 modules) does not fit CI's cold budget.
 //! `SEGMENT_AUTOSCALER_PEERS=1 deploy/local/test` runs it, or by hand:
@@ -22,32 +23,10 @@ use kube::api::{
 use support::cluster::{self, NAMESPACE};
 use support::{eventually, Component, Stack};
 
-/// The ScaledObject of pravega-samples' `scenarios/pravega-flink-autoscaling`, on `scope/stream`.
-fn pravega_samples_scaled_object(scope: &str, stream: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": {"name": "taskmanager-scaledobject", "namespace": NAMESPACE},
-        "spec": {
-            "scaleTargetRef": {"name": "flink-taskmanager"},
-            "pollingInterval": 15,
-            "cooldownPeriod": 30,
-            "minReplicaCount": 1,
-            "maxReplicaCount": 15,
-            "triggers": [{
-                "type": "prometheus",
-                "metricType": "AverageValue",
-                "metadata": {
-                    "serverAddress": format!("http://prometheus.{NAMESPACE}.svc:9090"),
-                    "query": format!(
-                        "max(pravega_controller_segments_count{{scope=\"{scope}\",stream=\"{stream}\"}})"
-                    ),
-                    "threshold": "1",
-                },
-            }],
-        },
-    })
-}
+/// The ScaledObject of pravega-samples' `scenarios/pravega-flink-autoscaling` on demo/load, as
+/// `deploy/local/demo --peer keda-pravega-samples` applies it.
+const PRAVEGA_SAMPLES_SCALED_OBJECT: &str =
+    include_str!("../deploy/local/peers/keda-pravega-samples.yaml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the keda peer: `deploy/local/stack install keda`, then --ignored"]
@@ -84,8 +63,8 @@ async fn keda_follows_a_segment_change_once() {
     ));
     let scaled_objects: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), NAMESPACE, &resource);
-    let object: DynamicObject =
-        serde_json::from_value(pravega_samples_scaled_object("demo", "load")).unwrap();
+    let object: DynamicObject = serde_yaml_ng::from_str(PRAVEGA_SAMPLES_SCALED_OBJECT)
+        .expect("deploy/local/peers/keda-pravega-samples.yaml is a ScaledObject");
     scaled_objects
         .create(&PostParams::default(), &object)
         .await
