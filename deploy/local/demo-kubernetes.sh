@@ -248,6 +248,7 @@ components=()
 deploy_options=()
 if [[ -n $peer ]]; then
   mapfile -t components < <(peer_components)
+  ((paced == 0)) || components+=(deploy/local/peers/paced-job)
   deploy_options=(--without-generator)
 fi
 log "applying deploy/local/k8s (deploy/k8s with local images; $alignment alignment${components:+; ${components[*]}}${peer:+; sized by $peer}) and waiting until every pod is Ready (at most 600 s)"
