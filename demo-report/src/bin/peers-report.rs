@@ -9,7 +9,7 @@ use clap::Parser;
 
 /// Writes peers.md, peers.json and peers.png of a benches/peers run, and prints the table.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Cli {
     /// The run's folder: one subfolder per contender, with timeline.jsonl and summary.json.
     #[arg(long)]

@@ -28,7 +28,7 @@ use segment_autoscaler::setup;
 /// Samples segments, job parallelism, TaskManagers, target replicas, Lease holder and events of a
 /// run.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Cli {
     /// The Pravega controller, `tcp://HOST:PORT`.
     #[arg(long)]
