@@ -258,9 +258,10 @@ fn judge_faults(
     write(
         "faults.md",
         format!(
-            "{}\n{}",
+            "{}\n{}\n{}\n",
             faults::summary_table(&outcomes),
-            faults::table(&outcomes, start)
+            faults::table(&outcomes, start),
+            demo_report::timeline::coverage(&timeline)
         ),
     )?;
     write(

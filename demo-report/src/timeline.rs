@@ -30,6 +30,41 @@ pub struct TimelineSample {
     /// Prometheus last scraped them; None while its tasks restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read: Option<u64>,
+    /// The sources that did not answer within the read bound, or answered with an error
+    /// ([`Source`] names): their fields say "unknown", not "absent" (a job not running).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unanswered: Vec<Source>,
+}
+
+/// What `run-timeline` reads each sample from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The Pravega controller (segments).
+    Segments,
+    /// The JobManager's job overview (parallelism).
+    Job,
+    /// The JobManager's cluster overview (TaskManagers).
+    Taskmanagers,
+    /// The API server's scale subresource of the target (replicas).
+    Target,
+    /// The API server's Lease (leader).
+    Lease,
+    /// Prometheus (events written and read).
+    Events,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Segments => "segments",
+            Source::Job => "job",
+            Source::Taskmanagers => "taskmanagers",
+            Source::Target => "target",
+            Source::Lease => "lease",
+            Source::Events => "events",
+        })
+    }
 }
 
 impl TimelineSample {
@@ -37,6 +72,33 @@ impl TimelineSample {
     pub fn aligned(&self) -> bool {
         matches!((self.segments, self.parallelism), (Some(s), Some(p)) if s == p)
     }
+}
+
+/// One line on how blind `timeline` was: its samples, their span, and per source how many
+/// went unanswered (a judgment on a timeline with many reads unanswered says more about the
+/// machine than about the run).
+pub fn coverage(timeline: &[TimelineSample]) -> String {
+    let (Some(first), Some(last)) = (timeline.first(), timeline.last()) else {
+        return "Timeline: no samples.".into();
+    };
+    let mut unanswered = std::collections::BTreeMap::<Source, usize>::new();
+    for source in timeline.iter().flat_map(|s| &s.unanswered) {
+        *unanswered.entry(*source).or_default() += 1;
+    }
+    let reads = if unanswered.is_empty() {
+        "every read answered".to_string()
+    } else {
+        let each: Vec<String> = unanswered
+            .iter()
+            .map(|(source, n)| format!("{source} {n}"))
+            .collect();
+        format!("reads unanswered: {}", each.join(", "))
+    };
+    format!(
+        "Timeline: {} samples over {:.0} s; {reads}.",
+        timeline.len(),
+        last.at - first.at
+    )
 }
 
 /// Parses the timeline `run-timeline` wrote (one JSON sample a line).
@@ -60,6 +122,26 @@ mod tests {
         let samples = parse_timeline(old).unwrap();
         assert_eq!(samples[0].taskmanagers, None);
         assert!(samples[0].aligned());
+    }
+
+    #[test]
+    fn the_coverage_counts_each_unanswered_source() {
+        let samples = parse_timeline(
+            "{\"at\":10.0,\"segments\":2,\"parallelism\":null,\"replicas\":null,\"leader\":null,\"unanswered\":[\"job\",\"target\"]}\n\
+             {\"at\":11.0,\"segments\":2,\"parallelism\":null,\"replicas\":2,\"leader\":null,\"unanswered\":[\"job\"]}\n\
+             {\"at\":40.0,\"segments\":2,\"parallelism\":2,\"replicas\":2,\"leader\":null}",
+        )
+        .unwrap();
+        assert_eq!(samples[0].unanswered, vec![Source::Job, Source::Target]);
+        assert_eq!(
+            coverage(&samples),
+            "Timeline: 3 samples over 30 s; reads unanswered: job 2, target 1."
+        );
+        assert_eq!(
+            coverage(&samples[2..]),
+            "Timeline: 1 samples over 0 s; every read answered."
+        );
+        assert_eq!(coverage(&[]), "Timeline: no samples.");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! replicas and the autoscaler's Lease holder from the API server, and with `--prometheus` the
 //! events written and verified. `demo-report --faults` judges each fault of a chaos run on it
 //! ([`demo_report::faults`]), `peers-report` each contender of `benches/peers`
-//! ([`demo_report::peers`]). Each read is bounded by the interval; one that fails leaves its
-//! field empty for that sample.
+//! ([`demo_report::peers`]). Each read is bounded (`--read-timeout`); one that fails or times
+//! out leaves its field empty for that sample and names its source in `unanswered`.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use demo_report::query::{events_now, prometheus_client};
-use demo_report::timeline::TimelineSample;
+use demo_report::timeline::{Source, TimelineSample};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -55,9 +55,14 @@ struct Cli {
     /// written and verified too.
     #[arg(long)]
     prometheus: Option<String>,
-    /// Time between samples, and the bound of each read.
+    /// Time between samples.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     interval: Duration,
+    /// The bound of each read. Longer than the interval: on a loaded node the API server or
+    /// the JobManager can take over a second to answer, and a slow answer then delays the next
+    /// sample instead of leaving the field unknown.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    read_timeout: Duration,
     /// Where the JSON lines go (appended).
     #[arg(long)]
     out: PathBuf,
@@ -75,7 +80,7 @@ async fn main() -> ExitCode {
 }
 
 async fn sample(cli: Cli) -> Result<(), String> {
-    let bound = cli.interval;
+    let bound = cli.read_timeout;
     let pravega = PravegaConfig {
         controller: cli.controller.clone(),
         timeout: bound,
@@ -122,48 +127,64 @@ async fn sample(cli: Cli) -> Result<(), String> {
         let at = demo_report::unix_now();
         let events = async {
             match &prometheus {
-                Some(prometheus) => events_now(prometheus).await.unwrap_or_default(),
-                None => (None, None),
+                Some(prometheus) => Some(events_now(prometheus).await),
+                None => None,
             }
         };
-        let (segments, job, taskmanagers, scale, lease, (written, read)) = tokio::join!(
+        let (segments, job, taskmanagers, scale, lease, events) = tokio::join!(
             tokio::time::timeout(bound, source.read(&streams)),
             tokio::time::timeout(bound, flink.job_status()),
             tokio::time::timeout(bound, flink.registered_taskmanagers()),
             tokio::time::timeout(bound, deployments.get_scale(&cli.target)),
             tokio::time::timeout(bound, leases.get(&cli.lease)),
-            async {
-                tokio::time::timeout(bound, events)
-                    .await
-                    .unwrap_or_default()
-            },
+            tokio::time::timeout(bound, events),
         );
+        let mut unanswered = Vec::new();
+        let mut answer = |source: Source, answered: bool| {
+            if !answered {
+                unanswered.push(source);
+            }
+        };
+        // The controller answers per stream: a stream it could not read is unanswered too.
+        let segments = segments
+            .ok()
+            .map(|mut readings| readings.remove(&cli.stream));
+        answer(
+            Source::Segments,
+            matches!(segments, Some(Some(SegmentReading::Segments(_)))),
+        );
+        let job = job.ok().and_then(Result::ok);
+        answer(Source::Job, job.is_some());
+        let taskmanagers = taskmanagers.ok().and_then(Result::ok);
+        answer(Source::Taskmanagers, taskmanagers.is_some());
+        let scale = scale.ok().and_then(Result::ok);
+        answer(Source::Target, scale.is_some());
+        let lease = lease.ok().and_then(Result::ok);
+        answer(Source::Lease, lease.is_some());
+        let (written, read) = match events {
+            Ok(Some(Ok(counts))) => counts,
+            Ok(None) => (None, None),
+            Err(_) | Ok(Some(Err(_))) => {
+                answer(Source::Events, false);
+                (None, None)
+            }
+        };
         let sample = TimelineSample {
             at,
-            segments: segments
-                .ok()
-                .and_then(|mut readings| match readings.remove(&cli.stream) {
-                    Some(SegmentReading::Segments(n)) => Some(n),
-                    _ => None,
-                }),
-            parallelism: job
-                .ok()
-                .and_then(Result::ok)
-                .and_then(|j| j.running_parallelism()),
-            replicas: scale
-                .ok()
-                .and_then(Result::ok)
-                .and_then(|s| s.spec)
-                .and_then(|s| s.replicas),
+            segments: match segments {
+                Some(Some(SegmentReading::Segments(n))) => Some(n),
+                _ => None,
+            },
+            parallelism: job.and_then(|j| j.running_parallelism()),
+            replicas: scale.and_then(|s| s.spec).and_then(|s| s.replicas),
             leader: lease
-                .ok()
-                .and_then(Result::ok)
                 .and_then(|l| l.spec)
                 .and_then(|s| s.holder_identity)
                 .filter(|h| !h.is_empty()),
-            taskmanagers: taskmanagers.ok().and_then(Result::ok),
+            taskmanagers,
             written,
             read,
+            unanswered,
         };
         let line = serde_json::to_string(&sample).expect("a sample serializes");
         writeln!(out, "{line}").map_err(|e| format!("--out {}: {e}", cli.out.display()))?;
