@@ -11,9 +11,12 @@ FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
 # The registry and target caches survive between builds (and are shared with data-generator).
+# Both binaries build together in both recipes: built apart, each recompiled most of the shared
+# dependencies with its own features (5 min 48 s, then 7 min 30 s on 2 cores); together, the
+# second image's build finds its binary already fresh in the shared target cache.
 RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=cargo-target,target=/src/target \
-    cargo build --release --locked -p segment-autoscaler \
+    cargo build --release --locked -p segment-autoscaler -p data-generator \
  && deploy/docker/minimal-rootfs target/release/segment-autoscaler /rootfs
 
 FROM scratch
