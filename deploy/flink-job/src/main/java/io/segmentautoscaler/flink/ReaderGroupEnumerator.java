@@ -4,6 +4,8 @@ import io.pravega.client.admin.ReaderGroupManager;
 import io.pravega.client.stream.Checkpoint;
 import io.pravega.client.stream.ConfigMismatchException;
 import io.pravega.client.stream.ReaderGroup;
+import io.pravega.client.stream.Stream;
+import java.io.UncheckedIOException;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
@@ -11,6 +13,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import javax.net.ssl.SSLException;
 import org.apache.flink.api.connector.source.SplitEnumerator;
 import org.apache.flink.api.connector.source.SplitEnumeratorContext;
 import org.slf4j.Logger;
@@ -30,6 +33,7 @@ final class ReaderGroupEnumerator implements SplitEnumerator<SubtaskSplit, Reade
     private final ReaderGroupPosition restored;
     private ReaderGroupManager manager;
     private ReaderGroup group;
+    private WellFormedCuts cuts;
     private ScheduledExecutorService executor;
 
     ReaderGroupEnumerator(ReaderGroupSource.Settings settings, SplitEnumeratorContext<SubtaskSplit> context, ReaderGroupPosition restored) {
@@ -56,6 +60,11 @@ final class ReaderGroupEnumerator implements SplitEnumerator<SubtaskSplit, Reade
         } else {
             group.resetReaderGroup(settings.groupConfig().startFromCheckpoint(checkpoint).build());
             LOG.info("Reader group {} restarts from its checkpoint {}", settings.readerGroup, checkpoint.getName());
+        }
+        try {
+            cuts = new WellFormedCuts(settings.clientConfig(), settings.checkpointTimeout);
+        } catch (SSLException e) {
+            throw new UncheckedIOException("TLS to the controller " + settings.controller, e);
         }
         executor = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread thread = new Thread(r, "reader-group-checkpoints");
@@ -110,12 +119,25 @@ final class ReaderGroupEnumerator implements SplitEnumerator<SubtaskSplit, Reade
             group.cancelOutstandingCheckpoints();
             throw new Exception("reader-group checkpoint " + name + " did not complete within " + settings.checkpointTimeout, e);
         }
+        // Declined, the last restorable checkpoint stays the one a restart goes back to.
+        ReaderGroupPosition position;
         try {
-            return ReaderGroupPosition.at(checkpoint);
+            position = ReaderGroupPosition.at(checkpoint);
         } catch (IllegalArgumentException e) {
-            // Declined, the last restorable checkpoint stays the one a restart goes back to.
             throw new Exception("checkpoint " + checkpointId + " declined: " + e.getMessage(), e);
         }
+        // Pravega also completes a checkpoint whose positions miss part of the stream: when a
+        // reader finished a merge's predecessor and released it while the successor still waited
+        // for the other predecessor, neither that predecessor nor the successor is in them, and
+        // a reader group reset to them reads nothing again (docs/peers.md: the paced job's run).
+        Stream stream = Stream.of(settings.scope, settings.stream);
+        try {
+            cuts.require(stream, checkpoint.asImpl().getPositions().get(stream));
+        } catch (WellFormedCuts.NotWellFormed e) {
+            throw new Exception("checkpoint " + checkpointId + " declined: reader-group checkpoint " + checkpoint.getName()
+                    + " is not a well-formed stream cut: " + e.getMessage(), e);
+        }
+        return position;
     }
 
     @Override
@@ -125,6 +147,9 @@ final class ReaderGroupEnumerator implements SplitEnumerator<SubtaskSplit, Reade
         }
         if (group != null) {
             group.close();
+        }
+        if (cuts != null) {
+            cuts.close();
         }
         if (manager != null) {
             manager.close();
