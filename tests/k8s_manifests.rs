@@ -145,6 +145,25 @@ async fn the_stack_renders_and_the_api_server_accepts_every_object() {
         "no batch Job in the stack"
     );
 
+    // A Flink JVM slow to start on a busy node is waited for, not killed by its liveness probe
+    // (each restart costs the node another JVM start): the liveness probe waits for a startup
+    // probe that allows minutes.
+    for name in ["flink-jobmanager", "flink-taskmanager"] {
+        let container =
+            &find(&objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0];
+        let startup = &container["startupProbe"];
+        let allowed = startup["periodSeconds"].as_u64().unwrap_or(10)
+            * startup["failureThreshold"].as_u64().unwrap_or(0);
+        assert!(
+            startup["tcpSocket"].is_object() && allowed >= 180,
+            "{name}: a startup probe allowing 3 minutes or more: {container}"
+        );
+        assert!(
+            container["livenessProbe"].is_object(),
+            "{name}: {container}"
+        );
+    }
+
     // The autoscaler runs as a hardened, probed, bounded container.
     let autoscaler = find(&objects, "Deployment", "segment-autoscaler");
     let pod = &autoscaler["spec"]["template"]["spec"];

@@ -41,10 +41,10 @@ async fn the_controller_refuses_checkpoint_positions_that_miss_keys() {
     );
     // Skipped (the properties did not reach it) would pass too: it must have run.
     assert!(
-        printed
-            .lines()
-            .any(|l| l.contains("Tests run: 1, Failures: 0, Errors: 0, Skipped: 0")
-                && l.contains("WellFormedCutsIT")),
+        printed.lines().any(
+            |l| l.contains("Tests run: 1, Failures: 0, Errors: 0, Skipped: 0")
+                && l.contains("WellFormedCutsIT")
+        ),
         "WellFormedCutsIT ran once and passed:\n{printed}"
     );
 }
