@@ -201,21 +201,29 @@ pub fn outcomes(
 }
 
 /// Seconds from `from` to the start of the first aligned stretch of `after` (the samples from
-/// `from` on, each with whether it is aligned) that lasts [`SETTLE_SECONDS`] and begins before `until` (the next fault; the
-/// stretch may run past it), and whether a sample before that stretch was not aligned.
+/// `from` on, each with whether it is aligned) that begins before `until` (the next fault; the
+/// stretch may run past it) and lasts [`SETTLE_SECONDS`] or until the stream's segments change
+/// (what follows a segment change is that change's ordinary reaction, not the fault's cost),
+/// and whether a sample before that stretch was not aligned.
 fn realignment(from: f64, until: f64, after: &[(&TimelineSample, bool)]) -> (Option<f64>, bool) {
     let mut disrupted = false;
-    let mut start: Option<f64> = None;
+    let mut stretch: Option<(f64, Option<u32>)> = None;
     for (sample, aligned) in after {
-        if start.is_none() && sample.at >= until {
+        if stretch.is_none() && sample.at >= until {
             break;
+        }
+        if let Some((began, segments)) = stretch {
+            let changed = matches!((segments, sample.segments), (Some(a), Some(b)) if a != b);
+            if changed {
+                return (Some(began - from), disrupted);
+            }
         }
         if !aligned {
             disrupted = true;
-            start = None;
+            stretch = None;
             continue;
         }
-        let began = *start.get_or_insert(sample.at);
+        let (began, _) = *stretch.get_or_insert((sample.at, sample.segments));
         if sample.at - began >= SETTLE_SECONDS {
             return (Some(began - from), disrupted);
         }
@@ -403,6 +411,37 @@ mod tests {
     }
 
     #[test]
+    fn a_realignment_cut_short_by_a_segment_change_still_ends_the_faults_cost() {
+        // The JobManager's pod deleted at 100: the job back at 1 segment from 130; the stream
+        // splits at 135, 5 s into the settle time, and the job follows 40 s later.
+        let mut timeline: Vec<TimelineSample> = (90..=230)
+            .map(|t| {
+                let t = t as f64;
+                let segments = if t < 135.0 { 1 } else { 2 };
+                let parallelism = match t {
+                    t if (100.0..130.0).contains(&t) => None,
+                    t if t < 175.0 => Some(1),
+                    _ => Some(2),
+                };
+                sample(t, segments, parallelism, "a")
+            })
+            .collect();
+        let faults = [fault(100.0, "jobmanager-pod"), fault(200.0, "leader-pod")];
+        let all = outcomes(&faults, &timeline, &[], 0.0, (1, 8));
+        assert_eq!(all[0].realigned_after, Some(30.0));
+        assert!(all[0].disrupted);
+        // Never aligned between the fault and the split: the split does not end its cost.
+        for s in timeline
+            .iter_mut()
+            .filter(|s| s.at < 135.0 && s.at >= 100.0)
+        {
+            s.parallelism = None;
+        }
+        let all = outcomes(&faults, &timeline, &[], 0.0, (1, 8));
+        assert_eq!(all[0].realigned_after, Some(75.0));
+    }
+
+    #[test]
     fn a_realignment_that_begins_before_the_next_fault_may_settle_after_it() {
         // Back at 2 from 131; the next fault (a leader pod, unnoticed by the job) at 135.
         let timeline = outage(90.0, 200.0, 110.0, 131.0);
@@ -452,8 +491,10 @@ mod tests {
             (1, 8),
         )[0];
         assert_eq!(outcome.segment_changes, 1);
-        // The short aligned stretch before the change does not settle it.
-        assert_eq!(outcome.realigned_after, Some(15.0));
+        // Aligned from the fault until the segments changed: what follows is the change's own
+        // reaction, not the fault's cost.
+        assert_eq!(outcome.realigned_after, Some(0.0));
+        assert!(!outcome.disrupted);
     }
 
     #[test]
