@@ -1,5 +1,6 @@
 package io.segmentautoscaler.flink;
 
+import io.pravega.client.ClientConfig;
 import io.pravega.client.admin.ReaderGroupManager;
 import io.pravega.client.stream.Checkpoint;
 import io.pravega.client.stream.ConfigMismatchException;
@@ -44,7 +45,9 @@ final class ReaderGroupEnumerator implements SplitEnumerator<SubtaskSplit, Reade
 
     @Override
     public void start() {
-        manager = ReaderGroupManager.withScope(settings.scope, settings.clientConfig());
+        // One client configuration for both connections (it reads the password file).
+        ClientConfig clientConfig = settings.clientConfig();
+        manager = ReaderGroupManager.withScope(settings.scope, clientConfig);
         try {
             manager.createReaderGroup(settings.readerGroup, settings.groupConfig().build());
         } catch (ConfigMismatchException e) {
@@ -62,7 +65,7 @@ final class ReaderGroupEnumerator implements SplitEnumerator<SubtaskSplit, Reade
             LOG.info("Reader group {} restarts from its checkpoint {}", settings.readerGroup, checkpoint.getName());
         }
         try {
-            cuts = new WellFormedCuts(settings.clientConfig(), settings.checkpointTimeout);
+            cuts = new WellFormedCuts(clientConfig, settings.checkpointTimeout);
         } catch (SSLException e) {
             throw new UncheckedIOException("TLS to the controller " + settings.controller, e);
         }
