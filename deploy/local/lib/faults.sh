@@ -29,7 +29,9 @@ fault_container_id() {
 cluster_fault() {
   local kind=${1:-} pod id holder pid
   [[ $kind == --list ]] && { printf '%s\n' "${CLUSTER_FAULTS[@]}"; return; }
-  cluster_running || die "the cluster is not running: deploy/local/stack up cluster"
+  # A loaded node's API server can answer readyz 500 for a while (etcd slow): not a reason to
+  # skip a fault, a stopped cluster is.
+  wait_for 60 cluster-apiserver cluster_running || die "the cluster is not running: deploy/local/stack up cluster"
   case $kind in
     leader-pod)
       # The Lease's holder is "POD-PID"; the pod goes as on a drain (SIGTERM, grace period).
