@@ -19,11 +19,14 @@ async fn the_job_realigns_after_each_fault_and_loses_no_event() {
     let _stack = Stack::require(&[Component::Cluster]).await;
     let out = repo_root().join("target/chaos-test-out");
     let _ = std::fs::remove_dir_all(&out);
-    // One round, seed 16: the leader's pod about 56 s in, a TaskManager about 60 s later and
-    // the JobManager's pod, the slowest to recover (a new JVM, HA leadership, the restore, the
-    // TaskManagers registering: about 25 s here), at about 175 s, with the run's last 115 s to
-    // realign and settle, room for a segment change on the way (a reactive scale-up waits
-    // 20-30 s for a new pod on this loaded node). The faults before it get 55-60 s each.
+    // One round, seed 16: the leader's pod, a TaskManager, then the JobManager's pod (the
+    // slowest to recover: a new JVM, HA leadership, the restore, the TaskManagers registering,
+    // 25-56 s here), each 45-50 s after the one before and then once the job is steady (its
+    // parallelism at the segments for 5 s), so a fault is not charged a segment change's
+    // reaction under way. The sine's period is 20 minutes, not deploy/local/k8s's 5: a split
+    // about every 150 s, where a reactive scale-up waits 40-75 s for a new pod on this loaded
+    // node (every 37 s it left the job steady too rarely). A fault waits up to 100 s for it;
+    // the last comes at the latest 50 s before the end: 360 s leave 150 s of waiting in all.
     let output = Command::new(repo_root().join("deploy/local/demo"))
         .args([
             "--kubernetes",
@@ -31,11 +34,13 @@ async fn the_job_realigns_after_each_fault_and_loses_no_event() {
             "--seed",
             "16",
             "--fault-every",
-            "55-60",
+            "45-50",
             "--rounds",
             "1",
+            "--period",
+            "20m",
         ])
-        .args(["--faults", &FAULTS.join(","), "--duration", "290"])
+        .args(["--faults", &FAULTS.join(","), "--duration", "360"])
         .arg("--out")
         .arg(&out)
         .output()

@@ -18,12 +18,31 @@ k() { "$STACK_KUBECTL" --kubeconfig "$CLUSTER_KUBECONFIG" --request-timeout=30s 
 # The chaos run (--chaos): the fault loop and the timeline, each a background process; what
 # demo-report then judges the faults on.
 chaos_pid="" timeline_pid="" chaos_report=()
+# job_steady: whether the timeline's last STEADY_SAMPLES samples, the newest under 5 s old, all
+# saw the job running at parallelism = segments.
+STEADY_SAMPLES=5
+job_steady() {
+  local line n=0 now
+  now=$(date +%s)
+  while IFS= read -r line; do
+    [[ $line =~ \"at\":([0-9]+) ]] && ((now - BASH_REMATCH[1] < 5)) || return 1
+    [[ $line =~ \"segments\":([0-9]+) ]] || return 1
+    local segments=${BASH_REMATCH[1]}
+    [[ $line =~ \"parallelism\":([0-9]+) ]] && ((BASH_REMATCH[1] == segments)) || return 1
+    n=$((n + 1))
+  done < <(tail -n "$STEADY_SAMPLES" "$out/timeline.jsonl" 2>/dev/null)
+  ((n == STEADY_SAMPLES))
+}
 # chaos_loop: until $out/chaos.stop exists, one fault every MIN-MAX seconds (seeded), every kind
 # in turn in an order reshuffled each round, each appended to faults.tsv; with --duration, none
 # in the last MAX seconds, so the last fault's cost is seen; with --rounds, none after that many
-# rounds. It stops only between faults, so a freeze it began is always undone.
+# rounds. Each fault waits, up to 2 x MAX seconds more, for a steady job (job_steady): one
+# injected while the job still reacts to a segment change (its new TaskManager pods can take a
+# minute to register on a loaded node) or to the fault before would be charged that reaction
+# and cut the one before short; one injected without is marked so in its detail. It stops only between faults, so a freeze it
+# began is always undone.
 chaos_loop() {
-  local kinds order=() keyed i=0 gap kind at detail pick min=${fault_every%-*} max=${fault_every#*-}
+  local kinds order=() keyed i=0 gap waited steady kind at detail pick min=${fault_every%-*} max=${fault_every#*-}
   if [[ -n $faults ]]; then IFS=, read -ra kinds <<<"$faults"; else mapfile -t kinds < <("$stack" fault --list); fi
   RANDOM=$seed
   while [[ -z $rounds ]] || ((i < rounds * ${#kinds[@]})); do
@@ -38,11 +57,20 @@ chaos_loop() {
       [[ -e $out/chaos.stop ]] && return
       sleep 1
     done
+    waited=0
+    until job_steady || ((waited >= 2 * max)); do
+      [[ -e $out/chaos.stop ]] && return
+      sleep 1
+      waited=$((waited + 1))
+    done
+    steady=""
+    job_steady || steady=" (the job was not steady: not at parallelism = segments for ${STEADY_SAMPLES} s within $((2 * max)) s)"
     [[ -n $duration ]] && (($(date +%s) > start_time + duration - max)) && return
     kind=${order[i % ${#order[@]}]}
     at=$(date +%s.%N)
     pick=$RANDOM # drawn here, not in the subshell below (see above)
     detail=$(STACK_FAULT_PICK=$pick "$stack" fault "$kind" 2>&1) || detail="FAILED: $detail"
+    detail+=$steady
     printf '%s\t%s\t%s\n' "$at" "$kind" "${detail//$'\n'/ }" >>"$out/faults.tsv"
     log "fault $((i + 1)): $kind: $detail"
     i=$((i + 1))
@@ -249,10 +277,24 @@ deploy_options=()
 if [[ -n $peer ]]; then
   mapfile -t components < <(peer_components)
   ((paced == 0)) || components+=(deploy/local/peers/paced-job)
-  deploy_options=(--without-generator)
 fi
+# The load starts once the generator has its arguments (and with --peer, once the owner runs).
+[[ -z $peer ]] && ((period_given == 0)) || deploy_options=(--without-generator)
 log "applying deploy/local/k8s (deploy/k8s with local images; $alignment alignment${components:+; ${components[*]}}${peer:+; sized by $peer}) and waiting until every pod is Ready (at most 600 s)"
 "$stack" demo-deploy "${deploy_options[@]}" "${components[@]}" >"$out/apply.txt" || exit 1
+# set_generator_period: --period replaces the one of deploy/local/k8s in the generator's arguments.
+set_generator_period() {
+  local index
+  index=$(k get deployment data-generator -o jsonpath='{range .spec.template.spec.containers[0].args[*]}{@}{"\n"}{end}' |
+    grep -n '^--period=' | cut -d: -f1) || { log "no --period in the data generator's arguments"; exit 1; }
+  k patch deployment data-generator --type json \
+    -p "[{\"op\": \"replace\", \"path\": \"/spec/template/spec/containers/0/args/$((index - 1))\", \"value\": \"--period=$period\"}]" >/dev/null
+  log "data generator: a sine of period $period"
+}
+if ((period_given)); then
+  set_generator_period
+  [[ -n $peer ]] || { k scale deployment data-generator --replicas=1 >/dev/null; k rollout status deployment data-generator --timeout=300s >/dev/null; }
+fi
 if [[ -n $peer ]]; then
   peer_start
   k scale deployment data-generator --replicas=1 >/dev/null
