@@ -112,10 +112,13 @@ fn shortened_demo(out_dir: &str, extra: &[&str]) -> String {
             .collect::<Vec<_>>()
             .join("\n")
     };
+    // Its last lines first: where a long log is cut off, they say why.
+    let last_lines = stderr.lines().rev().take(6).collect::<Vec<_>>();
     assert!(
         output.status.success(),
-        "the demo failed ({}):\n{stdout}\n{stderr}\n{}",
+        "the demo failed ({}), ending:\n{}\n--- all it printed ---\n{stdout}\n{stderr}\n{}",
         output.status,
+        last_lines.into_iter().rev().collect::<Vec<_>>().join("\n"),
         logs()
     );
 
