@@ -39,8 +39,8 @@ job_steady() {
 # rounds. Each fault waits, up to 2 x MAX seconds more, for a steady job (job_steady): one
 # injected while the job still reacts to a segment change (its new TaskManager pods can take a
 # minute to register on a loaded node) or to the fault before would be charged that reaction
-# and cut the one before short; one injected without is marked so in its detail. It stops only between faults, so a freeze it
-# began is always undone.
+# and cut the one before short; one injected without is marked so in its detail. It stops only
+# between faults, so a freeze it began is always undone.
 chaos_loop() {
   local kinds order=() keyed i=0 gap waited steady kind at detail pick min=${fault_every%-*} max=${fault_every#*-}
   if [[ -n $faults ]]; then IFS=, read -ra kinds <<<"$faults"; else mapfile -t kinds < <("$stack" fault --list); fi
@@ -57,14 +57,16 @@ chaos_loop() {
       [[ -e $out/chaos.stop ]] && return
       sleep 1
     done
-    waited=0
-    until job_steady || ((waited >= 2 * max)); do
+    waited=0 steady=""
+    until job_steady; do
       [[ -e $out/chaos.stop ]] && return
+      if ((waited >= 2 * max)); then
+        steady=" (the job was not steady: not at parallelism = segments for ${STEADY_SAMPLES} s within $((2 * max)) s)"
+        break
+      fi
       sleep 1
       waited=$((waited + 1))
     done
-    steady=""
-    job_steady || steady=" (the job was not steady: not at parallelism = segments for ${STEADY_SAMPLES} s within $((2 * max)) s)"
     [[ -n $duration ]] && (($(date +%s) > start_time + duration - max)) && return
     kind=${order[i % ${#order[@]}]}
     at=$(date +%s.%N)
@@ -291,14 +293,18 @@ set_generator_period() {
     -p "[{\"op\": \"replace\", \"path\": \"/spec/template/spec/containers/0/args/$((index - 1))\", \"value\": \"--period=$period\"}]" >/dev/null
   log "data generator: a sine of period $period"
 }
+# start_generator: the load, from a generator deployed at zero replicas.
+start_generator() {
+  k scale deployment data-generator --replicas=1 >/dev/null
+  k rollout status deployment data-generator --timeout=300s >/dev/null
+}
 if ((period_given)); then
   set_generator_period
-  [[ -n $peer ]] || { k scale deployment data-generator --replicas=1 >/dev/null; k rollout status deployment data-generator --timeout=300s >/dev/null; }
+  [[ -n $peer ]] || start_generator
 fi
 if [[ -n $peer ]]; then
   peer_start
-  k scale deployment data-generator --replicas=1 >/dev/null
-  k rollout status deployment data-generator --timeout=300s >/dev/null
+  start_generator
   peer_after_load
   timeline_start
   log "load started; sized by $peer"
